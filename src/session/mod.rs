@@ -1,0 +1,1 @@
+//! The pure core: no browser imports, time is a parameter.
