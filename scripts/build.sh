@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the npm package into pkg/ and packs it into target/npm/wasm-token-manager-<version>.tgz.
+#
+#   release wasm (Cargo.toml [profile.release]: opt-level z, LTO, one codegen unit, panic=abort)
+#   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> pkg/ from pkg-template/ -> npm pack
+#
+# Needs the tools scripts/bootstrap.sh installs (it runs it unless WTM_SKIP_BOOTSTRAP=1).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+[ "${WTM_SKIP_BOOTSTRAP:-0}" = 1 ] || scripts/bootstrap.sh
+# shellcheck source=/dev/null
+source .toolchain/env
+
+say() { printf '[build] %s\n' "$*"; }
+die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
+
+CRATE_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+PKG_VERSION="$(node -p 'require("./pkg-template/package.json").version')"
+[ "$CRATE_VERSION" = "$PKG_VERSION" ] \
+  || die "pkg-template/package.json version $PKG_VERSION differs from Cargo.toml version $CRATE_VERSION"
+
+say "cargo build --release --target wasm32-unknown-unknown"
+cargo build --release --lib --target wasm32-unknown-unknown
+RAW=target/wasm32-unknown-unknown/release/wasm_token_manager.wasm
+
+rm -rf pkg
+mkdir -p pkg
+say "wasm-bindgen --target web"
+wasm-bindgen --target web --out-dir pkg --out-name wasm_token_manager "$RAW"
+
+say "wasm-opt -Oz"
+# The features rustc's wasm32 target emits by default; wasm-opt must accept them and must not add others.
+wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  -o pkg/wasm_token_manager_bg.wasm.opt pkg/wasm_token_manager_bg.wasm
+mv pkg/wasm_token_manager_bg.wasm.opt pkg/wasm_token_manager_bg.wasm
+
+say "assembling pkg/ from pkg-template/"
+cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
+rm -f pkg/.gitignore pkg/wasm_token_manager_bg.wasm.d.ts
+# Every file the package lists must exist, and nothing else is shipped.
+node -e '
+  const fs = require("fs");
+  const files = require("./pkg/package.json").files;
+  for (const f of files) if (!fs.existsSync("pkg/" + f)) { console.error("[build] error: pkg/" + f + " is missing"); process.exit(1); }
+'
+
+mkdir -p target/npm
+rm -f target/npm/*.tgz
+(cd pkg && npm pack --silent --pack-destination ../target/npm >/dev/null)
+TARBALL="target/npm/wasm-token-manager-$CRATE_VERSION.tgz"
+[ -f "$TARBALL" ] || die "npm pack did not produce $TARBALL"
+say "built pkg/ and $TARBALL"
+scripts/size.sh

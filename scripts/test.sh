@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test tier of wasm-token-manager, after installing what is missing and building the package:
+#
+#   1. native      cargo test --workspace      (the pure core, the reference server)
+#   2. browser     wasm-pack test --headless --chrome, then --firefox   (the browser shell)
+#   3. end-to-end  node --test tests/e2e/     (Playwright + headless Chromium, the real server, the packed package,
+#                                             the consumer fixtures, the checked-in TypeScript API)
+#
+# Fails if any tier fails or runs zero tests; prints a count per tier. Logs go to target/test-logs/.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+T0=$SECONDS
+
+scripts/build.sh || { echo "[test] error: the build failed"; exit 1; }
+# shellcheck source=/dev/null
+source .toolchain/env
+LOGS=target/test-logs
+mkdir -p "$LOGS"
+
+declare -a NAMES PASSED FAILED STATUS
+record() { # name passed failed rc
+  local st=ok
+  if [ "$4" != 0 ] || [ "$3" != 0 ]; then st=FAILED; elif [ "$2" = 0 ]; then st="FAILED (ran no test)"; fi
+  NAMES+=("$1"); PASSED+=("$2"); FAILED+=("$3"); STATUS+=("$st")
+  printf '[test] %-22s %s: %s passed, %s failed\n' "$1" "$st" "$2" "$3"
+}
+# Sums "test result: ok. N passed; M failed" lines (cargo test and wasm-bindgen-test-runner print these).
+cargo_counts() {
+  awk '/test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "%d %d", p, f }' "$1"
+}
+
+echo "[test] tier 1: native (cargo test --workspace)"
+cargo test --workspace 2>&1 | tee "$LOGS/native.log"
+rc=${PIPESTATUS[0]}
+read -r p f < <(cargo_counts "$LOGS/native.log")
+record "native" "$p" "$f" "$rc"
+
+for browser in chrome firefox; do
+  echo "[test] tier 2: browser ($browser, wasm-pack test --headless)"
+  if [ "$browser" = chrome ]; then driver=(--chromedriver "$WTM_CHROMEDRIVER"); else driver=(--geckodriver "$WTM_GECKODRIVER"); fi
+  wasm-pack test --headless "--$browser" "${driver[@]}" 2>&1 | tee "$LOGS/browser-$browser.log"
+  rc=${PIPESTATUS[0]}
+  read -r p f < <(cargo_counts "$LOGS/browser-$browser.log")
+  record "browser ($browser)" "$p" "$f" "$rc"
+done
+
+echo "[test] tier 3: end-to-end (node --test tests/e2e/)"
+node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$LOGS/e2e.tap" tests/e2e/ 2>&1 | tee "$LOGS/e2e.log"
+rc=${PIPESTATUS[0]}
+p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$LOGS/e2e.tap" | tail -n1)
+f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$LOGS/e2e.tap" | tail -n1)
+record "end-to-end" "${p:-0}" "${f:-0}" "$rc"
+
+echo
+echo "[test] summary ($((SECONDS - T0)) s, wasm route: $WTM_ROUTE)"
+total_p=0; total_f=0; ok=1
+for i in "${!NAMES[@]}"; do
+  printf '[test]   %-22s %5s passed %3s failed   %s\n' "${NAMES[$i]}" "${PASSED[$i]}" "${FAILED[$i]}" "${STATUS[$i]}"
+  total_p=$((total_p + PASSED[i])); total_f=$((total_f + FAILED[i]))
+  [ "${STATUS[$i]}" = ok ] || ok=0
+done
+[ "$ok" = 1 ] || total_f=$((total_f > 0 ? total_f : 1))
+echo "${total_p} passed, ${total_f} failed"
+[ "$ok" = 1 ]

@@ -1,0 +1,2 @@
+// A Vite app with no configuration and no wasm plugin.
+import '../check.js';

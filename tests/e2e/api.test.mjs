@@ -1,0 +1,24 @@
+// The TypeScript API is a contract: the declarations wasm-bindgen generates must equal the checked-in copy,
+// so every API change shows up as a diff in review (update tests/api/ deliberately when it is intended).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+test('generated wasm_token_manager.d.ts equals tests/api/wasm_token_manager.d.ts', () => {
+  const generated = fs.readFileSync(path.join(ROOT, 'pkg/wasm_token_manager.d.ts'), 'utf8');
+  const checkedIn = fs.readFileSync(path.join(ROOT, 'tests/api/wasm_token_manager.d.ts'), 'utf8');
+  assert.equal(generated, checkedIn, 'the public API changed: review it, then copy pkg/wasm_token_manager.d.ts to tests/api/');
+});
+
+test('the npm package version is in step with Cargo.toml', () => {
+  const cargo = fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8').match(/^version = "([^"]+)"/m)[1];
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'pkg/package.json'), 'utf8'));
+  assert.equal(pkg.version, cargo);
+  assert.equal(pkg.name, 'wasm-token-manager');
+  assert.equal(pkg.sideEffects, false);
+  assert.equal(pkg.types, './index.d.ts');
+});
