@@ -1,0 +1,327 @@
+// The live demo: everything here is what an app would write. The token manager comes from the built npm
+// package, imported as a plain ES module; the page never sees the refresh token (it is an httpOnly cookie).
+import { TokenManager } from '/pkg/index.js';
+
+/** Renew this long before `exp` (the manager shortens it for short tokens; the demo's tokens live 20 s). */
+const REFRESH_MARGIN_SECONDS = 5;
+const STATS_POLL_MS = 1000;
+const BURST_SIZE = 50;
+const LOG_LIMIT = 200;
+
+const tm = new TokenManager({
+  refreshUrl: '/auth/refresh',
+  logoutUrl: '/auth/logout',
+  refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
+});
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  state: $('state'),
+  loginForm: $('login-form'),
+  loginError: $('login-error'),
+  tokenPanel: $('token-panel'),
+  sub: $('who-sub'),
+  sid: $('who-sid'),
+  exp: $('exp-countdown'),
+  next: $('refresh-countdown'),
+  nextLabel: $('refresh-label'),
+  fill: $('lifebar-fill'),
+  mark: $('lifebar-mark'),
+  result: $('result'),
+  log: $('log'),
+};
+
+// What the page knows about the session, all derived from the manager's events and its public getters.
+const view = {
+  started: false,        // the first session check has finished
+  receivedAt: null,      // when the current token arrived (ms), for the lifetime bar
+  retryAt: null,         // after a retryable refresh failure: when the manager may try again (ms)
+  failing: false,
+  tokenChanges: 0,
+};
+
+// ---- events from the manager -------------------------------------------------------------------------------
+
+tm.events.addEventListener('tokenchange', (e) => {
+  const { expiresAt, source } = e.detail ?? {};
+  view.receivedAt = Date.now();
+  view.failing = false;
+  view.retryAt = null;
+  view.tokenChanges += 1;
+  $('stat-tokenchange').textContent = String(view.tokenChanges);
+  log('tokenchange', `new access token from ${source}${expiresAt ? `, expires ${clock(expiresAt)}` : ''}`);
+  if (source !== 'refresh' || ui.sub.textContent === '–') whoAmI();
+  render();
+});
+
+tm.events.addEventListener('refreshfailed', (e) => {
+  const { status, retryable, retryAt } = e.detail ?? {};
+  view.failing = true;
+  view.retryAt = typeof retryAt === 'number' ? retryAt : null;
+  const when = view.retryAt ? `, next attempt not before ${clock(view.retryAt)} (in ${seconds(view.retryAt - Date.now())})` : '';
+  log('refreshfailed', `refresh failed with ${status || 'a network error'}, ${retryable ? 'retryable' : 'final'}${when}`);
+  render();
+  refreshStats();
+});
+
+tm.events.addEventListener('sessionexpired', () => {
+  log('sessionexpired', view.started ? 'the server ended the session: sign in again' : 'the cookie holds no session');
+  signedOutView();
+});
+
+tm.events.addEventListener('logout', (e) => {
+  log('logout', `logged out${e.detail?.reason ? ` (${e.detail.reason})` : ''}`);
+  signedOutView();
+});
+
+function signedOutView() {
+  view.receivedAt = null;
+  view.failing = false;
+  view.retryAt = null;
+  ui.sub.textContent = '–';
+  ui.sid.textContent = '–';
+  render();
+  refreshStats();
+}
+
+// ---- actions -----------------------------------------------------------------------------------------------
+
+ui.loginForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  run('login', async () => {
+    ui.loginError.hidden = true;
+    const res = await tm.login('/auth/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: $('username').value, password: $('password').value }),
+    });
+    if (!res.ok) {
+      ui.loginError.textContent = res.status === 401 ? 'Wrong username or password.' : `Sign-in failed (${res.status}).`;
+      ui.loginError.hidden = false;
+      return `sign-in answered ${res.status}`;
+    }
+    return 'signed in';
+  });
+});
+
+$('btn-call').addEventListener('click', () => run('call', async () => {
+  const res = await tm.fetch('/api/me');
+  const body = await res.json().catch(() => null);
+  if (res.ok && body) showWho(body);
+  return `GET /api/me → ${res.status}${body?.sub ? ` (sub ${body.sub})` : ''}`;
+}));
+
+$('btn-burst').addEventListener('click', () => run('burst', async () => {
+  const before = await fetchStats();
+  const revoked = await tm.fetch('/demo/revoke-access', { method: 'POST' });
+  if (!revoked.ok) return `could not revoke the token first (${revoked.status})`;
+  const results = await Promise.all(
+    Array.from({ length: BURST_SIZE }, () => tm.fetch('/api/me').then((r) => r.status, () => 0)),
+  );
+  const ok = results.filter((s) => s === 200).length;
+  const after = await fetchStats();
+  renderStats(after);
+  const delta = (k) => (before && after ? after[k] - before[k] : '?');
+  return `${ok}/${BURST_SIZE} calls succeeded · the server answered ${delta('api401')} × 401 and saw ${delta('refreshCalls')} refresh call(s)`;
+}));
+
+$('btn-revoke').addEventListener('click', () => run('revoke', async () => {
+  const res = await tm.fetch('/demo/revoke-access', { method: 'POST' });
+  return res.ok
+    ? 'the server now rejects this access token; the next call refreshes and retries by itself'
+    : `revoke answered ${res.status}`;
+}));
+
+$('btn-fail').addEventListener('click', (e) => run('fail', async () => {
+  const secs = Number(e.currentTarget.dataset.seconds) || 30;
+  const res = await fetch('/demo/fail-refresh', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ seconds: secs }),
+  });
+  if (!res.ok) return `fail-refresh answered ${res.status}`;
+  const ok = await tm.refresh(); // try now, so the failure and the backoff show at once
+  return ok
+    ? `refresh still succeeded?`
+    : `refreshes fail for ${secs} s; the manager keeps the token while it is valid and backs off`;
+}));
+
+$('btn-logout').addEventListener('click', () => run('logout', async () => {
+  await tm.logout();
+  return 'logged out: the session is revoked on the server and the token is gone from memory';
+}));
+
+$('btn-tab').addEventListener('click', () => {
+  window.open(location.href, '_blank');
+  setResult('opened another tab: it restores the session from the cookie');
+});
+
+async function run(name, fn) {
+  const buttons = document.querySelectorAll('button');
+  buttons.forEach((b) => { b.disabled = true; });
+  document.body.dataset.busy = name;
+  try {
+    setResult(await fn());
+  } catch (err) {
+    setResult(`${err?.name ?? 'Error'}: ${err?.message ?? err}`, true);
+    log('error', `${name}: ${err?.name ?? 'Error'}${err?.code ? ` ${err.code}` : ''}: ${err?.message ?? err}`);
+  } finally {
+    delete document.body.dataset.busy;
+    render();
+    refreshStats();
+  }
+}
+
+function setResult(text, isError = false) {
+  ui.result.textContent = text;
+  ui.result.classList.toggle('is-error', isError);
+  ui.result.dataset.seq = String(Number(ui.result.dataset.seq ?? 0) + 1);
+}
+
+async function whoAmI() {
+  try {
+    const res = await tm.fetch('/api/me');
+    if (res.ok) showWho(await res.json());
+  } catch { /* shown by the next action */ }
+}
+
+function showWho({ sub, sid }) {
+  ui.sub.textContent = sub ?? '–';
+  ui.sid.textContent = sid ?? '–';
+  ui.sid.title = sid ?? '';
+}
+
+// ---- rendering ---------------------------------------------------------------------------------------------
+
+/** The time of the manager's next proactive refresh: `exp − margin`, the margin capped at half the lifetime. */
+function nextRefreshAt() {
+  const exp = tm.expiresAt;
+  if (exp == null || view.receivedAt == null) return null;
+  const lifetimeMs = Math.max(0, exp - view.receivedAt);
+  return exp - Math.min(REFRESH_MARGIN_SECONDS * 1000, lifetimeMs / 2);
+}
+
+function render() {
+  const authed = tm.isAuthenticated;
+  const busy = document.body.dataset.busy;
+  ui.loginForm.hidden = !view.started || authed;
+  ui.tokenPanel.hidden = !authed;
+  for (const b of document.querySelectorAll('button')) {
+    b.disabled = Boolean(busy) || (b.hasAttribute('data-needs-session') && !authed);
+  }
+  let state = 'out';
+  let label = 'Signed out';
+  if (!view.started) { state = 'loading'; label = 'Checking session…'; }
+  else if (authed && view.failing) { state = 'failing'; label = 'Signed in · refresh failing'; }
+  else if (authed) { state = 'in'; label = 'Signed in'; }
+  ui.state.dataset.state = state;
+  ui.state.textContent = label;
+  document.body.dataset.session = state;
+  tick();
+}
+
+function tick() {
+  const now = Date.now();
+  const exp = tm.expiresAt;
+  if (!tm.isAuthenticated || exp == null) {
+    ui.exp.textContent = '–';
+    ui.next.textContent = '–';
+    return;
+  }
+  ui.exp.textContent = exp > now ? seconds(exp - now) : 'expired';
+  ui.exp.classList.toggle('warn', exp - now < 3000);
+  if (view.failing && view.retryAt) {
+    ui.nextLabel.textContent = 'Refresh backing off, retry in';
+    ui.next.textContent = view.retryAt > now ? seconds(view.retryAt - now) : 'now';
+  } else {
+    const next = nextRefreshAt();
+    ui.nextLabel.textContent = 'Next refresh in';
+    ui.next.textContent = next == null ? '–' : next > now ? seconds(next - now) : 'due';
+  }
+  const start = view.receivedAt ?? now;
+  const life = Math.max(1, exp - start);
+  ui.fill.style.width = `${clamp01((exp - now) / life) * 100}%`;
+  const next = nextRefreshAt();
+  ui.mark.style.left = next == null ? '0%' : `${clamp01((next - start) / life) * 100}%`;
+  ui.mark.hidden = next == null;
+}
+
+function renderStats(s) {
+  if (!s) return;
+  const set = (id, v) => { if (typeof v === 'number') $(id).textContent = String(v); };
+  set('stat-api', s.apiCalls);
+  set('stat-401', s.api401);
+  set('stat-refresh', s.refreshCalls);
+  set('stat-refresh-ok', s.refreshOk);
+  set('stat-reuse', s.reuseDetected);
+}
+
+async function fetchStats() {
+  try {
+    const res = await fetch('/demo/stats', { cache: 'no-store' });
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function refreshStats() {
+  renderStats(await fetchStats());
+}
+
+// ---- the event log -----------------------------------------------------------------------------------------
+
+function log(kind, text) {
+  const li = document.createElement('li');
+  li.dataset.kind = kind;
+  const time = document.createElement('time');
+  time.textContent = clock(Date.now(), true);
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  tag.dataset.kind = kind;
+  tag.textContent = kind;
+  const msg = document.createElement('span');
+  msg.className = 'msg';
+  msg.textContent = text;
+  li.append(time, tag, msg);
+  ui.log.prepend(li);
+  while (ui.log.children.length > LOG_LIMIT) ui.log.lastElementChild.remove();
+}
+
+function clock(ms, withMillis = false) {
+  const d = new Date(ms);
+  const hms = d.toLocaleTimeString('en-GB', { hour12: false });
+  return withMillis ? `${hms}.${String(d.getMilliseconds()).padStart(3, '0')}` : hms;
+}
+
+function seconds(ms) {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
+}
+
+function clamp01(x) {
+  return Math.min(1, Math.max(0, x));
+}
+
+// ---- start -------------------------------------------------------------------------------------------------
+
+// For the console and for tests that want to look: the manager itself, as an app would hold it.
+window.tm = tm;
+
+setInterval(tick, 100);
+setInterval(refreshStats, STATS_POLL_MS);
+refreshStats();
+render();
+
+// The refresh cookie may already hold a session (a reload, another tab): one refresh restores it.
+(async () => {
+  let restored = false;
+  try {
+    restored = await tm.refresh();
+  } catch (err) {
+    log('error', `session check: ${err?.name ?? 'Error'}: ${err?.message ?? err}`);
+  }
+  view.started = true;
+  log('info', restored ? 'restored the session from the refresh cookie' : 'no session yet: sign in');
+  render();
+  document.body.dataset.ready = 'true';
+})();
