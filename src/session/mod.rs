@@ -1,1 +1,29 @@
-//! The pure core: no browser imports, time is a parameter.
+//! The pure core: no browser imports, time is a parameter, decisions are values.
+//!
+//! * [`decode_unverified`] reads a JWT's timing claims strictly and trusts nothing (C01–C18).
+//! * [`plan_expiry`] and [`backoff_delay`] are the refresh policy.
+//! * [`Session`] is the state machine: single-flight refresh, stale-token 401s, outcomes, logout. Its doc
+//!   comment states the calling contract.
+//! * [`parse_token_body`], [`parse_retry_after`], [`Origin`] turn wire values into typed ones.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod body;
+mod error;
+mod machine;
+mod origin;
+mod policy;
+mod retry_after;
+mod token;
+
+pub use body::{is_json_content_type, parse_token_body, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, MAX_BODY_LEN};
+pub use error::{BodyError, ErrorCode, TokenError};
+pub use machine::{
+    Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
+};
+pub use origin::{AllowedOrigins, Origin};
+pub use policy::{
+    backoff_delay, clamp_timer_delay, plan_expiry, Expiry, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS,
+    DEFAULT_REFRESH_TIMEOUT_MS, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
+};
+pub use retry_after::{parse_http_date, parse_retry_after, MAX_RETRY_AFTER_MS};
+pub use token::{check_b64token, decode_unverified, AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};

@@ -1,0 +1,120 @@
+//! Errors with stable codes, grouped by what the caller can do about them.
+
+use core::fmt;
+
+/// A stable, machine-readable error code. The browser shell exposes it as the `code` property of a
+/// `TokenManagerError`; the strings never change once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A constructor option is missing or has the wrong type or value (fix the configuration).
+    InvalidOption,
+    /// A token failed the local sanity checks: size, characters, JWT shape, claims encoding.
+    InvalidToken,
+    /// A login or refresh answer could not be used (not JSON, no token field, too large).
+    BadResponse,
+    /// The manager was disposed; create a new one.
+    Disposed,
+    /// A network-level failure (the same cases where `fetch` rejects).
+    Network,
+}
+
+impl ErrorCode {
+    /// The stable string form, e.g. `"INVALID_TOKEN"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidOption => "INVALID_OPTION",
+            ErrorCode::InvalidToken => "INVALID_TOKEN",
+            ErrorCode::BadResponse => "BAD_RESPONSE",
+            ErrorCode::Disposed => "DISPOSED",
+            ErrorCode::Network => "NETWORK",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a token was refused before it was stored or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Longer than [`crate::session::MAX_TOKEN_LEN`] (C15).
+    TooLong,
+    /// Empty, or a character outside the RFC 6750 `b64token` set, e.g. CR/LF or space (C16).
+    BadCharacters,
+    /// Not three base64url segments (C01).
+    WrongShape,
+    /// A segment is not strict unpadded base64url (C02).
+    BadBase64,
+    /// The header or payload is not a UTF-8 JSON object, or repeats a claim (C03, C04, C14).
+    BadJson,
+}
+
+impl TokenError {
+    /// The stable code of every token error.
+    pub const fn code(self) -> ErrorCode {
+        ErrorCode::InvalidToken
+    }
+
+    /// A short English description, safe to show (never contains the token).
+    pub const fn message(self) -> &'static str {
+        match self {
+            TokenError::TooLong => "access token is longer than 8 KiB",
+            TokenError::BadCharacters => "access token is empty or contains characters outside the RFC 6750 b64token set",
+            TokenError::WrongShape => "access token is not a JWT of three segments",
+            TokenError::BadBase64 => "access token segment is not strict unpadded base64url",
+            TokenError::BadJson => "access token header or payload is not a JSON object with unique claims",
+        }
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Why a login or refresh answer could not be used (C19–C23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// The `Content-Type` is not `application/json` (C21).
+    NotJson,
+    /// The body exceeds [`crate::session::MAX_BODY_LEN`] (C23).
+    TooLarge,
+    /// Not a JSON object, duplicate keys, or the token field is missing or not a string (C19, C20).
+    Malformed,
+    /// The token field is present but the token itself was refused.
+    Token(TokenError),
+}
+
+impl BodyError {
+    /// The stable code.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            BodyError::Token(_) => ErrorCode::InvalidToken,
+            _ => ErrorCode::BadResponse,
+        }
+    }
+
+    /// A short English description, safe to show.
+    pub const fn message(self) -> &'static str {
+        match self {
+            BodyError::NotJson => "response is not application/json",
+            BodyError::TooLarge => "response body is larger than 64 KiB",
+            BodyError::Malformed => "response is not a JSON object carrying the token field as a string",
+            BodyError::Token(t) => t.message(),
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for BodyError {}

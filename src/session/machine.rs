@@ -1,0 +1,583 @@
+//! The session state machine: one token, single-flight refresh, outcomes, backoff, logout.
+
+use std::collections::VecDeque;
+
+use super::body::{parse_token_body, TokenBody};
+use super::error::{BodyError, TokenError};
+use super::policy::{backoff_delay, plan_expiry, Expiry, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
+use super::retry_after::parse_retry_after;
+use super::token::{AccessToken, UnverifiedClaims};
+
+/// Configuration of a [`Session`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// Renew this long before expiry (ms); shortened for short-lived tokens.
+    pub margin_ms: u64,
+    /// Give up on a refresh call after this long (ms) and treat it as a retryable failure.
+    pub refresh_timeout_ms: u64,
+    /// The JSON field carrying the token; `None` reads `accessToken`, then `access_token`.
+    pub token_field: Option<String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            margin_ms: DEFAULT_MARGIN_MS,
+            refresh_timeout_ms: DEFAULT_REFRESH_TIMEOUT_MS,
+            token_field: None,
+        }
+    }
+}
+
+/// Identifies one refresh attempt. A result reported for an id that is no longer in flight is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RefreshId(pub u64);
+
+/// Where a token came from (the `source` of a `tokenchange` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `login()`.
+    Login,
+    /// A refresh call (in this tab or, with cross-tab coordination, another).
+    Refresh,
+    /// `setAccessToken()`.
+    Set,
+}
+
+impl TokenSource {
+    /// `"login"`, `"refresh"` or `"set"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Login => "login",
+            TokenSource::Refresh => "refresh",
+            TokenSource::Set => "set",
+        }
+    }
+}
+
+/// Why a `logout` happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutReason {
+    /// `logout()` in this tab.
+    User,
+    /// A logout in another tab.
+    Remote,
+}
+
+impl LogoutReason {
+    /// `"user"` or `"remote"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogoutReason::User => "user",
+            LogoutReason::Remote => "remote",
+        }
+    }
+}
+
+/// Something the application is told about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A token was stored or cleared (`tokenchange`).
+    TokenChange {
+        /// The new token's estimated expiry (ms since the epoch), or `None`.
+        expires_at: Option<u64>,
+        /// Where it came from.
+        source: TokenSource,
+    },
+    /// A refresh failed (`refreshfailed`).
+    RefreshFailed {
+        /// The HTTP status, or `None` for a network error or timeout.
+        status: Option<u16>,
+        /// Whether another attempt will be made.
+        retryable: bool,
+        /// When the next attempt may happen (ms since the epoch), for retryable failures.
+        retry_at: Option<u64>,
+    },
+    /// The server ended the session (`sessionexpired`); fired once per session.
+    SessionExpired,
+    /// Logged out (`logout`).
+    Logout {
+        /// Why.
+        reason: LogoutReason,
+    },
+}
+
+/// An instruction for the shell. Each carries an obligation, stated on the variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Perform the refresh call now, then report its outcome exactly once with
+    /// [`Session::handle_refresh_response`], also on network error; unless [`Action::AbortRefresh`] with
+    /// the same id comes first, in which case abort the call and report nothing.
+    StartRefresh {
+        /// The attempt.
+        id: RefreshId,
+    },
+    /// The refresh is no longer wanted (logout, new token, timeout): abort the call; its result would be dropped.
+    AbortRefresh {
+        /// The attempt.
+        id: RefreshId,
+    },
+    /// The refresh has settled one way or another: wake every caller waiting on this id. Waiters then ask
+    /// [`Session::token_since`] (after a 401) or call [`Session::prepare_request`] again with `waited = true`.
+    RefreshSettled {
+        /// The attempt.
+        id: RefreshId,
+    },
+    /// Dispatch this event to the application.
+    Event(Event),
+}
+
+/// How to send a request to an allowed origin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepare {
+    /// Send now, with this bearer token (or none); remember `generation` for a possible 401.
+    Send {
+        /// The token to attach, if any.
+        token: Option<AccessToken>,
+        /// The token generation the request is sent with.
+        generation: u64,
+    },
+    /// A refresh is in flight (maybe just started): wait for its [`Action::RefreshSettled`], then call
+    /// [`Session::prepare_request`] again with `waited = true`.
+    Wait(RefreshId),
+}
+
+/// What to do about a 401 answer from an allowed origin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unauthorized {
+    /// The request was sent with an older token: retry once with this one, no refresh (C38).
+    Retry {
+        /// The current token.
+        token: AccessToken,
+        /// Its generation.
+        generation: u64,
+    },
+    /// Wait for this refresh to settle, then ask [`Session::token_since`]: retry once with the token it
+    /// gives, or hand the original 401 to the caller when it gives none.
+    Wait(RefreshId),
+    /// Hand the 401 to the caller (session ended, backing off).
+    GiveUp,
+}
+
+/// The outcome of a refresh call, as observed by the shell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefreshResponse<'a> {
+    /// An HTTP answer with its body (read up to the cap; pass `body_too_large` when the cap was hit).
+    Http {
+        /// The status code.
+        status: u16,
+        /// The `Content-Type` header.
+        content_type: Option<&'a str>,
+        /// The `Retry-After` header.
+        retry_after: Option<&'a str>,
+        /// The body.
+        body: &'a [u8],
+        /// The body exceeded the cap and was not read.
+        body_too_large: bool,
+    },
+    /// `fetch` rejected (offline, DNS, CORS, a redirect with `redirect: 'error'`).
+    NetworkError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flight {
+    Idle,
+    Running { id: RefreshId, deadline: u64 },
+    Backoff { until: u64 },
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    token: AccessToken,
+    expiry: Option<Expiry>,
+}
+
+enum Outcome {
+    Success(TokenBody),
+    Terminal(Option<u16>),
+    Retryable { status: Option<u16>, retry_after_ms: Option<u64> },
+}
+
+/// The pure session state machine.
+///
+/// # Calling contract
+/// Inputs are method calls that take the current wall-clock time `now_ms` (ms since the epoch):
+/// [`set_token`](Self::set_token) / [`set_token_body`](Self::set_token_body) / [`clear_token`](Self::clear_token)
+/// (login and `setAccessToken`), [`logout`](Self::logout), [`request_refresh`](Self::request_refresh)
+/// (`refresh()`), [`prepare_request`](Self::prepare_request) before sending to an allowed origin,
+/// [`handle_unauthorized`](Self::handle_unauthorized) on a 401 from one,
+/// [`handle_refresh_response`](Self::handle_refresh_response) when a refresh call ends,
+/// [`handle_timeout`](Self::handle_timeout) when the deadline from [`poll_timeout`](Self::poll_timeout) passes,
+/// and [`set_visible`](Self::set_visible) / [`handle_wake`](Self::handle_wake) for the page lifecycle.
+///
+/// After every input the shell drains [`poll_action`](Self::poll_action) until `None`, **releases its
+/// borrow of the session**, performs the actions in order, and re-reads `poll_timeout` (re-arming its one
+/// timer only if the deadline changed). Timers are hints: `handle_timeout` re-checks the clock and does
+/// nothing when nothing is due.
+///
+/// Single-flight is a state: while a refresh is in flight every caller gets the same [`RefreshId`] and no
+/// second [`Action::StartRefresh`] is emitted. Every token change increments a generation, so a 401 for a
+/// request sent with an older token is retried with the current one without a refresh, and a refresh result
+/// for an id that is no longer in flight (logout, a newer token) is dropped.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    token: Option<Held>,
+    generation: u64,
+    epoch: u64,
+    flight: Flight,
+    ended: bool,
+    attempts: u32,
+    malformed_streak: u32,
+    next_id: u64,
+    visible: bool,
+    actions: VecDeque<Action>,
+}
+
+impl Session {
+    /// A session with no token, in the "unknown" state: the first request to an allowed origin, or
+    /// `refresh()`, tries one refresh (the cookie may hold a session).
+    pub fn new(cfg: SessionConfig) -> Self {
+        Session {
+            cfg,
+            token: None,
+            generation: 0,
+            epoch: 0,
+            flight: Flight::Idle,
+            ended: false,
+            attempts: 0,
+            malformed_streak: 0,
+            next_id: 1,
+            visible: true,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// Whether a token is held.
+    pub fn is_authenticated(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The held token's estimated expiry (ms since the epoch), when known.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.token.as_ref().and_then(|h| h.expiry).map(|e| e.expires_at)
+    }
+
+    /// The current token generation (incremented on every token change).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The session epoch: a logical clock bumped on login, `setAccessToken` and logout.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The refresh in flight, if any.
+    pub fn refresh_in_flight(&self) -> Option<RefreshId> {
+        match self.flight {
+            Flight::Running { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether automatic refreshes are off until a login, `setAccessToken` or `refresh()`.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The next output, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next (ms since the epoch).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.flight {
+            Flight::Running { deadline, .. } => Some(deadline),
+            Flight::Backoff { until } => Some(until),
+            Flight::Idle if self.visible && !self.ended => {
+                self.token.as_ref().and_then(|h| h.expiry).and_then(|e| e.refresh_at)
+            }
+            Flight::Idle => None,
+        }
+    }
+
+    /// The token to use after waiting, when the generation moved on since `generation` and a token is held.
+    pub fn token_since(&self, generation: u64) -> Option<(AccessToken, u64)> {
+        match &self.token {
+            Some(h) if self.generation != generation => Some((h.token.clone(), self.generation)),
+            _ => None,
+        }
+    }
+
+    /// The current token and generation.
+    pub fn current_token(&self) -> (Option<AccessToken>, u64) {
+        (self.token.as_ref().map(|h| h.token.clone()), self.generation)
+    }
+
+    fn bump_epoch(&mut self, now_ms: u64) {
+        // A Lamport clock seeded with wall time, so that tabs agree on "later" without talking first.
+        self.epoch = self.epoch.saturating_add(1).max(now_ms);
+    }
+
+    fn in_backoff(&self, now_ms: u64) -> bool {
+        matches!(self.flight, Flight::Backoff { until } if now_ms < until)
+    }
+
+    fn start_refresh(&mut self, now_ms: u64) -> RefreshId {
+        if let Flight::Running { id, .. } = self.flight {
+            return id;
+        }
+        let id = RefreshId(self.next_id);
+        self.next_id = self.next_id.saturating_add(1);
+        self.flight = Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms) };
+        self.actions.push_back(Action::StartRefresh { id });
+        id
+    }
+
+    fn cancel_flight(&mut self) {
+        match self.flight {
+            Flight::Running { id, .. } => {
+                self.actions.push_back(Action::AbortRefresh { id });
+                self.actions.push_back(Action::RefreshSettled { id });
+            }
+            Flight::Backoff { .. } | Flight::Idle => {}
+        }
+        self.flight = Flight::Idle;
+        self.attempts = 0;
+        self.malformed_streak = 0;
+    }
+
+    fn install(&mut self, now_ms: u64, token: AccessToken, claims: &UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
+        let expiry = plan_expiry(claims, expires_in, now_ms, self.cfg.margin_ms);
+        self.token = Some(Held { token, expiry });
+        self.generation = self.generation.saturating_add(1);
+        self.ended = false;
+        self.actions.push_back(Action::Event(Event::TokenChange { expires_at: expiry.map(|e| e.expires_at), source }));
+    }
+
+    /// Stores a token handed over by the application (`setAccessToken`) or a login. Cancels any refresh in
+    /// flight (its result would belong to an older session, C43) and re-enables automatic refreshes.
+    pub fn set_token(&mut self, now_ms: u64, token: &str, expires_in: Option<f64>, source: TokenSource) -> Result<(), TokenError> {
+        let (token, claims) = AccessToken::parse_jwt(token)?;
+        self.cancel_flight();
+        self.bump_epoch(now_ms);
+        self.install(now_ms, token, &claims, expires_in, source);
+        Ok(())
+    }
+
+    /// Stores the token from a login answer's body (see [`parse_token_body`]).
+    pub fn set_token_body(&mut self, now_ms: u64, body: &[u8], content_type: Option<&str>, source: TokenSource) -> Result<(), BodyError> {
+        let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
+        self.cancel_flight();
+        self.bump_epoch(now_ms);
+        self.install(now_ms, b.token, &b.claims, b.expires_in, source);
+        Ok(())
+    }
+
+    /// `setAccessToken(null)`: forget the token locally; no automatic refresh until a login,
+    /// `setAccessToken` or `refresh()`.
+    pub fn clear_token(&mut self, now_ms: u64) {
+        self.cancel_flight();
+        self.bump_epoch(now_ms);
+        self.token = None;
+        self.generation = self.generation.saturating_add(1);
+        self.ended = true;
+        self.actions.push_back(Action::Event(Event::TokenChange { expires_at: None, source: TokenSource::Set }));
+    }
+
+    /// Logs out: clears the token, cancels timers and any refresh in flight (its result is dropped, C42),
+    /// and fires `logout` unless already logged out. Returns whether anything changed (idempotent).
+    pub fn logout(&mut self, now_ms: u64, reason: LogoutReason) -> bool {
+        let changed = self.token.is_some() || !self.ended || self.flight != Flight::Idle;
+        self.cancel_flight();
+        self.bump_epoch(now_ms);
+        if self.token.take().is_some() {
+            self.generation = self.generation.saturating_add(1);
+        }
+        self.ended = true;
+        if changed {
+            self.actions.push_back(Action::Event(Event::Logout { reason }));
+        }
+        changed
+    }
+
+    /// `refresh()`: start a refresh now, or join the one in flight. Overrides a backoff and re-enables
+    /// automatic refreshes after the session ended. Wait for the id, then compare generations.
+    pub fn request_refresh(&mut self, now_ms: u64) -> RefreshId {
+        if let Flight::Backoff { .. } = self.flight {
+            self.flight = Flight::Idle;
+        }
+        self.ended = false;
+        self.start_refresh(now_ms)
+    }
+
+    /// Before sending a request to an allowed origin that carries no `Authorization` of its own.
+    ///
+    /// Requests wait for a refresh in flight instead of going out with the stale token; a token known to be
+    /// past its expiry is refreshed first (no doomed requests); with no token and no known answer, one
+    /// refresh restores the session. With `waited = true` (after one wait) nothing new is started.
+    pub fn prepare_request(&mut self, now_ms: u64, waited: bool) -> Prepare {
+        if let Flight::Running { id, .. } = self.flight {
+            if !waited {
+                return Prepare::Wait(id);
+            }
+        } else if !waited && !self.ended && !self.in_backoff(now_ms) {
+            let due = match &self.token {
+                Some(h) => h.expiry.is_some_and(|e| e.refresh_at.is_some() && e.is_expired(now_ms)),
+                None => true,
+            };
+            if due {
+                return Prepare::Wait(self.start_refresh(now_ms));
+            }
+        }
+        let (token, generation) = self.current_token();
+        Prepare::Send { token, generation }
+    }
+
+    /// A 401 answer from an allowed origin for a request sent with `sent_generation`.
+    /// The shell retries at most once per request (C39): a 401 to a retry goes to the caller.
+    pub fn handle_unauthorized(&mut self, now_ms: u64, sent_generation: u64) -> Unauthorized {
+        if sent_generation != self.generation {
+            return match (&self.token, self.flight) {
+                (Some(h), _) => Unauthorized::Retry { token: h.token.clone(), generation: self.generation },
+                (None, Flight::Running { id, .. }) => Unauthorized::Wait(id),
+                (None, _) => Unauthorized::GiveUp,
+            };
+        }
+        if let Flight::Running { id, .. } = self.flight {
+            return Unauthorized::Wait(id);
+        }
+        if self.ended || self.in_backoff(now_ms) {
+            return Unauthorized::GiveUp;
+        }
+        Unauthorized::Wait(self.start_refresh(now_ms))
+    }
+
+    /// The refresh call `id` ended. Results for ids no longer in flight are dropped. `jitter` is a number in
+    /// `[0, 1)` for the backoff (`Math.random()`).
+    pub fn handle_refresh_response(&mut self, now_ms: u64, id: RefreshId, response: RefreshResponse<'_>, jitter: f64) {
+        match self.flight {
+            Flight::Running { id: current, .. } if current == id => {}
+            _ => return,
+        }
+        let outcome = self.classify(now_ms, response);
+        self.settle(now_ms, id, outcome, jitter);
+    }
+
+    fn classify(&mut self, now_ms: u64, response: RefreshResponse<'_>) -> Outcome {
+        match response {
+            RefreshResponse::NetworkError => Outcome::Retryable { status: None, retry_after_ms: None },
+            RefreshResponse::Http { status, content_type, retry_after, body, body_too_large } => match status {
+                200..=299 => {
+                    let parsed = if body_too_large {
+                        Err(BodyError::TooLarge)
+                    } else {
+                        parse_token_body(body, content_type, self.cfg.token_field.as_deref())
+                    };
+                    match parsed {
+                        Ok(b) => Outcome::Success(b),
+                        Err(_) => {
+                            // A malformed answer (an HTML login page, C19) is retryable once; twice in a
+                            // row means the endpoint will not give a token: terminal.
+                            self.malformed_streak = self.malformed_streak.saturating_add(1);
+                            if self.malformed_streak >= 2 {
+                                Outcome::Terminal(Some(status))
+                            } else {
+                                Outcome::Retryable { status: Some(status), retry_after_ms: None }
+                            }
+                        }
+                    }
+                }
+                400 | 401 | 403 => Outcome::Terminal(Some(status)),
+                _ => Outcome::Retryable {
+                    status: Some(status),
+                    retry_after_ms: retry_after.and_then(|v| parse_retry_after(v, now_ms)),
+                },
+            },
+        }
+    }
+
+    fn settle(&mut self, now_ms: u64, id: RefreshId, outcome: Outcome, jitter: f64) {
+        self.flight = Flight::Idle;
+        match outcome {
+            Outcome::Success(b) => {
+                self.attempts = 0;
+                self.malformed_streak = 0;
+                self.install(now_ms, b.token, &b.claims, b.expires_in, TokenSource::Refresh);
+            }
+            Outcome::Terminal(status) => {
+                self.attempts = 0;
+                self.malformed_streak = 0;
+                self.ended = true;
+                let had = self.token.take().is_some();
+                if had {
+                    self.generation = self.generation.saturating_add(1);
+                }
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: false, retry_at: None }));
+                if had {
+                    self.actions.push_back(Action::Event(Event::SessionExpired));
+                }
+            }
+            Outcome::Retryable { status, retry_after_ms } => {
+                let delay = backoff_delay(self.attempts, jitter, retry_after_ms);
+                self.attempts = self.attempts.saturating_add(1);
+                let until = now_ms.saturating_add(delay);
+                self.flight = Flight::Backoff { until };
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: true, retry_at: Some(until) }));
+            }
+        }
+        self.actions.push_back(Action::RefreshSettled { id });
+    }
+
+    /// The deadline passed (or the shell re-checks): time out a refresh, end a backoff, start a due
+    /// proactive refresh. Doing nothing when nothing is due is correct: timers are hints.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        match self.flight {
+            Flight::Running { id, deadline } if now_ms >= deadline => {
+                self.actions.push_back(Action::AbortRefresh { id });
+                self.settle(now_ms, id, Outcome::Retryable { status: None, retry_after_ms: None }, 0.5);
+                return;
+            }
+            Flight::Backoff { until } if now_ms >= until => self.flight = Flight::Idle,
+            _ => {}
+        }
+        if self.flight == Flight::Idle && self.visible && !self.ended {
+            let due = self
+                .token
+                .as_ref()
+                .and_then(|h| h.expiry)
+                .and_then(|e| e.refresh_at)
+                .is_some_and(|at| now_ms >= at);
+            if due {
+                self.start_refresh(now_ms);
+            }
+        }
+    }
+
+    /// The page became visible or hidden. Hidden tabs run no proactive refreshes; becoming visible
+    /// re-checks the wall clock at once.
+    pub fn set_visible(&mut self, now_ms: u64, visible: bool) {
+        self.visible = visible;
+        if visible {
+            self.handle_timeout(now_ms);
+        }
+    }
+
+    /// The page woke up (`pageshow`, `online`, `focus`): re-check expiry against the wall clock.
+    /// With `restored_from_cache`, a held token is re-validated by a refresh before further use, since
+    /// another tab may have logged out meanwhile (C45).
+    pub fn handle_wake(&mut self, now_ms: u64, restored_from_cache: bool) {
+        if restored_from_cache && self.token.is_some() && !self.ended && !self.in_backoff(now_ms) {
+            self.start_refresh(now_ms);
+            return;
+        }
+        self.handle_timeout(now_ms);
+    }
+}

@@ -1,0 +1,93 @@
+//! Refresh policy as pure functions: when a token expires and when to renew it (C05–C13, C22, C34, C47),
+//! and how long to back off after a retryable failure (C24–C27).
+
+use super::token::UnverifiedClaims;
+
+/// Default renewal margin before expiry, in ms (60 s).
+pub const DEFAULT_MARGIN_MS: u64 = 60_000;
+/// Default refresh timeout, in ms (10 s).
+pub const DEFAULT_REFRESH_TIMEOUT_MS: u64 = 10_000;
+/// First backoff step, in ms.
+pub const BACKOFF_BASE_MS: u64 = 500;
+/// Largest backoff step, in ms.
+pub const BACKOFF_CAP_MS: u64 = 30_000;
+/// The longest delay `setTimeout` accepts (2^31 − 1 ms); longer timers must be re-armed.
+pub const MAX_TIMER_DELAY_MS: u64 = 2_147_483_647;
+/// A claim further in the future than this (ten years, in seconds) is implausible: most likely
+/// milliseconds written where seconds belong (C09). It counts as missing.
+pub const MAX_PLAUSIBLE_LIFETIME_S: f64 = 10.0 * 365.25 * 24.0 * 3600.0;
+
+/// When a token expires and when to renew it, on the local clock (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The estimated expiry on the local clock.
+    pub expires_at: u64,
+    /// When a proactive refresh is due; `None` when the token already looked expired on receipt
+    /// (C07, C34): it is kept, but never triggers a refresh by its expiry (that would loop).
+    pub refresh_at: Option<u64>,
+}
+
+impl Expiry {
+    /// Whether the token is past its estimated expiry at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.expires_at
+    }
+}
+
+/// Plans a token's expiry from its claims, an optional `expires_in` from the response body (seconds),
+/// the receipt time and the renewal margin.
+///
+/// * The lifetime is measured from receipt: `exp − iat` when `iat` is a usable number, else
+///   `exp − now` (C11, C13). A wrong client clock neither loops nor expires early.
+/// * `expires_in`, when present, caps the lifetime (the earlier wins, C22) and stands in for a missing `exp`.
+/// * No usable `exp` or `expires_in` (missing, wrong type, implausibly far: C05, C06, C09) gives `None`:
+///   no timer, the 401 path applies.
+/// * The margin is shortened for short lifetimes: never earlier than half way through the lifetime.
+/// * A token that looks expired on receipt gets `refresh_at: None`.
+pub fn plan_expiry(
+    claims: &UnverifiedClaims,
+    expires_in_s: Option<f64>,
+    now_ms: u64,
+    margin_ms: u64,
+) -> Option<Expiry> {
+    let now_s = now_ms as f64 / 1000.0;
+    let plausible = |t: f64| t.is_finite() && t <= now_s + MAX_PLAUSIBLE_LIFETIME_S;
+    let exp = claims.exp.filter(|e| plausible(*e));
+    let from_claims = exp.map(|exp| match claims.iat.filter(|i| plausible(*i) && *i >= 0.0 && *i <= exp) {
+        Some(iat) => exp - iat,
+        None => exp - now_s,
+    });
+    let from_body = expires_in_s.filter(|e| e.is_finite() && *e > 0.0 && *e <= MAX_PLAUSIBLE_LIFETIME_S);
+    let lifetime_s = match (from_claims, from_body) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return None,
+    };
+    if lifetime_s.is_nan() {
+        return None;
+    }
+    if lifetime_s <= 0.0 {
+        return Some(Expiry { expires_at: now_ms, refresh_at: None });
+    }
+    // lifetime_s is at most ten years here, so the conversion cannot overflow.
+    let lifetime_ms = (lifetime_s * 1000.0) as u64;
+    let expires_at = now_ms.saturating_add(lifetime_ms);
+    let margin = margin_ms.min(lifetime_ms / 2);
+    Some(Expiry { expires_at, refresh_at: Some(expires_at - margin) })
+}
+
+/// The delay before retry number `attempt` (0-based) after a retryable failure: full jitter over
+/// `min(30 s, 0.5 s × 2^attempt)`, at least 0.5 s, and never before a `Retry-After` delay (already capped
+/// at 5 min by the parser). `jitter` is a number in `[0, 1)` supplied by the caller (`Math.random()`).
+pub fn backoff_delay(attempt: u32, jitter: f64, retry_after_ms: Option<u64>) -> u64 {
+    let ceiling = BACKOFF_BASE_MS.saturating_mul(1u64 << attempt.min(16)).min(BACKOFF_CAP_MS);
+    let j = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.5 };
+    let jittered = ((ceiling as f64) * j) as u64;
+    jittered.max(BACKOFF_BASE_MS).max(retry_after_ms.unwrap_or(0))
+}
+
+/// Clamps a timer delay to what `setTimeout` accepts; a longer wait fires early and is re-armed (C08, C47).
+pub fn clamp_timer_delay(delay_ms: u64) -> u32 {
+    delay_ms.min(MAX_TIMER_DELAY_MS) as u32
+}

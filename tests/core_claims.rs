@@ -1,0 +1,302 @@
+//! Native tests of the strict unverified JWT decoder (catalogue C01–C18) and of response bodies (C19–C23).
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use wasm_token_manager::session::*;
+
+fn seg(json: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+fn jwt(payload: &str) -> String {
+    format!("{}.{}.c2ln", seg(br#"{"alg":"HS256","typ":"at+jwt"}"#), seg(payload.as_bytes()))
+}
+
+fn jwt_bytes(payload: &[u8]) -> String {
+    format!("{}.{}.c2ln", seg(br#"{"alg":"HS256"}"#), seg(payload))
+}
+
+#[test]
+fn decodes_exp_and_iat() {
+    let c = decode_unverified(&jwt(r#"{"exp":1700000300,"iat":1700000000,"sub":"u"}"#)).unwrap();
+    assert_eq!(c.exp, Some(1_700_000_300.0));
+    assert_eq!(c.iat, Some(1_700_000_000.0));
+    assert!(c.typ_at_jwt);
+}
+
+#[test]
+fn c01_wrong_segment_count_rejected() {
+    let p = seg(br#"{"exp":1}"#);
+    for t in ["", "a", "a.b", "a.b.c.d", ".", ".....", &format!("{p}.{p}"), &format!("{p}.{p}.{p}.{p}"), &format!(".{p}.x")] {
+        assert!(decode_unverified(t).is_err(), "{t:?} accepted");
+        assert!(AccessToken::parse_jwt(t).is_err());
+    }
+}
+
+#[test]
+fn c02_bad_base64url_rejected() {
+    let h = seg(br#"{"alg":"HS256"}"#);
+    let good = seg(br#"{"exp":1700000000}"#);
+    // Padding, standard alphabet, whitespace, impossible length.
+    let padded = STANDARD.encode(br#"{"exp":17000000}"#);
+    assert!(padded.ends_with('='));
+    for p in [padded.clone(), format!("{good}="), good.replace('e', "+"), good.replace('e', "/"), format!("{} {}", &good[..4], &good[4..]), format!("{}\r\n", good), format!("{good}A")] {
+        let t = format!("{h}.{p}.c2ln");
+        assert!(decode_unverified(&t).is_err(), "{p:?} accepted");
+    }
+    // Non-canonical trailing bits: "eyJ" + last char changed so the unused bits are non-zero.
+    let one = seg(b"{}"); // "e30"
+    assert_eq!(one, "e30");
+    assert!(decode_unverified(&format!("{h}.e31.c2ln")).is_err());
+}
+
+#[test]
+fn c03_payload_not_a_json_object_rejected() {
+    for p in [&br#"{"notajson"#[..], b"null", b"[]", b"123", br#""s""#, b"", b"{} {}"] {
+        let t = if p.is_empty() { format!("{}..c2ln", seg(br#"{"alg":"x"}"#)) } else { jwt_bytes(p) };
+        assert!(decode_unverified(&t).is_err(), "{:?} accepted", String::from_utf8_lossy(p));
+    }
+}
+
+#[test]
+fn c04_non_utf8_bom_nul_lone_surrogate_rejected() {
+    let cases: [&[u8]; 5] = [
+        b"{\"exp\":1,\"s\":\"\xC0\xAF\"}",
+        b"\xEF\xBB\xBF{\"exp\":1}",
+        b"{\"exp\":1,\"s\":\"a\x00b\"}",
+        br#"{"exp":1,"sub":"\ud800"}"#,
+        b"{\"exp\":1}\x00",
+    ];
+    for p in cases {
+        assert!(decode_unverified(&jwt_bytes(p)).is_err(), "{:?} accepted", String::from_utf8_lossy(p));
+    }
+}
+
+#[test]
+fn c05_exp_missing_gives_no_timer() {
+    let c = decode_unverified(&jwt(r#"{"sub":"u"}"#)).unwrap();
+    assert_eq!(c.exp, None);
+    assert_eq!(plan_expiry(&c, None, 1_700_000_000_000, 60_000), None);
+    // expires_in from the body stands in.
+    let e = plan_expiry(&c, Some(300.0), 1_700_000_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_300_000);
+}
+
+#[test]
+fn c06_exp_of_wrong_type_is_missing() {
+    for v in [r#""1700000000""#, r#""never""#, "true", "null", "{}", "[]", r#"{"a":[1,{"b":2}]}"#] {
+        let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
+        assert_eq!(c.exp, None, "{v} coerced");
+        assert_eq!(plan_expiry(&c, None, 1_700_000_000_000, 60_000), None);
+    }
+}
+
+#[test]
+fn c07_exp_zero_or_negative_looks_expired() {
+    for v in ["0", "-1", "-1700000000"] {
+        let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
+        let e = plan_expiry(&c, None, 1_700_000_000_000, 60_000).unwrap();
+        assert!(e.is_expired(1_700_000_000_000));
+        assert_eq!(e.refresh_at, None, "an expired-looking token must not schedule a refresh");
+    }
+}
+
+#[test]
+fn c08_huge_exp_never_overflows() {
+    let now = 1_700_000_000_000;
+    for v in ["9999999999999", "9007199254740993", "18446744073709551615", "1e300"] {
+        let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
+        assert_eq!(plan_expiry(&c, None, now, 60_000), None, "{v} scheduled");
+    }
+    // 1e309 is not a finite number: serde_json refuses it, the token is refused (no panic).
+    assert!(decode_unverified(&jwt(r#"{"exp":1e309}"#)).is_err());
+}
+
+#[test]
+fn c09_millisecond_exp_treated_as_missing() {
+    let now = 1_700_000_000_000u64;
+    let c = decode_unverified(&jwt(&format!(r#"{{"exp":{}}}"#, now + 300_000))).unwrap();
+    assert_eq!(plan_expiry(&c, None, now, 60_000), None);
+}
+
+#[test]
+fn c10_float_exp_accepted() {
+    let c = decode_unverified(&jwt(r#"{"exp":1700000000.5}"#)).unwrap();
+    assert_eq!(c.exp, Some(1_700_000_000.5));
+    let e = plan_expiry(&c, None, 1_699_999_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_000_500);
+}
+
+#[test]
+fn c11_client_clock_ahead_uses_exp_minus_iat() {
+    // Server issued at T with a 5-minute lifetime; the client clock is 10 minutes (then 24 h) ahead.
+    let t = 1_700_000_000u64;
+    let c = decode_unverified(&jwt(&format!(r#"{{"iat":{t},"exp":{}}}"#, t + 300))).unwrap();
+    for ahead_s in [600u64, 86_400] {
+        let now = (t + ahead_s) * 1000;
+        let e = plan_expiry(&c, None, now, 60_000).unwrap();
+        assert_eq!(e.expires_at, now + 300_000);
+        assert_eq!(e.refresh_at, Some(now + 240_000));
+    }
+}
+
+#[test]
+fn c12_nbf_is_read_but_not_trusted() {
+    let c = decode_unverified(&jwt(r#"{"exp":1700000300,"nbf":1800000000}"#)).unwrap();
+    assert_eq!(c.nbf, Some(1_800_000_000.0));
+    assert!(plan_expiry(&c, None, 1_700_000_000_000, 60_000).is_some());
+}
+
+#[test]
+fn c13_iat_in_future_schedules_from_receipt() {
+    // The client clock is 10 minutes behind: iat is "in the future" locally.
+    let t = 1_700_000_000u64;
+    let c = decode_unverified(&jwt(&format!(r#"{{"iat":{t},"exp":{}}}"#, t + 300))).unwrap();
+    let now = (t - 600) * 1000;
+    let e = plan_expiry(&c, None, now, 60_000).unwrap();
+    assert_eq!(e.expires_at, now + 300_000, "lifetime from receipt, not exp - now (which would be 15 min)");
+}
+
+#[test]
+fn c14_duplicate_claim_rejected() {
+    assert!(decode_unverified(&jwt(r#"{"exp":1,"exp":9999999999}"#)).is_err());
+    assert!(decode_unverified(&jwt(r#"{"iat":1,"exp":2,"iat":3}"#)).is_err());
+}
+
+#[test]
+fn c15_huge_token_rejected_before_decode() {
+    let big = "a".repeat(MAX_TOKEN_LEN + 1);
+    assert_eq!(decode_unverified(&big), Err(TokenError::TooLong));
+    let payload = format!(r#"{{"exp":1,"pad":"{}"}}"#, "x".repeat(100 * 1024));
+    assert_eq!(decode_unverified(&jwt(&payload)), Err(TokenError::TooLong));
+    assert!(AccessToken::new(&"a".repeat(1 << 20)).is_err());
+}
+
+#[test]
+fn c16_header_injection_characters_rejected() {
+    for t in ["abc\r\nX-Evil: 1", "a b", "a\tb", "a,b", "é", "a\u{0}b", "a\"b", "==", ""] {
+        assert!(check_b64token(t).is_err(), "{t:?} accepted");
+        assert!(AccessToken::new(t).is_err());
+        assert!(decode_unverified(t).is_err());
+    }
+    let good = jwt(r#"{"exp":1}"#);
+    assert!(decode_unverified(&format!("{good}\r\nX-Evil: 1")).is_err());
+    assert!(check_b64token("abc-._~+/==").is_ok());
+}
+
+#[test]
+fn c17_typ_is_informational() {
+    let t = format!("{}.{}.c2ln", seg(br#"{"alg":"RS256","typ":"JWT"}"#), seg(br#"{"exp":1700000000}"#));
+    let c = decode_unverified(&t).unwrap();
+    assert!(!c.typ_at_jwt);
+    assert_eq!(c.exp, Some(1_700_000_000.0));
+}
+
+#[test]
+fn c18_alg_none_and_empty_signature_treated_alike() {
+    let none = format!("{}.{}.", seg(br#"{"alg":"none"}"#), seg(br#"{"exp":1700000000}"#));
+    let signed = format!("{}.{}.c2ln", seg(br#"{"alg":"HS256"}"#), seg(br#"{"exp":1700000000}"#));
+    assert_eq!(decode_unverified(&none).unwrap(), decode_unverified(&signed).unwrap());
+}
+
+#[test]
+fn token_debug_is_redacted() {
+    let (t, _) = AccessToken::parse_jwt(&jwt(r#"{"exp":1}"#)).unwrap();
+    let shown = format!("{t:?}");
+    assert!(shown.contains("[redacted]"));
+    assert!(!shown.contains(t.expose()));
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(1, t.expose(), None, TokenSource::Set).unwrap();
+    assert!(!format!("{s:?}").contains(t.expose()));
+}
+
+const JSON: Option<&str> = Some("application/json");
+
+#[test]
+fn body_reads_token_field_and_fallback() {
+    let t = jwt(r#"{"exp":1700000300}"#);
+    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":300}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.token.expose(), t);
+    assert_eq!(b.expires_in, Some(300.0));
+    let b = parse_token_body(format!(r#"{{"access_token":"{t}","token_type":"Bearer"}}"#).as_bytes(), Some("Application/JSON; charset=utf-8"), None).unwrap();
+    assert_eq!(b.token.expose(), t);
+    // A configured field is the only one read.
+    assert!(parse_token_body(format!(r#"{{"access_token":"{t}"}}"#).as_bytes(), JSON, Some("jwt")).is_err());
+    assert!(parse_token_body(format!(r#"{{"jwt":"{t}"}}"#).as_bytes(), JSON, Some("jwt")).is_ok());
+}
+
+#[test]
+fn c19_html_body_rejected() {
+    let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
+    assert_eq!(r.unwrap_err(), BodyError::NotJson);
+    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::Malformed);
+}
+
+#[test]
+fn c20_missing_or_mistyped_token_rejected() {
+    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a.b.c"}"#] {
+        assert!(parse_token_body(body.as_bytes(), JSON, None).is_err(), "{body} accepted");
+    }
+    let t = jwt(r#"{"exp":1}"#);
+    let dup = format!(r#"{{"accessToken":"{t}","accessToken":"{t}"}}"#);
+    assert!(parse_token_body(dup.as_bytes(), JSON, None).is_err());
+    // expires_in of the wrong type is ignored, not an error.
+    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":"300"}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.expires_in, None);
+}
+
+#[test]
+fn c21_wrong_content_type_rejected() {
+    let t = jwt(r#"{"exp":1}"#);
+    let body = format!(r#"{{"accessToken":"{t}"}}"#);
+    for ct in [Some("text/plain"), None, Some("application/jsonp"), Some("")] {
+        assert_eq!(parse_token_body(body.as_bytes(), ct, None).unwrap_err(), BodyError::NotJson);
+    }
+}
+
+#[test]
+fn c22_expires_in_earlier_than_exp_wins() {
+    let now = 1_700_000_000_000u64;
+    let c = decode_unverified(&jwt(r#"{"exp":1700003600}"#)).unwrap();
+    let e = plan_expiry(&c, Some(10.0), now, 60_000).unwrap();
+    assert_eq!(e.expires_at, now + 10_000);
+    let e = plan_expiry(&c, Some(7200.0), now, 60_000).unwrap();
+    assert_eq!(e.expires_at, now + 3_600_000);
+}
+
+#[test]
+fn c23_body_over_64_kib_rejected() {
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY_LEN));
+    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap_err(), BodyError::TooLarge);
+}
+
+#[test]
+fn c48_hostile_inputs_never_panic() {
+    // A cheap deterministic fuzz: every prefix and byte flip of a valid token and body.
+    let t = jwt(r#"{"exp":1700000300,"iat":1700000000}"#);
+    let body = format!(r#"{{"accessToken":"{t}","expires_in":300}}"#);
+    let mut x: u32 = 12345;
+    for i in 0..20_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let mut b = body.clone().into_bytes();
+        let len = b.len();
+        if let Some(byte) = b.get_mut((x as usize) % len) {
+            *byte = (x >> 16) as u8;
+        }
+        let cut = if i % 3 == 0 { (x as usize >> 8) % (len + 1) } else { len };
+        b.truncate(cut);
+        let _ = parse_token_body(&b, JSON, None);
+        let _ = parse_retry_after(&String::from_utf8_lossy(&b), 0);
+        if let Ok(s) = std::str::from_utf8(&b) {
+            let _ = decode_unverified(s);
+        }
+        let mut tb = t.clone().into_bytes();
+        let tl = tb.len();
+        if let Some(byte) = tb.get_mut((x as usize >> 3) % tl) {
+            *byte = b"._-+/=A\r \x00"[(x as usize >> 20) % 10];
+        }
+        if let Ok(s) = std::str::from_utf8(&tb) {
+            let _ = decode_unverified(s);
+        }
+    }
+}
