@@ -1,0 +1,288 @@
+//! Reference auth server for wasm-token-manager.
+//!
+//! ES256 access tokens (`typ: at+jwt`, short-lived, verified against a rotating key ring) and opaque
+//! 256-bit refresh tokens in an `HttpOnly; Secure; SameSite=Strict; Path=/auth` cookie, rotated on
+//! every use with reuse detection, a reuse grace window for the immediate parent, idle and absolute
+//! session expiry, logout with session-wide revocation, CSRF checks, rate limits and metrics.
+//! See `server/README.md` for the HTTP contract and the design choices.
+//!
+//! The binary is a thin shell over [`start`]; tests start the same server in-process on
+//! `127.0.0.1:0` with a [`clock::ManualClock`].
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod clock;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+mod middleware;
+pub mod ratelimit;
+mod routes;
+pub mod store;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::{KeyPair, KeyRing};
+use crate::metrics::Metrics;
+use crate::ratelimit::Limits;
+use crate::store::{MemoryStore, SessionStore};
+use crate::tokens::{AccessClaims, LegacyClaims, VerifyError};
+
+/// Key id of the legacy (pre-migration) signing key. Tokens under it never carry `exp`.
+pub const LEGACY_KID: &str = "legacy-2019";
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Resolved configuration.
+    pub config: Config,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    /// Signing and verification keys.
+    pub keys: RwLock<KeyRing>,
+    /// The legacy system's key (verification at the upgrade endpoint only; never in the JWKS).
+    pub legacy_key: KeyPair,
+    /// Sessions, revocations, blocklist.
+    pub store: Arc<dyn SessionStore>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Rate limiters.
+    pub limits: Limits,
+    /// Server start (clock time); legacy tokens must be issued before it.
+    pub started_at: u64,
+    fail_refresh_until: AtomicU64,
+    legacy_accept: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Shared handle to the state.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Build the state: a fresh key ring, a legacy key, limiters.
+    pub fn new(config: Config, clock: Arc<dyn Clock>, store: Arc<dyn SessionStore>) -> Result<Self, String> {
+        let now = clock.now();
+        let keys = KeyRing::new(now)?;
+        let legacy_key = KeyPair::generate(LEGACY_KID.to_string(), 0, 0)?;
+        let limits =
+            Limits::new(config.login_rate_per_min, config.refresh_rate_per_min, config.refresh_ip_rate_per_5min);
+        let legacy_accept = AtomicBool::new(config.legacy_upgrade);
+        Ok(Self {
+            config,
+            clock,
+            keys: RwLock::new(keys),
+            legacy_key,
+            store,
+            metrics: Metrics::default(),
+            limits,
+            started_at: now,
+            fail_refresh_until: AtomicU64::new(0),
+            legacy_accept,
+        })
+    }
+
+    /// Current time from the injected clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// How long after a key stops signing it must still verify: access-token lifetime + leeway.
+    pub fn retire_after(&self) -> u64 {
+        self.config.access_ttl.saturating_add(self.config.leeway)
+    }
+
+    fn keys_read(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn keys_write(&self) -> std::sync::RwLockWriteGuard<'_, KeyRing> {
+        self.keys.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start a key rotation now (see [`KeyRing::rotate`]). Returns the new kid.
+    pub fn rotate_keys(&self) -> Result<String, String> {
+        let now = self.now();
+        let lead = self.config.jwks_max_age;
+        let retire = self.retire_after();
+        self.keys_write().rotate(now, lead, retire)
+    }
+
+    /// Retire a key immediately (compromise). Returns false if unknown or the only signer.
+    pub fn retire_key_now(&self, kid: &str) -> bool {
+        let now = self.now();
+        self.keys_write().retire_now(kid, now)
+    }
+
+    /// The kid that signs tokens minted now.
+    pub fn signing_kid(&self) -> Option<String> {
+        self.keys_read().signing_key(self.now()).map(|k| k.kid.clone())
+    }
+
+    /// Periodic upkeep: scheduled key rotation, dropping retired keys, store and limiter sweeps.
+    pub fn maintain(&self) {
+        let now = self.now();
+        let (lead, retire, every) = (self.config.jwks_max_age, self.retire_after(), self.config.key_rotate_every);
+        if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
+            tracing::info!(kid = %kid, "signing key rotation started");
+        }
+        self.store.sweep(now, retire);
+        self.limits.shrink();
+    }
+
+    /// Mint an access token for a session.
+    pub fn mint_access(&self, sub: &str, sid: &str) -> Result<(String, AccessClaims), String> {
+        let now = self.now();
+        let key = self.keys_read().signing_key(now).ok_or("no signing key")?;
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: sub.to_string(),
+            sid: sid.to_string(),
+            jti: tokens::random_id(),
+            iat: now,
+            exp: now.saturating_add(self.config.access_ttl),
+            nbf: None,
+        };
+        let token = tokens::mint_access_token(&key, &claims)?;
+        Ok((token, claims))
+    }
+
+    /// Verify a bearer access token: signature, claims, time, session and jti revocation.
+    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let now = self.now();
+        let claims = {
+            let keys = self.keys_read();
+            tokens::verify_access_token(
+                token,
+                &keys,
+                &self.config.issuer,
+                &self.config.audience,
+                self.config.leeway,
+                now,
+            )?
+        };
+        if self.store.session_rejected(&claims.sid) || self.store.jti_blocked(&claims.iss, &claims.jti, now) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Mint a legacy never-expiring token, as the old system did (demo and tests only).
+    pub fn mint_legacy_token(&self, sub: &str, with_jti: bool) -> Result<String, String> {
+        let claims = LegacyClaims {
+            iss: self.config.issuer.clone(),
+            sub: sub.to_string(),
+            jti: with_jti.then(tokens::random_id),
+            iat: Some(self.started_at.saturating_sub(86_400)),
+            exp: None,
+        };
+        tokens::mint_legacy_token(&self.legacy_key, &claims)
+    }
+
+    /// The legacy kill switch (cohort flag), switchable at runtime.
+    pub fn set_legacy_accept(&self, on: bool) {
+        self.legacy_accept.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether legacy upgrades are currently accepted (ignoring sunset and cohort).
+    pub fn legacy_accept(&self) -> bool {
+        self.legacy_accept.load(Ordering::SeqCst)
+    }
+
+    /// Make `/auth/refresh` answer 503 for `secs` seconds (0 stops it).
+    pub fn fail_refresh_for(&self, secs: u64) {
+        let until = if secs == 0 { 0 } else { self.now().saturating_add(secs) };
+        self.fail_refresh_until.store(until, Ordering::SeqCst);
+    }
+
+    /// Seconds left of a demo refresh outage.
+    pub fn refresh_outage_left(&self) -> Option<u64> {
+        let until = self.fail_refresh_until.load(Ordering::SeqCst);
+        let now = self.now();
+        (until > now).then(|| until - now)
+    }
+}
+
+/// The router and its state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The HTTP routes.
+    pub router: Router,
+    /// The shared state (for tests and the maintenance task).
+    pub state: SharedState,
+}
+
+/// Build the app with the in-memory store.
+pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, String> {
+    app_with_store(config, clock, Arc::new(MemoryStore::new()))
+}
+
+/// Build the app with a given store.
+pub fn app_with_store(config: Config, clock: Arc<dyn Clock>, store: Arc<dyn SessionStore>) -> Result<App, String> {
+    let state = Arc::new(AppState::new(config, clock, store)?);
+    Ok(App { router: routes::router(state.clone()), state })
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The state, for tests.
+    pub state: SharedState,
+    /// The serving task.
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://addr` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// Bind `config.addr`, start serving and the maintenance task, and return at once.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(config.addr).await?;
+    let app = app(config, clock).map_err(std::io::Error::other)?;
+    start_on(listener, app)
+}
+
+/// Serve `app` on an already-bound listener, in the background.
+pub fn start_on(listener: TcpListener, app: App) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let state = app.state.clone();
+    spawn_maintenance(Arc::downgrade(&state));
+    let service = app.router.into_make_service_with_connect_info::<SocketAddr>();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, service).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Running { addr, state, handle })
+}
+
+fn spawn_maintenance(state: std::sync::Weak<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(s) = state.upgrade() else { break };
+            s.maintain();
+        }
+    });
+}

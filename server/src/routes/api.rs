@@ -1,0 +1,81 @@
+//! Bearer-authenticated API: `GET /api/me`, `POST /api/echo`.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{json_error, ECHO_BODY_LIMIT};
+use crate::metrics::Metrics;
+use crate::tokens::{AccessClaims, VerifyError};
+use crate::SharedState;
+
+/// The bearer token of a request: exactly one `Authorization: Bearer <b64token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let v = v.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    // RFC 6750 §2.1 b64token charset.
+    let ok = !token.is_empty()
+        && token.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~+/=".contains(&c));
+    ok.then_some(token)
+}
+
+/// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+pub(crate) fn unauthorized() -> Response {
+    let mut r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    r
+}
+
+/// Authenticate and count the API call.
+pub(crate) fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<AccessClaims, Response> {
+    let result = bearer(headers).ok_or(VerifyError::Malformed).and_then(|t| state.authenticate(t));
+    match result {
+        Ok(c) => {
+            Metrics::inc(&state.metrics.api_ok);
+            Ok(c)
+        }
+        Err(why) => {
+            Metrics::inc(&state.metrics.api_unauthorized);
+            tracing::debug!(reason = ?why, "access token rejected");
+            Err(unauthorized())
+        }
+    }
+}
+
+pub(crate) async fn me(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    match authenticate(&state, &headers) {
+        Ok(c) => Json(json!({ "sub": c.sub, "sid": c.sid })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// SHA-256 and length of the raw body received, for byte-identical replay tests.
+/// Authenticates before reading the body.
+pub(crate) async fn echo(State(state): State<SharedState>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(r) = authenticate(&state, &parts.headers) {
+        return r;
+    }
+    let bytes = match to_bytes(body, ECHO_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+    };
+    let sha = Sha256::digest(&bytes);
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    Json(json!({ "sha256": hex, "length": bytes.len(), "contentType": content_type })).into_response()
+}

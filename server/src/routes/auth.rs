@@ -1,0 +1,384 @@
+//! `/auth/*`: login, refresh (rotation, grace, reuse detection), logout, legacy upgrade.
+//!
+//! Order of checks on `/auth/refresh`, each before the refresh token is touched:
+//! per-IP rate limit → CSRF (custom header, exact Origin, content type) → demo outage →
+//! cookie shape → atomic store transition (with the per-family rotation limit inside it).
+//! Every request reaching the handler is counted under exactly one refresh `outcome`.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::bearer;
+use super::{json_error, with_retry_after};
+use crate::metrics::{LegacyOutcome, LimitedRoute, Metrics, RefreshOutcomeLabel};
+use crate::middleware::{is_listed_origin, origin_allowed};
+use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
+use crate::tokens::{self, RefreshToken};
+use crate::SharedState;
+
+/// Built-in users (`username`, `password`). `demo`/`demo` is the documented demo user; the others
+/// exist for multi-user tests.
+pub const USERS: &[(&str, &str)] = &[("demo", "demo"), ("alice", "alice"), ("bob", "bob")];
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_credentials(username: &str, password: &str) -> Option<&'static str> {
+    let given = tokens::sha256(password.as_bytes());
+    let mut found = None;
+    for (u, p) in USERS {
+        // Compare every entry, so the work does not depend on which user matched.
+        let ok = constant_time_eq(&given, &tokens::sha256(p.as_bytes()));
+        if *u == username && ok {
+            found = Some(*u);
+        }
+    }
+    found
+}
+
+/// Why a CSRF check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsrfFailure {
+    Forbidden(&'static str),
+    UnsupportedMediaType,
+}
+
+impl CsrfFailure {
+    fn response(self) -> Response {
+        match self {
+            CsrfFailure::Forbidden(_) => json_error(StatusCode::FORBIDDEN, "forbidden"),
+            CsrfFailure::UnsupportedMediaType => {
+                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// CSRF rules for `/auth/refresh`, `/auth/logout` and `/auth/legacy/upgrade` (S15/S16):
+/// a non-empty `X-Requested-With`; an `Origin` header that exactly matches an allowed origin
+/// (required: requests without `Origin` are refused); `Sec-Fetch-Site: cross-site` refused unless the
+/// origin is explicitly listed; a body content type, if any, must be `application/json`.
+fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailure> {
+    let xrw = header_str(headers, "x-requested-with").map(str::trim).unwrap_or("");
+    if xrw.is_empty() {
+        return Err(CsrfFailure::Forbidden("missing X-Requested-With"));
+    }
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let (Some(origin), None) = (origins.next(), origins.next()) else {
+        return Err(CsrfFailure::Forbidden("missing or repeated Origin"));
+    };
+    let origin = origin.to_str().map_err(|_| CsrfFailure::Forbidden("bad Origin"))?;
+    if !origin_allowed(state, headers, origin) {
+        return Err(CsrfFailure::Forbidden("Origin not allowed"));
+    }
+    if header_str(headers, "sec-fetch-site") == Some("cross-site") && !is_listed_origin(state, origin) {
+        return Err(CsrfFailure::Forbidden("cross-site"));
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(CsrfFailure::UnsupportedMediaType);
+        }
+    }
+    Ok(())
+}
+
+/// What the `Cookie` headers say about the refresh cookie.
+enum CookieRead {
+    Missing,
+    /// Two cookies with our name (path or domain shadowing): refused as ambiguous (S13).
+    Ambiguous,
+    Malformed,
+    Token(RefreshToken),
+}
+
+fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
+    let mut found: Vec<&str> = Vec::new();
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { return CookieRead::Malformed };
+        for pair in v.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=') {
+                if k.trim() == name {
+                    found.push(val.trim());
+                }
+            }
+        }
+    }
+    match found.as_slice() {
+        [] => CookieRead::Missing,
+        [one] => RefreshToken::parse(one.trim_matches('"')).map_or(CookieRead::Malformed, CookieRead::Token),
+        _ => CookieRead::Ambiguous,
+    }
+}
+
+fn cookie_attrs(state: &SharedState) -> &'static str {
+    if state.config.insecure_cookie {
+        "; Path=/auth; HttpOnly; SameSite=Strict"
+    } else {
+        "; Path=/auth; HttpOnly; Secure; SameSite=Strict"
+    }
+}
+
+fn set_cookie(state: &SharedState, token: &RefreshToken, expires_at: u64) -> Option<HeaderValue> {
+    let max_age = expires_at.saturating_sub(state.now());
+    let v = format!("{}={}; Max-Age={}{}", state.config.cookie_name, token.expose(), max_age, cookie_attrs(state));
+    HeaderValue::from_str(&v).ok()
+}
+
+fn clear_cookie(state: &SharedState) -> Option<HeaderValue> {
+    let v = format!("{}=; Max-Age=0{}", state.config.cookie_name, cookie_attrs(state));
+    HeaderValue::from_str(&v).ok()
+}
+
+/// 200 with a fresh access token for the session and the refresh cookie.
+fn token_response(state: &SharedState, info: &SessionInfo, rt: &RefreshToken) -> Response {
+    let (at, _) = match state.mint_access(&info.sub, &info.sid) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot mint access token");
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+        }
+    };
+    let mut r = Json(json!({
+        "accessToken": at,
+        "expiresIn": state.config.access_ttl,
+        "tokenType": "Bearer",
+    }))
+    .into_response();
+    if let Some(c) = set_cookie(state, rt, info.expires_at) {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+fn invalid_grant() -> Response {
+    // One shape for missing, unknown, expired, revoked and reused tokens (S39).
+    json_error(StatusCode::UNAUTHORIZED, "invalid_grant")
+}
+
+fn rate_limited(state: &SharedState, route: LimitedRoute, retry: u64) -> Response {
+    state.metrics.rate_limited(route);
+    with_retry_after(json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"), retry)
+}
+
+fn new_session(state: &SharedState, sub: &str) -> Response {
+    let sid = tokens::random_id();
+    let rt = RefreshToken::generate();
+    let now = state.now();
+    state.store.create(NewSession {
+        sid: sid.clone(),
+        sub: sub.to_string(),
+        token: rt.clone(),
+        now,
+        idle_ttl: state.config.refresh_idle_ttl,
+        session_max: state.config.session_max,
+    });
+    let absolute = now.saturating_add(state.config.session_max);
+    let info = SessionInfo {
+        sid,
+        sub: sub.to_string(),
+        expires_at: now.saturating_add(state.config.refresh_idle_ttl).min(absolute),
+        absolute_expires_at: absolute,
+    };
+    token_response(state, &info, &rt)
+}
+
+/// `POST /auth/login` `{username, password}`.
+pub(crate) async fn login(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Login CSRF: a browser-sent Origin must be allowed; non-browser clients send none.
+    if let Some(origin) = header_str(&headers, "origin") {
+        if !origin_allowed(&state, &headers, origin) {
+            return json_error(StatusCode::FORBIDDEN, "forbidden");
+        }
+    }
+    let is_json = header_str(&headers, "content-type")
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    }
+    if let Err(retry) = state.limits.login_ip.check(&peer.ip()) {
+        return rate_limited(&state, LimitedRoute::Login, retry);
+    }
+    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let Some(sub) = check_credentials(&creds.username, &creds.password) else {
+        Metrics::inc(&state.metrics.login_failures);
+        tracing::info!("login rejected");
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    };
+    Metrics::inc(&state.metrics.logins);
+    let resp = new_session(&state, sub);
+    tracing::info!(sub = %sub, "login");
+    resp
+}
+
+/// `POST /auth/refresh` with the refresh cookie.
+pub(crate) async fn refresh(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (label, resp) = refresh_inner(&state, peer, &headers);
+    state.metrics.refresh(label);
+    tracing::info!(outcome = label.as_str(), "refresh");
+    resp
+}
+
+fn refresh_inner(state: &SharedState, peer: SocketAddr, headers: &HeaderMap) -> (RefreshOutcomeLabel, Response) {
+    use RefreshOutcomeLabel as L;
+    if let Err(retry) = state.limits.refresh_ip.check(&peer.ip()) {
+        return (L::RateLimited, rate_limited(state, LimitedRoute::Refresh, retry));
+    }
+    if let Err(why) = check_csrf(state, headers) {
+        tracing::warn!(reason = ?why, "refresh refused by CSRF checks");
+        return (L::Csrf, why.response());
+    }
+    if let Some(left) = state.refresh_outage_left() {
+        let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        return (L::Unavailable, with_retry_after(r, left));
+    }
+    let presented = match read_refresh_cookie(headers, &state.config.cookie_name) {
+        CookieRead::Token(t) => t,
+        CookieRead::Missing | CookieRead::Ambiguous | CookieRead::Malformed => return (L::InvalidGrant, invalid_grant()),
+    };
+    let policy = RefreshPolicy {
+        now: state.now(),
+        grace: state.config.reuse_grace,
+        idle_ttl: state.config.refresh_idle_ttl,
+    };
+    let limits = &state.limits;
+    let admit = |sid: &str| limits.refresh_family.check(&sid.to_string());
+    let child = RefreshToken::generate();
+    match state.store.refresh(&presented.hash(), child.clone(), policy, &admit) {
+        RefreshOutcome::Rotated(info) => (L::Ok, token_response(state, &info, &child)),
+        RefreshOutcome::Grace(info, current) => {
+            tracing::info!(sid = %info.sid, "refresh: parent replayed within grace, current child re-sent");
+            (L::Grace, token_response(state, &info, &current))
+        }
+        RefreshOutcome::Reused(info) => {
+            let m = &state.metrics;
+            Metrics::inc(&m.reuse_detected);
+            Metrics::inc(&m.family_revocations);
+            Metrics::inc(&m.revocations);
+            tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
+            (L::InvalidGrant, invalid_grant())
+        }
+        RefreshOutcome::Limited(retry) => (L::RateLimited, rate_limited(state, LimitedRoute::Refresh, retry)),
+        RefreshOutcome::Invalid => (L::InvalidGrant, invalid_grant()),
+    }
+}
+
+/// `POST /auth/logout`: revoke the family and the session's access tokens, clear the cookie.
+/// Idempotent: 200 with a clearing cookie even without a (valid) cookie. CSRF-checked first.
+pub(crate) async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Err(why) = check_csrf(&state, &headers) {
+        tracing::warn!(reason = ?why, "logout refused by CSRF checks");
+        return why.response();
+    }
+    let now = state.now();
+    let mut revoked = None;
+    if let CookieRead::Token(t) = read_refresh_cookie(&headers, &state.config.cookie_name) {
+        revoked = state.store.revoke_by_token(&t.hash(), now).map(|i| i.sid);
+    }
+    if revoked.is_none() {
+        // No usable cookie: a valid bearer token still identifies the session to end.
+        if let Some(claims) = bearer(&headers).and_then(|t| state.authenticate(t).ok()) {
+            if state.store.revoke_session(&claims.sid, now) {
+                revoked = Some(claims.sid);
+            }
+        }
+    }
+    if let Some(sid) = &revoked {
+        Metrics::inc(&state.metrics.family_revocations);
+        Metrics::inc(&state.metrics.revocations);
+        tracing::info!(sid = %sid, "logout: session revoked");
+    }
+    Metrics::inc(&state.metrics.logouts);
+    let mut r = Json(json!({ "ok": true })).into_response();
+    if let Some(c) = clear_cookie(&state) {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// `POST /auth/legacy/upgrade` with `Authorization: Bearer <legacy token>` (CATALOGUE 4(d)):
+/// consumes a legacy never-expiring token once and starts a normal session.
+pub(crate) async fn legacy_upgrade(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Err(why) = check_csrf(&state, &headers) {
+        return why.response();
+    }
+    let now = state.now();
+    let sunset = state.started_at.saturating_add(state.config.legacy_sunset);
+    let retired = || {
+        state.metrics.legacy(LegacyOutcome::Retired);
+        json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired")
+    };
+    if !state.legacy_accept() || now >= sunset {
+        return retired();
+    }
+    let Some(token) = bearer(&headers) else {
+        state.metrics.legacy(LegacyOutcome::Invalid);
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    };
+    let claims = match tokens::verify_legacy_token(token, &state.legacy_key, &state.config.issuer, state.started_at) {
+        Ok(c) => c,
+        Err(why) => {
+            state.metrics.legacy(LegacyOutcome::Invalid);
+            tracing::info!(reason = ?why, "legacy upgrade: not a valid legacy token");
+            return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        }
+    };
+    if !in_cohort(&claims.sub, state.config.legacy_cohort_percent) {
+        return retired();
+    }
+    // Consumed once: keyed on the legacy jti, or on the token's hash only when it has none.
+    let key = match &claims.jti {
+        Some(j) => format!("jti:{j}"),
+        None => {
+            let h = tokens::sha256(token.as_bytes());
+            format!("sha256:{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    };
+    if !state.store.consume_once(&key, sunset, now) {
+        state.metrics.legacy(LegacyOutcome::Replay);
+        tracing::warn!(sub = %claims.sub, "security: legacy token replayed at the upgrade endpoint");
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+    }
+    state.metrics.legacy(LegacyOutcome::Ok);
+    tracing::info!(sub = %claims.sub, "legacy token upgraded");
+    new_session(&state, &claims.sub)
+}
+
+/// Whether `sub` falls in the first `percent` % of users (stable hash).
+pub(crate) fn in_cohort(sub: &str, percent: u8) -> bool {
+    let h = tokens::sha256(sub.as_bytes());
+    let bucket = u16::from_be_bytes([h[0], h[1]]) % 100;
+    bucket < u16::from(percent)
+}

@@ -1,0 +1,102 @@
+//! The HTTP surface. Names here are a contract shared with the client, the demo and the e2e tests.
+
+mod api;
+mod auth;
+mod demo;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::json;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::middleware as mw;
+use crate::SharedState;
+
+/// Body limit for every route except `/api/echo`.
+pub const SMALL_BODY_LIMIT: usize = 16 * 1024;
+/// Body limit of `/api/echo` (fits a 10 MB Blob).
+pub const ECHO_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Build the router.
+pub fn router(state: SharedState) -> Router {
+    let no_store = || SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+
+    let auth = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/legacy/upgrade", post(auth::legacy_upgrade))
+        .layer(no_store());
+
+    let api = Router::new()
+        .route("/api/me", get(api::me))
+        .route("/api/echo", post(api::echo))
+        .layer(no_store());
+
+    let mut app = Router::new()
+        .merge(auth)
+        .merge(api)
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }));
+
+    if state.config.demo {
+        app = app.merge(demo::router().layer(no_store()));
+    }
+
+    let mut statics = Router::new();
+    let mut has_statics = false;
+    if let Some(pkg) = &state.config.pkg {
+        statics = statics.nest_service("/pkg", ServeDir::new(pkg));
+        has_statics = true;
+    }
+    if let Some(www) = &state.config.www {
+        statics = statics.fallback_service(ServeDir::new(www).append_index_html_on_directories(true));
+        has_statics = true;
+    }
+    if has_statics {
+        app = app.merge(statics.layer(middleware::from_fn(mw::static_headers)));
+    }
+
+    app.layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+        .layer(middleware::from_fn(mw::log_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), mw::cors))
+        .layer(middleware::from_fn(mw::header_limits))
+        .with_state(state)
+}
+
+/// A JSON error body `{"error": code}` with a status.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response {
+    (status, Json(json!({ "error": code }))).into_response()
+}
+
+/// Add `Retry-After: secs` to a response.
+pub(crate) fn with_retry_after(mut r: Response, secs: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+async fn jwks(State(state): State<SharedState>) -> Response {
+    let body = state.keys.read().unwrap_or_else(|p| p.into_inner()).jwks(state.now());
+    let cc = format!("public, max-age={}", state.config.jwks_max_age);
+    let mut r = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cc) {
+        r.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    r
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        state.metrics.render(),
+    )
+        .into_response()
+}
