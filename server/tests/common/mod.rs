@@ -199,3 +199,29 @@ pub fn segment(token: &str, i: usize) -> Value {
     let part = token.split('.').nth(i).expect("segment");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("b64")).expect("json")
 }
+
+impl Srv {
+    /// Sign raw header/claims JSON text (duplicate members, odd numbers) with the current key.
+    pub fn sign_str(&self, header: &str, claims: &str) -> String {
+        let now = self.now();
+        let key = {
+            let ring = self.running.state.keys.read().expect("keys");
+            ring.signing_key(now).expect("signing key")
+        };
+        let msg = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key.encoding_key(), jsonwebtoken::Algorithm::ES256)
+            .expect("sign");
+        format!("{msg}.{sig}")
+    }
+
+    /// The sid of a logged-in session.
+    pub async fn sid_of(&self, at: &str) -> String {
+        let v: Value = self.me(at).await.json().await.expect("json");
+        v["sid"].as_str().expect("sid").to_string()
+    }
+
+    /// POST /demo/revoke-access with this bearer token.
+    pub async fn revoke_access(&self, at: &str) -> Response {
+        self.http.post(self.url("/demo/revoke-access")).bearer_auth(at).send().await.expect("revoke")
+    }
+}
