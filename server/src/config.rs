@@ -16,7 +16,11 @@ pub const DEMO_LEEWAY_SECS: u64 = 1;
 
 /// Command-line interface of `auth-server`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "auth-server", version, about = "Reference auth server for wasm-token-manager")]
+#[command(
+    name = "auth-server",
+    version,
+    about = "Reference auth server for wasm-token-manager"
+)]
 pub struct Args {
     /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).
     #[arg(long, env = "AUTH_ADDR", default_value = "127.0.0.1:8080")]
@@ -53,7 +57,11 @@ pub struct Args {
     pub cookie_name: String,
     /// Origin allowed to call `/auth/*` (repeatable; exact match, e.g. `http://localhost:5173`).
     /// With none, only the request's own origin (`http://` + Host) is accepted.
-    #[arg(long = "allowed-origin", env = "AUTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "AUTH_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// Logins per minute per client IP (0 disables).
     #[arg(long, env = "AUTH_LOGIN_RATE_PER_MIN", default_value_t = 20)]
@@ -71,10 +79,18 @@ pub struct Args {
     #[arg(long, env = "AUTH_JWKS_MAX_AGE", value_parser = parse_duration, default_value = "5m")]
     pub jwks_max_age: u64,
     /// Token issuer (`iss`).
-    #[arg(long, env = "AUTH_ISSUER", default_value = "urn:wasm-token-manager:auth-server")]
+    #[arg(
+        long,
+        env = "AUTH_ISSUER",
+        default_value = "urn:wasm-token-manager:auth-server"
+    )]
     pub issuer: String,
     /// Token audience (`aud`).
-    #[arg(long, env = "AUTH_AUDIENCE", default_value = "urn:wasm-token-manager:api")]
+    #[arg(
+        long,
+        env = "AUTH_AUDIENCE",
+        default_value = "urn:wasm-token-manager:api"
+    )]
     pub audience: String,
     /// Accept legacy never-expiring tokens at `/auth/legacy/upgrade` (the kill switch). On by default with `--demo`.
     #[arg(long, env = "AUTH_LEGACY_UPGRADE")]
@@ -173,9 +189,17 @@ impl From<Args> for Config {
     fn from(a: Args) -> Self {
         let access_ttl = a
             .access_ttl
-            .unwrap_or(if a.demo { DEMO_ACCESS_TTL_SECS } else { DEFAULT_ACCESS_TTL_SECS })
+            .unwrap_or(if a.demo {
+                DEMO_ACCESS_TTL_SECS
+            } else {
+                DEFAULT_ACCESS_TTL_SECS
+            })
             .max(1);
-        let leeway = a.leeway.unwrap_or(if a.demo { DEMO_LEEWAY_SECS } else { DEFAULT_LEEWAY_SECS });
+        let leeway = a.leeway.unwrap_or(if a.demo {
+            DEMO_LEEWAY_SECS
+        } else {
+            DEFAULT_LEEWAY_SECS
+        });
         Self {
             addr: a.addr,
             issuer: a.issuer,
@@ -214,7 +238,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid duration {s:?}: expected e.g. 30, 30s, 15m, 1h, 7d"));
+        return Err(format!(
+            "invalid duration {s:?}: expected e.g. 30, 30s, 15m, 1h, 7d"
+        ));
     }
     let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let mult = match unit.trim() {
@@ -222,9 +248,14 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         "m" | "min" | "mins" => 60,
         "h" | "hr" | "hrs" => 3600,
         "d" | "day" | "days" => 86_400,
-        other => return Err(format!("invalid duration unit {other:?} in {s:?} (use s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {s:?} (use s, m, h or d)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("duration {s:?} too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("duration {s:?} too large"))
 }
 
 #[cfg(test)]

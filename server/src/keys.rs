@@ -54,7 +54,9 @@ impl KeyPair {
     /// Generate a fresh P-256 key.
     pub fn generate(kid: String, published_at: u64, signs_from: u64) -> Result<Self, String> {
         let secret = SecretKey::random(&mut rand::rngs::OsRng);
-        let der = secret.to_pkcs8_der().map_err(|e| format!("pkcs8 encoding failed: {e}"))?;
+        let der = secret
+            .to_pkcs8_der()
+            .map_err(|e| format!("pkcs8 encoding failed: {e}"))?;
         let point = secret.public_key().to_encoded_point(false);
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
             return Err("uncompressed point without coordinates".into());
@@ -118,7 +120,9 @@ pub struct KeyRing {
 impl KeyRing {
     /// A ring with one key that signs from `now`.
     pub fn new(now: u64) -> Result<Self, String> {
-        Ok(Self { keys: vec![Arc::new(KeyPair::generate(new_kid(), now, now)?)] })
+        Ok(Self {
+            keys: vec![Arc::new(KeyPair::generate(new_kid(), now, now)?)],
+        })
     }
 
     /// The key that signs tokens minted at `now`: the newest key whose `signs_from` has passed.
@@ -133,25 +137,41 @@ impl KeyRing {
     /// The key with this `kid`, if it is published and not retired at `now`. The `kid` is only
     /// ever a map key: no file, URL or database lookup, no "try every key" fallback.
     pub fn verification_key(&self, kid: &str, now: u64) -> Option<Arc<KeyPair>> {
-        self.keys.iter().find(|k| k.kid == kid && k.is_published(now)).cloned()
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid && k.is_published(now))
+            .cloned()
     }
 
     /// The public JWKS document at `now`.
     pub fn jwks(&self, now: u64) -> Value {
-        let keys: Vec<Value> =
-            self.keys.iter().filter(|k| k.is_published(now)).map(|k| k.public_jwk()).collect();
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|k| k.is_published(now))
+            .map(|k| k.public_jwk())
+            .collect();
         json!({ "keys": keys })
     }
 
     /// The kids currently in the JWKS.
     pub fn published_kids(&self, now: u64) -> Vec<String> {
-        self.keys.iter().filter(|k| k.is_published(now)).map(|k| k.kid.clone()).collect()
+        self.keys
+            .iter()
+            .filter(|k| k.is_published(now))
+            .map(|k| k.kid.clone())
+            .collect()
     }
 
     /// Start a rotation: publish a new key now, let it sign from `now + publish_lead`, and retire
     /// the keys it replaces `retire_after` seconds after that (max access-token lifetime + leeway).
     /// A rotation already pending is reused rather than stacked. Returns the new key's kid.
-    pub fn rotate(&mut self, now: u64, publish_lead: u64, retire_after: u64) -> Result<String, String> {
+    pub fn rotate(
+        &mut self,
+        now: u64,
+        publish_lead: u64,
+        retire_after: u64,
+    ) -> Result<String, String> {
         if let Some(pending) = self.keys.iter().find(|k| k.signs_from > now) {
             return Ok(pending.kid.clone());
         }
@@ -177,7 +197,10 @@ impl KeyRing {
     /// Retire a key at once (key compromise): tokens it signed stop verifying immediately.
     /// Refuses to retire the only signing key.
     pub fn retire_now(&mut self, kid: &str, now: u64) -> bool {
-        let others_can_sign = self.keys.iter().any(|k| k.kid != kid && k.retire_at.is_none());
+        let others_can_sign = self
+            .keys
+            .iter()
+            .any(|k| k.kid != kid && k.retire_at.is_none());
         if !others_can_sign {
             return false;
         }

@@ -10,7 +10,7 @@
 //! `127.0.0.1:0` with a [`clock::ManualClock`].
 
 #![deny(missing_docs)]
-#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
 pub mod config;
@@ -65,7 +65,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,12 +76,19 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     /// Build the state: a fresh key ring, a legacy key, limiters.
-    pub fn new(config: Config, clock: Arc<dyn Clock>, store: Arc<dyn SessionStore>) -> Result<Self, String> {
+    pub fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn SessionStore>,
+    ) -> Result<Self, String> {
         let now = clock.now();
         let keys = KeyRing::new(now)?;
         let legacy_key = KeyPair::generate(LEGACY_KID.to_string(), 0, 0)?;
-        let limits =
-            Limits::new(config.login_rate_per_min, config.refresh_rate_per_min, config.refresh_ip_rate_per_5min);
+        let limits = Limits::new(
+            config.login_rate_per_min,
+            config.refresh_rate_per_min,
+            config.refresh_ip_rate_per_5min,
+        );
         let legacy_accept = AtomicBool::new(config.legacy_upgrade);
         Ok(Self {
             config,
@@ -129,13 +138,19 @@ impl AppState {
 
     /// The kid that signs tokens minted now.
     pub fn signing_kid(&self) -> Option<String> {
-        self.keys_read().signing_key(self.now()).map(|k| k.kid.clone())
+        self.keys_read()
+            .signing_key(self.now())
+            .map(|k| k.kid.clone())
     }
 
     /// Periodic upkeep: scheduled key rotation, dropping retired keys, store and limiter sweeps.
     pub fn maintain(&self) {
         let now = self.now();
-        let (lead, retire, every) = (self.config.jwks_max_age, self.retire_after(), self.config.key_rotate_every);
+        let (lead, retire, every) = (
+            self.config.jwks_max_age,
+            self.retire_after(),
+            self.config.key_rotate_every,
+        );
         if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
             tracing::info!(kid = %kid, "signing key rotation started");
         }
@@ -175,7 +190,9 @@ impl AppState {
                 now,
             )?
         };
-        if self.store.session_rejected(&claims.sid) || self.store.jti_blocked(&claims.iss, &claims.jti, now) {
+        if self.store.session_rejected(&claims.sid)
+            || self.store.jti_blocked(&claims.iss, &claims.jti, now)
+        {
             return Err(VerifyError::Revoked);
         }
         Ok(claims)
@@ -205,7 +222,11 @@ impl AppState {
 
     /// Make `/auth/refresh` answer 503 for `secs` seconds (0 stops it).
     pub fn fail_refresh_for(&self, secs: u64) {
-        let until = if secs == 0 { 0 } else { self.now().saturating_add(secs) };
+        let until = if secs == 0 {
+            0
+        } else {
+            self.now().saturating_add(secs)
+        };
         self.fail_refresh_until.store(until, Ordering::SeqCst);
     }
 
@@ -232,9 +253,16 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, String> {
 }
 
 /// Build the app with a given store.
-pub fn app_with_store(config: Config, clock: Arc<dyn Clock>, store: Arc<dyn SessionStore>) -> Result<App, String> {
+pub fn app_with_store(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn SessionStore>,
+) -> Result<App, String> {
     let state = Arc::new(AppState::new(config, clock, store)?);
-    Ok(App { router: routes::router(state.clone()), state })
+    Ok(App {
+        router: routes::router(state.clone()),
+        state,
+    })
 }
 
 /// A server running in the background.
@@ -267,13 +295,19 @@ pub fn start_on(listener: TcpListener, app: App) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let state = app.state.clone();
     spawn_maintenance(Arc::downgrade(&state));
-    let service = app.router.into_make_service_with_connect_info::<SocketAddr>();
+    let service = app
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
-    Ok(Running { addr, state, handle })
+    Ok(Running {
+        addr,
+        state,
+        handle,
+    })
 }
 
 fn spawn_maintenance(state: std::sync::Weak<AppState>) {

@@ -10,8 +10,14 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let level = args.log.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false)
+    let level = args
+        .log
+        .parse::<tracing::Level>()
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::from(args);

@@ -194,16 +194,30 @@ impl Metrics {
                 }
             }
         };
-        counter("auth_logins_total", "Successful logins.", &[("", get(&self.logins))]);
-        counter("auth_login_failures_total", "Rejected credentials.", &[("", get(&self.login_failures))]);
-        let labels: Vec<String> =
-            RefreshOutcomeLabel::ALL.iter().map(|o| format!("outcome=\"{}\"", o.as_str())).collect();
+        counter(
+            "auth_logins_total",
+            "Successful logins.",
+            &[("", get(&self.logins))],
+        );
+        counter(
+            "auth_login_failures_total",
+            "Rejected credentials.",
+            &[("", get(&self.login_failures))],
+        );
+        let labels: Vec<String> = RefreshOutcomeLabel::ALL
+            .iter()
+            .map(|o| format!("outcome=\"{}\"", o.as_str()))
+            .collect();
         let rows: Vec<(&str, u64)> = RefreshOutcomeLabel::ALL
             .iter()
             .zip(labels.iter())
             .map(|(o, l)| (l.as_str(), self.refresh_count(*o)))
             .collect();
-        counter("auth_refresh_requests_total", "Requests reaching /auth/refresh, by outcome.", &rows);
+        counter(
+            "auth_refresh_requests_total",
+            "Requests reaching /auth/refresh, by outcome.",
+            &rows,
+        );
         counter(
             "auth_rt_reuse_detected_total",
             "Rotated refresh tokens replayed outside the grace rules.",
@@ -235,16 +249,30 @@ impl Metrics {
                 ("outcome=\"unauthorized\"", get(&self.api_unauthorized)),
             ],
         );
-        counter("auth_logouts_total", "Logout requests answered 200.", &[("", get(&self.logouts))]);
+        counter(
+            "auth_logouts_total",
+            "Logout requests answered 200.",
+            &[("", get(&self.logouts))],
+        );
         let legacy: Vec<(&str, u64)> = ["ok", "retired", "replay", "invalid"]
             .iter()
             .zip(self.legacy.iter())
             .map(|(l, c)| (*l, get(c)))
             .collect();
-        let legacy_labels: Vec<String> = legacy.iter().map(|(l, _)| format!("outcome=\"{l}\"")).collect();
-        let legacy_rows: Vec<(&str, u64)> =
-            legacy_labels.iter().zip(legacy.iter()).map(|(l, (_, v))| (l.as_str(), *v)).collect();
-        counter("auth_legacy_upgrades_total", "Legacy-token upgrade attempts, by outcome.", &legacy_rows);
+        let legacy_labels: Vec<String> = legacy
+            .iter()
+            .map(|(l, _)| format!("outcome=\"{l}\""))
+            .collect();
+        let legacy_rows: Vec<(&str, u64)> = legacy_labels
+            .iter()
+            .zip(legacy.iter())
+            .map(|(l, (_, v))| (l.as_str(), *v))
+            .collect();
+        counter(
+            "auth_legacy_upgrades_total",
+            "Legacy-token upgrade attempts, by outcome.",
+            &legacy_rows,
+        );
         o
     }
 }

@@ -26,7 +26,11 @@ pub async fn header_limits(req: Request<Body>, next: Next) -> Response {
         || sum(header::AUTHORIZATION) > MAX_CREDENTIAL_HEADER_BYTES
         || total > MAX_TOTAL_HEADER_BYTES
     {
-        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header fields too large\n").into_response();
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request header fields too large\n",
+        )
+            .into_response();
     }
     next.run(req).await
 }
@@ -54,20 +58,34 @@ pub fn origin_allowed(state: &SharedState, headers: &HeaderMap, origin: &str) ->
 /// CORS: only listed origins get `Access-Control-Allow-Origin` (their exact value, with
 /// credentials); nothing is ever reflected or wildcarded; `Vary: Origin` always.
 pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Next) -> Response {
-    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let listed = origin.as_deref().is_some_and(|o| is_listed_origin(&state, o));
-    let preflight =
-        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let listed = origin
+        .as_deref()
+        .is_some_and(|o| is_listed_origin(&state, o));
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut resp = if preflight {
         if listed {
             let mut r = StatusCode::NO_CONTENT.into_response();
             let h = r.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST"),
+            );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("authorization, content-type, x-requested-with"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
             r
         } else {
             StatusCode::FORBIDDEN.into_response()
@@ -80,7 +98,10 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
     if let (true, Some(o)) = (listed, origin) {
         if let Ok(v) = HeaderValue::from_str(&o) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static("retry-after, www-authenticate, date"),
@@ -120,9 +141,11 @@ pub async fn static_headers(req: Request<Body>, next: Next) -> Response {
     };
     if resp.status().is_success() {
         if let Some(ct) = ct {
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         }
     }
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }

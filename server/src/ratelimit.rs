@@ -24,7 +24,9 @@ pub struct Limiter<K: Hash + Eq + Clone> {
 
 impl<K: Hash + Eq + Clone> std::fmt::Debug for Limiter<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter").field("enabled", &self.inner.is_some()).finish()
+        f.debug_struct("Limiter")
+            .field("enabled", &self.inner.is_some())
+            .finish()
     }
 }
 

@@ -234,7 +234,10 @@ impl SessionStore for MemoryStore {
             fam.current = child_hash;
             fam.grace_until = p.now.saturating_add(p.grace);
             fam.grace_raw = (p.grace > 0).then_some(child);
-            fam.idle_expires_at = p.now.saturating_add(p.idle_ttl).min(fam.absolute_expires_at);
+            fam.idle_expires_at = p
+                .now
+                .saturating_add(p.idle_ttl)
+                .min(fam.absolute_expires_at);
             fam.generation = fam.generation.saturating_add(1);
             fam.hashes.push(child_hash);
             let info = fam.info(&sid);
@@ -281,7 +284,10 @@ impl SessionStore for MemoryStore {
             return false;
         }
         let mut g = self.lock();
-        let e = g.blocklist.entry((iss.to_string(), jti.to_string())).or_insert(until);
+        let e = g
+            .blocklist
+            .entry((iss.to_string(), jti.to_string()))
+            .or_insert(until);
         *e = (*e).max(until);
         true
     }
@@ -356,7 +362,11 @@ mod tests {
     }
 
     fn policy(now: u64) -> RefreshPolicy {
-        RefreshPolicy { now, grace: 10, idle_ttl: 100 }
+        RefreshPolicy {
+            now,
+            grace: 10,
+            idle_ttl: 100,
+        }
     }
 
     #[test]
@@ -372,32 +382,57 @@ mod tests {
             session_max: 1000,
         });
         let t1 = RefreshToken::generate();
-        assert!(matches!(s.refresh(&t0.hash(), t1.clone(), policy(1), &ok), RefreshOutcome::Rotated(_)));
+        assert!(matches!(
+            s.refresh(&t0.hash(), t1.clone(), policy(1), &ok),
+            RefreshOutcome::Rotated(_)
+        ));
         match s.refresh(&t0.hash(), RefreshToken::generate(), policy(5), &ok) {
             RefreshOutcome::Grace(_, cur) => assert_eq!(cur, t1),
             other => panic!("expected grace, got {other:?}"),
         }
         assert_eq!(s.generation("s"), Some(1));
-        assert!(matches!(s.refresh(&t0.hash(), RefreshToken::generate(), policy(11), &ok), RefreshOutcome::Reused(_)));
+        assert!(matches!(
+            s.refresh(&t0.hash(), RefreshToken::generate(), policy(11), &ok),
+            RefreshOutcome::Reused(_)
+        ));
         assert!(s.session_rejected("s"));
-        assert!(matches!(s.refresh(&t1.hash(), RefreshToken::generate(), policy(12), &ok), RefreshOutcome::Invalid));
+        assert!(matches!(
+            s.refresh(&t1.hash(), RefreshToken::generate(), policy(12), &ok),
+            RefreshOutcome::Invalid
+        ));
     }
 
     #[test]
     fn limited_rotation_changes_nothing() {
         let s = MemoryStore::new();
         let t0 = RefreshToken::generate();
-        s.create(NewSession { sid: "s".into(), sub: "u".into(), token: t0.clone(), now: 0, idle_ttl: 100, session_max: 1000 });
+        s.create(NewSession {
+            sid: "s".into(),
+            sub: "u".into(),
+            token: t0.clone(),
+            now: 0,
+            idle_ttl: 100,
+            session_max: 1000,
+        });
         let deny = |_: &str| Err(7);
-        assert!(matches!(s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &deny), RefreshOutcome::Limited(7)));
+        assert!(matches!(
+            s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &deny),
+            RefreshOutcome::Limited(7)
+        ));
         assert_eq!(s.generation("s"), Some(0));
-        assert!(matches!(s.refresh(&t0.hash(), RefreshToken::generate(), policy(2), &ok), RefreshOutcome::Rotated(_)));
+        assert!(matches!(
+            s.refresh(&t0.hash(), RefreshToken::generate(), policy(2), &ok),
+            RefreshOutcome::Rotated(_)
+        ));
     }
 
     #[test]
     fn blocklist_entries_live_exactly_until_their_deadline() {
         let s = MemoryStore::new();
-        assert!(!s.block_jti("i", "old", 10, 10), "already expired is a no-op");
+        assert!(
+            !s.block_jti("i", "old", 10, 10),
+            "already expired is a no-op"
+        );
         assert!(!s.jti_blocked("i", "old", 9));
         assert!(s.block_jti("i", "j", 20, 10));
         assert!(s.jti_blocked("i", "j", 19));

@@ -83,14 +83,22 @@ pub fn verify_access_token(
     now: u64,
 ) -> Result<AccessClaims, VerifyError> {
     let kid = check_header(token)?;
-    let key = keys.verification_key(&kid, now).ok_or(VerifyError::UnknownKey)?;
+    let key = keys
+        .verification_key(&kid, now)
+        .ok_or(VerifyError::UnknownKey)?;
     let claims: AccessClaims = verify_signature_and_decode(token, &key, issuer, audience)?;
     check_times(claims.exp, claims.iat, claims.nbf, leeway, now)?;
     Ok(claims)
 }
 
 /// The time rules: accept iff `now < exp + leeway`, `nbf <= now + leeway`, `iat <= now + leeway`.
-pub fn check_times(exp: u64, iat: u64, nbf: Option<u64>, leeway: u64, now: u64) -> Result<(), VerifyError> {
+pub fn check_times(
+    exp: u64,
+    iat: u64,
+    nbf: Option<u64>,
+    leeway: u64,
+    now: u64,
+) -> Result<(), VerifyError> {
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
@@ -124,19 +132,24 @@ fn header_kid(header: &serde_json::Map<String, serde_json::Value>) -> Result<Str
 }
 
 /// Decode the protected header as a JSON object, with strict base64url and a 3-segment shape.
-pub fn parse_header(token: &str) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
+pub fn parse_header(
+    token: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(VerifyError::Malformed);
     };
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(VerifyError::Malformed);
     }
-    let raw = URL_SAFE_NO_PAD.decode(h).map_err(|_| VerifyError::Malformed)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| VerifyError::Malformed)?;
     match serde_json::from_slice::<serde_json::Value>(&raw) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
         _ => Err(VerifyError::Malformed),
@@ -157,14 +170,18 @@ fn verify_signature_and_decode<T: serde::de::DeserializeOwned>(
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
-    jsonwebtoken::decode::<T>(token, key.decoding_key(), &v).map(|d| d.claims).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind as K;
-        match e.kind() {
-            K::InvalidSignature | K::InvalidEcdsaKey | K::InvalidAlgorithm => VerifyError::BadSignature,
-            K::Base64(_) | K::InvalidToken | K::Utf8(_) => VerifyError::Malformed,
-            _ => VerifyError::BadClaims,
-        }
-    })
+    jsonwebtoken::decode::<T>(token, key.decoding_key(), &v)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature | K::InvalidEcdsaKey | K::InvalidAlgorithm => {
+                    VerifyError::BadSignature
+                }
+                K::Base64(_) | K::InvalidToken | K::Utf8(_) => VerifyError::Malformed,
+                _ => VerifyError::BadClaims,
+            }
+        })
 }
 
 /// Claims of a legacy, never-expiring token (the system being migrated away from).
@@ -266,7 +283,8 @@ impl RefreshToken {
     /// Accept a presented cookie value only if it has the exact shape we mint.
     pub fn parse(s: &str) -> Option<Self> {
         let ok = s.len() == REFRESH_TOKEN_LEN
-            && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
         ok.then(|| Self(s.to_string()))
     }
 
@@ -298,8 +316,14 @@ mod tests {
         // leeway 5: accepted until exp + 5 exclusive.
         assert_eq!(check_times(100, 0, None, 5, 104), Ok(()));
         assert_eq!(check_times(100, 0, None, 5, 105), Err(VerifyError::Expired));
-        assert_eq!(check_times(200, 0, Some(106), 5, 100), Err(VerifyError::NotYetValid));
-        assert_eq!(check_times(200, 106, None, 5, 100), Err(VerifyError::NotYetValid));
+        assert_eq!(
+            check_times(200, 0, Some(106), 5, 100),
+            Err(VerifyError::NotYetValid)
+        );
+        assert_eq!(
+            check_times(200, 106, None, 5, 100),
+            Err(VerifyError::NotYetValid)
+        );
         assert_eq!(check_times(200, 105, Some(105), 5, 100), Ok(()));
     }
 

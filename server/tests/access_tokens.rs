@@ -15,9 +15,15 @@ fn header(kid: &str) -> Value {
 
 async fn assert_rejected(s: &Srv, token: &str, what: &str) {
     let r = s.me(token).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what} must be rejected");
     assert_eq!(
-        r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "{what} must be rejected"
+    );
+    assert_eq!(
+        r.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
         Some("Bearer error=\"invalid_token\""),
         "{what}"
     );
@@ -51,8 +57,19 @@ async fn missing_or_malformed_authorization_is_401() {
     let no_auth = s.http.get(s.url("/api/me")).send().await.expect("send");
     assert_eq!(no_auth.status(), StatusCode::UNAUTHORIZED);
     assert!(no_auth.headers().contains_key("www-authenticate"));
-    for v in [format!("Basic {}", l.at), format!("Bearer  {}", l.at), format!("Bearer {}\tx", l.at), "Bearer".into()] {
-        let r = s.http.get(s.url("/api/me")).header("authorization", v.clone()).send().await.expect("send");
+    for v in [
+        format!("Basic {}", l.at),
+        format!("Bearer  {}", l.at),
+        format!("Bearer {}\tx", l.at),
+        "Bearer".into(),
+    ] {
+        let r = s
+            .http
+            .get(s.url("/api/me"))
+            .header("authorization", v.clone())
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{v}");
     }
     let two = s
@@ -63,8 +80,16 @@ async fn missing_or_malformed_authorization_is_401() {
         .send()
         .await
         .expect("send");
-    assert_eq!(two.status(), StatusCode::UNAUTHORIZED, "two Authorization headers are ambiguous");
-    assert_eq!(s.metric("auth_api_requests_total{outcome=\"unauthorized\"}").await, 6);
+    assert_eq!(
+        two.status(),
+        StatusCode::UNAUTHORIZED,
+        "two Authorization headers are ambiguous"
+    );
+    assert_eq!(
+        s.metric("auth_api_requests_total{outcome=\"unauthorized\"}")
+            .await,
+        6
+    );
 }
 
 #[tokio::test]
@@ -85,7 +110,13 @@ async fn s04_tampered_tokens_are_rejected() {
     assert_rejected(&s, truncated, "truncated signature").await;
     let swapped = format!("{}.{}.{}", parts[1], parts[0], parts[2]);
     assert_rejected(&s, &swapped, "swapped segments").await;
-    for shape in [String::new(), "a".into(), "a.b".into(), format!("{}.x", l.at), ".....".into()] {
+    for shape in [
+        String::new(),
+        "a".into(),
+        "a.b".into(),
+        format!("{}.x", l.at),
+        ".....".into(),
+    ] {
         assert_rejected(&s, &shape, "wrong segment count").await;
     }
     let padded = format!("{}.{}.{}=", parts[0], parts[1], parts[2]);
@@ -107,13 +138,29 @@ async fn s05_alg_none_in_every_spelling_is_rejected() {
     let sid = s.sid_of(&l.at).await;
     let claims = b64(s.claims(&sid).to_string().as_bytes());
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let h = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": s.kid() }).to_string().as_bytes());
-        assert_rejected(&s, &format!("{h}.{claims}."), &format!("alg {alg} with trailing dot")).await;
-        assert_rejected(&s, &format!("{h}.{claims}"), &format!("alg {alg} without trailing dot")).await;
+        let h = b64(json!({ "alg": alg, "typ": "at+jwt", "kid": s.kid() })
+            .to_string()
+            .as_bytes());
+        assert_rejected(
+            &s,
+            &format!("{h}.{claims}."),
+            &format!("alg {alg} with trailing dot"),
+        )
+        .await;
+        assert_rejected(
+            &s,
+            &format!("{h}.{claims}"),
+            &format!("alg {alg} without trailing dot"),
+        )
+        .await;
     }
-    let h = b64(json!({ "alg": "RS256", "typ": "at+jwt", "kid": s.kid() }).to_string().as_bytes());
+    let h = b64(json!({ "alg": "RS256", "typ": "at+jwt", "kid": s.kid() })
+        .to_string()
+        .as_bytes());
     assert_rejected(&s, &format!("{h}.{claims}."), "RS256 with empty signature").await;
-    let h = b64(json!({ "alg": "ES256", "typ": "at+jwt", "kid": s.kid() }).to_string().as_bytes());
+    let h = b64(json!({ "alg": "ES256", "typ": "at+jwt", "kid": s.kid() })
+        .to_string()
+        .as_bytes());
     assert_rejected(&s, &format!("{h}.{claims}."), "ES256 with empty signature").await;
 }
 
@@ -122,10 +169,26 @@ async fn s06_public_key_as_hmac_secret_is_rejected_in_every_encoding() {
     let s = Srv::start().await;
     let l = s.login().await;
     let sid = s.sid_of(&l.at).await;
-    let jwks: Value = s.http.get(s.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json");
+    let jwks: Value = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
     let jwk = jwks["keys"][0].clone();
-    let x = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jwk["x"].as_str().expect("x")).expect("x");
-    let y = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jwk["y"].as_str().expect("y")).expect("y");
+    let x = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        jwk["x"].as_str().expect("x"),
+    )
+    .expect("x");
+    let y = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        jwk["y"].as_str().expect("y"),
+    )
+    .expect("y");
     let mut point = vec![4u8];
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
@@ -142,11 +205,26 @@ async fn s06_public_key_as_hmac_secret_is_rejected_in_every_encoding() {
     ];
     let claims = s.claims(&sid);
     for (what, secret) in secrets {
-        for alg in [jsonwebtoken::Algorithm::HS256, jsonwebtoken::Algorithm::HS384, jsonwebtoken::Algorithm::HS512] {
+        for alg in [
+            jsonwebtoken::Algorithm::HS256,
+            jsonwebtoken::Algorithm::HS384,
+            jsonwebtoken::Algorithm::HS512,
+        ] {
             let h = json!({ "alg": format!("{alg:?}"), "typ": "at+jwt", "kid": s.kid() });
-            let msg = format!("{}.{}", b64(h.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-            let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), &EncodingKey::from_secret(&secret), alg).expect("hmac");
-            assert_rejected(&s, &format!("{msg}.{sig}"), &format!("{alg:?} keyed with {what}")).await;
+            let msg = format!(
+                "{}.{}",
+                b64(h.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let sig =
+                jsonwebtoken::crypto::sign(msg.as_bytes(), &EncodingKey::from_secret(&secret), alg)
+                    .expect("hmac");
+            assert_rejected(
+                &s,
+                &format!("{msg}.{sig}"),
+                &format!("{alg:?} keyed with {what}"),
+            )
+            .await;
         }
     }
 }
@@ -174,20 +252,50 @@ async fn s09_s10_kid_is_a_map_key_and_header_keys_are_ignored() {
     let l = s.login().await;
     let sid = s.sid_of(&l.at).await;
     let claims = s.claims(&sid);
-    let kids = [json!("../../dev/null"), json!("' OR '1'='1"), json!("x".repeat(2_000)), json!(1), json!([s.kid()]), json!({"k": s.kid()}), Value::Null];
+    let kids = [
+        json!("../../dev/null"),
+        json!("' OR '1'='1"),
+        json!("x".repeat(2_000)),
+        json!(1),
+        json!([s.kid()]),
+        json!({"k": s.kid()}),
+        Value::Null,
+    ];
     for kid in kids {
-        let t = s.sign_raw(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }), &claims);
-        assert_rejected(&s, &t, &format!("kid {}", kid.to_string().chars().take(40).collect::<String>())).await;
+        let t = s.sign_raw(
+            &json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }),
+            &claims,
+        );
+        assert_rejected(
+            &s,
+            &t,
+            &format!(
+                "kid {}",
+                kid.to_string().chars().take(40).collect::<String>()
+            ),
+        )
+        .await;
     }
     // A 10 KiB kid makes an Authorization header over the 8 KiB bound: 431 before any parsing (S14/S34).
-    let huge = s.sign_raw(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "x".repeat(10_000) }), &claims);
-    assert_eq!(s.me_status(&huge).await, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let huge = s.sign_raw(
+        &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "x".repeat(10_000) }),
+        &claims,
+    );
+    assert_eq!(
+        s.me_status(&huge).await,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
     let no_kid = s.sign_raw(&json!({ "alg": "ES256", "typ": "at+jwt" }), &claims);
     assert_rejected(&s, &no_kid, "missing kid").await;
     // Self-signed with an embedded jwk: the header key is ignored, the kid is unknown.
     let attacker = auth_server::keys::KeyPair::generate("attacker".into(), 0, 0).expect("key");
     let h = json!({ "alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jwk": attacker.public_jwk(), "jku": "http://127.0.0.1:1/jwks" });
-    assert_rejected(&s, &sign_with(attacker.encoding_key(), &h, &claims), "embedded jwk/jku").await;
+    assert_rejected(
+        &s,
+        &sign_with(attacker.encoding_key(), &h, &claims),
+        "embedded jwk/jku",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -226,7 +334,10 @@ async fn s27_claim_type_and_format_attacks_are_rejected() {
         ("iss missing", without("iss")),
         ("aud wrong", with("aud", json!("another-service"))),
         ("aud empty array", with("aud", json!([]))),
-        ("aud array with ours", with("aud", json!([good["aud"].clone(), "other"]))),
+        (
+            "aud array with ours",
+            with("aud", json!([good["aud"].clone(), "other"])),
+        ),
         ("aud missing", without("aud")),
         ("sub missing", without("sub")),
         ("sid missing", without("sid")),
@@ -295,13 +406,31 @@ async fn s23_revoked_access_token_blocked_exactly_until_it_would_expire() {
     let (other_at, _) = s.refresh_ok(&l.rt).await; // same session, another jti
     let r = s.revoke_access(&l.at).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(s.me_status(&l.at).await, StatusCode::UNAUTHORIZED, "the presented jti is blocked");
-    assert_eq!(s.me_status(&other_at).await, StatusCode::OK, "only that jti");
+    assert_eq!(
+        s.me_status(&l.at).await,
+        StatusCode::UNAUTHORIZED,
+        "the presented jti is blocked"
+    );
+    assert_eq!(
+        s.me_status(&other_at).await,
+        StatusCode::OK,
+        "only that jti"
+    );
     let c = segment(&l.at, 1);
-    let (iss, jti, exp) = (c["iss"].as_str().expect("iss"), c["jti"].as_str().expect("jti"), c["exp"].as_u64().expect("exp"));
+    let (iss, jti, exp) = (
+        c["iss"].as_str().expect("iss"),
+        c["jti"].as_str().expect("jti"),
+        c["exp"].as_u64().expect("exp"),
+    );
     let store = &s.running.state.store;
-    assert!(store.jti_blocked(iss, jti, exp + 30 - 1), "entry outlives the acceptance window");
-    assert!(!store.jti_blocked(iss, jti, exp + 30), "and not a second longer");
+    assert!(
+        store.jti_blocked(iss, jti, exp + 30 - 1),
+        "entry outlives the acceptance window"
+    );
+    assert!(
+        !store.jti_blocked(iss, jti, exp + 30),
+        "and not a second longer"
+    );
     // Revoking an already expired token is a no-op success: no entry is stored.
     let before = store.stats(s.now()).blocked_jtis;
     assert!(!store.block_jti(iss, "expired-jti", s.now(), s.now()));
@@ -315,17 +444,28 @@ async fn s24_blocklist_is_keyed_on_jti_not_token_bytes() {
     let l = s.login().await;
     // ECDSA malleability: (r, s) -> (r, n - s) is another valid signature of the same token.
     let parts: Vec<&str> = l.at.split('.').collect();
-    let sig_bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[2]).expect("sig");
+    let sig_bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[2])
+            .expect("sig");
     let sig = p256::ecdsa::Signature::from_slice(&sig_bytes).expect("signature");
     let (r, s_scalar) = sig.split_scalars();
     let neg_s = -*s_scalar;
-    let flipped = p256::ecdsa::Signature::from_scalars(r.to_bytes(), neg_s.to_bytes()).expect("n - s");
+    let flipped =
+        p256::ecdsa::Signature::from_scalars(r.to_bytes(), neg_s.to_bytes()).expect("n - s");
     let malleated = format!("{}.{}.{}", parts[0], parts[1], b64(&flipped.to_bytes()));
     assert_ne!(malleated, l.at);
-    assert_eq!(s.me_status(&malleated).await, StatusCode::OK, "precondition: the variant verifies");
+    assert_eq!(
+        s.me_status(&malleated).await,
+        StatusCode::OK,
+        "precondition: the variant verifies"
+    );
     assert_eq!(s.revoke_access(&l.at).await.status(), StatusCode::OK);
     assert_eq!(s.me_status(&l.at).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(s.me_status(&malleated).await, StatusCode::UNAUTHORIZED, "re-encoded token still revoked");
+    assert_eq!(
+        s.me_status(&malleated).await,
+        StatusCode::UNAUTHORIZED,
+        "re-encoded token still revoked"
+    );
 }
 
 #[tokio::test]
@@ -340,17 +480,30 @@ async fn s11_key_rotation_publishes_first_and_retires_after_last_token_expires()
         let s2 = s.http.get(s.url("/.well-known/jwks.json"));
         async move {
             let v: Value = s2.send().await.expect("jwks").json().await.expect("json");
-            v["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid").to_string()).collect::<Vec<_>>()
+            v["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .map(|k| k["kid"].as_str().expect("kid").to_string())
+                .collect::<Vec<_>>()
         }
     };
     let l = s.login().await;
     let k1 = s.kid();
     let k2 = s.running.state.rotate_keys().expect("rotate");
     assert_ne!(k1, k2);
-    assert_eq!(jwks_kids(&s).await, vec![k1.clone(), k2.clone()], "new key published before it signs");
+    assert_eq!(
+        jwks_kids(&s).await,
+        vec![k1.clone(), k2.clone()],
+        "new key published before it signs"
+    );
     s.advance(299);
     let (at_last_k1, rt) = s.refresh_ok(&l.rt).await;
-    assert_eq!(segment(&at_last_k1, 0)["kid"], k1.as_str(), "old key still signs during the lead");
+    assert_eq!(
+        segment(&at_last_k1, 0)["kid"],
+        k1.as_str(),
+        "old key still signs during the lead"
+    );
     s.advance(1); // t0 + 300: k2 takes over
     let (at_k2, _) = s.refresh_ok(&rt).await;
     assert_eq!(segment(&at_k2, 0)["kid"], k2.as_str());
@@ -370,10 +523,17 @@ async fn s11_token_signed_with_a_retired_key_is_rejected_even_before_exp() {
     let k1 = s.kid();
     let k2 = s.running.state.rotate_keys().expect("rotate");
     assert_eq!(s.kid(), k2, "lead 0: signs at once");
-    assert_eq!(s.me_status(&l.at).await, StatusCode::OK, "k1 still verifies");
+    assert_eq!(
+        s.me_status(&l.at).await,
+        StatusCode::OK,
+        "k1 still verifies"
+    );
     assert!(s.running.state.retire_key_now(&k1), "emergency retirement");
     assert_eq!(s.me_status(&l.at).await, StatusCode::UNAUTHORIZED);
-    assert!(!s.running.state.retire_key_now(&k2), "the only signing key cannot be retired");
+    assert!(
+        !s.running.state.retire_key_now(&k2),
+        "the only signing key cannot be retired"
+    );
 }
 
 #[tokio::test]
@@ -389,7 +549,13 @@ async fn s11_scheduled_rotation_is_driven_by_the_clock() {
     assert_eq!(s.kid(), k1, "not yet");
     s.advance(300); // 3300 = every - lead: publish the successor
     s.running.state.maintain();
-    let kids = s.running.state.keys.read().expect("keys").published_kids(s.now());
+    let kids = s
+        .running
+        .state
+        .keys
+        .read()
+        .expect("keys")
+        .published_kids(s.now());
     assert_eq!(kids.len(), 2);
     assert_eq!(s.kid(), k1, "successor not signing yet");
     s.advance(300);
@@ -403,7 +569,11 @@ async fn s36_token_without_exp_under_a_current_kid_is_always_rejected() {
     let sid = s.sid_of(&l.at).await;
     let mut c = s.claims(&sid);
     c.as_object_mut().expect("obj").remove("exp");
-    for h in [header(&s.kid()), json!({ "alg": "ES256", "typ": "JWT", "kid": s.kid() }), json!({ "alg": "ES256", "kid": s.kid() })] {
+    for h in [
+        header(&s.kid()),
+        json!({ "alg": "ES256", "typ": "JWT", "kid": s.kid() }),
+        json!({ "alg": "ES256", "kid": s.kid() }),
+    ] {
         let t = s.sign_raw(&h, &c);
         assert_rejected(&s, &t, &format!("no exp under {h}")).await;
         // Not even the upgrade endpoint takes it: legacy acceptance is bound to the legacy kid.

@@ -14,10 +14,25 @@ use sha2::{Digest, Sha256};
 #[tokio::test]
 async fn s40_jwks_has_public_members_only_and_a_bounded_max_age() {
     let s = Srv::start().await;
-    let r = s.http.get(s.url("/.well-known/jwks.json")).send().await.expect("send");
+    let r = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::OK);
-    let cc = r.headers().get("cache-control").and_then(|v| v.to_str().ok()).expect("cache-control").to_string();
-    let max_age: u64 = cc.split("max-age=").nth(1).and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok()).expect("max-age");
+    let cc = r
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .expect("cache-control")
+        .to_string();
+    let max_age: u64 = cc
+        .split("max-age=")
+        .nth(1)
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .expect("max-age");
     // max-age must not exceed the publication lead of a new key (the rotation overlap).
     assert!(max_age <= s.running.state.config.jwks_max_age, "{cc}");
     let v: Value = r.json().await.expect("json");
@@ -41,7 +56,12 @@ async fn me_returns_sub_and_sid() {
     let l = s.login_as("alice").await;
     let r = s.me(&l.at).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["sub"], "alice");
     assert_eq!(v["sid"], segment(&l.at, 1)["sid"]);
@@ -51,8 +71,13 @@ async fn me_returns_sub_and_sid() {
 async fn echo_hashes_the_raw_body_including_a_10_mb_blob() {
     let s = Srv::start().await;
     let l = s.login().await;
-    let blob: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    let want: String = Sha256::digest(&blob).iter().map(|b| format!("{b:02x}")).collect();
+    let blob: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let want: String = Sha256::digest(&blob)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let r = s
         .http
         .post(s.url("/api/echo"))
@@ -68,19 +93,45 @@ async fn echo_hashes_the_raw_body_including_a_10_mb_blob() {
     assert_eq!(v["length"], blob.len());
     assert_eq!(v["contentType"], "application/octet-stream");
     // Empty body, no content type.
-    let v: Value = s.http.post(s.url("/api/echo")).bearer_auth(&l.at).send().await.expect("send").json().await.expect("json");
+    let v: Value = s
+        .http
+        .post(s.url("/api/echo"))
+        .bearer_auth(&l.at)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["length"], 0);
-    assert_eq!(v["sha256"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_eq!(
+        v["sha256"],
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
     assert!(v["contentType"].is_null());
     // Without a token: 401 before the body matters.
-    let r = s.http.post(s.url("/api/echo")).body("x").send().await.expect("send");
+    let r = s
+        .http
+        .post(s.url("/api/echo"))
+        .body("x")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn metrics_expose_every_documented_series() {
     let s = Srv::start().await;
-    let text = s.http.get(s.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
     for series in [
         "auth_logins_total ",
         "auth_refresh_requests_total{outcome=\"ok\"} ",
@@ -97,7 +148,10 @@ async fn metrics_expose_every_documented_series() {
         "auth_api_requests_total{outcome=\"ok\"} ",
         "auth_api_requests_total{outcome=\"unauthorized\"} ",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(series)), "missing {series}");
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "missing {series}"
+        );
     }
     assert!(text.contains("# TYPE auth_refresh_requests_total counter"));
 }
@@ -112,19 +166,43 @@ async fn every_refresh_request_is_counted_under_exactly_one_outcome() {
     let l = s.login().await;
     let (_, rt1) = s.refresh_ok(&l.rt).await; // ok
     s.refresh(&l.rt).await; // grace
-    s.http.post(s.url("/auth/refresh")).send().await.expect("send"); // csrf
+    s.http
+        .post(s.url("/auth/refresh"))
+        .send()
+        .await
+        .expect("send"); // csrf
     s.refresh("garbage").await; // invalid_grant
     let (_, rt2) = s.refresh_ok(&rt1).await; // ok
     s.refresh(&rt2).await; // rate_limited (2 rotations per minute)
-    s.http.post(s.url("/demo/fail-refresh")).json(&serde_json::json!({ "seconds": 30 })).send().await.expect("send");
+    s.http
+        .post(s.url("/demo/fail-refresh"))
+        .json(&serde_json::json!({ "seconds": 30 }))
+        .send()
+        .await
+        .expect("send");
     s.refresh(&rt2).await; // unavailable
     let mut total = 0;
-    for (o, want) in [("ok", 2), ("grace", 1), ("csrf", 1), ("invalid_grant", 1), ("rate_limited", 1), ("unavailable", 1)] {
+    for (o, want) in [
+        ("ok", 2),
+        ("grace", 1),
+        ("csrf", 1),
+        ("invalid_grant", 1),
+        ("rate_limited", 1),
+        ("unavailable", 1),
+    ] {
         let got = s.refresh_metric(o).await;
         assert_eq!(got, want, "{o}");
         total += got;
     }
-    let stats: Value = s.http.get(s.url("/demo/stats")).send().await.expect("send").json().await.expect("json");
+    let stats: Value = s
+        .http
+        .get(s.url("/demo/stats"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(stats["refreshCalls"], total);
     assert_eq!(stats["refreshOk"], 2);
 }
@@ -135,8 +213,17 @@ async fn demo_endpoints_are_404_without_demo_mode() {
     let l = s.login().await;
     let r = s.revoke_access(&l.at).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    for (m, p) in [("POST", "/demo/fail-refresh"), ("GET", "/demo/stats"), ("POST", "/demo/legacy-token")] {
-        let r = s.http.request(m.parse().expect("method"), s.url(p)).send().await.expect("send");
+    for (m, p) in [
+        ("POST", "/demo/fail-refresh"),
+        ("GET", "/demo/stats"),
+        ("POST", "/demo/legacy-token"),
+    ] {
+        let r = s
+            .http
+            .request(m.parse().expect("method"), s.url(p))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{p}");
     }
     assert_eq!(s.me_status(&l.at).await, StatusCode::OK);
@@ -150,7 +237,15 @@ async fn demo_revoke_access_forces_a_transparent_refresh() {
     assert_eq!(s.me_status(&l.at).await, StatusCode::UNAUTHORIZED);
     let (at, _) = s.refresh_ok(&l.rt).await;
     assert_eq!(s.me_status(&at).await, StatusCode::OK);
-    let stats: Value = s.http.get(s.url("/demo/stats")).send().await.expect("send").json().await.expect("json");
+    let stats: Value = s
+        .http
+        .get(s.url("/demo/stats"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(stats["api401"], 1);
     assert_eq!(stats["apiCalls"], 2);
     assert_eq!(stats["refreshCalls"], 1);
@@ -158,22 +253,37 @@ async fn demo_revoke_access_forces_a_transparent_refresh() {
     assert_eq!(stats["reuseDetected"], 0);
     assert_eq!(stats["logouts"], 0);
     // Without a valid token the endpoint answers 401.
-    assert_eq!(s.revoke_access("nope").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.revoke_access("nope").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn demo_fail_refresh_answers_503_with_retry_after_and_keeps_the_token() {
     let s = Srv::with(|c| c.demo = true).await;
     let l = s.login().await;
-    let r = s.http.post(s.url("/demo/fail-refresh")).json(&serde_json::json!({ "seconds": 30 })).send().await.expect("send");
+    let r = s
+        .http
+        .post(s.url("/demo/fail-refresh"))
+        .json(&serde_json::json!({ "seconds": 30 }))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::OK);
     let r = s.refresh(&l.rt).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("30"));
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
     assert!(rt_cookie(r.headers()).is_none());
     s.advance(20);
     let r = s.refresh(&l.rt).await;
-    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("10"));
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
     s.advance(10);
     let (_, _) = s.refresh_ok(&l.rt).await; // the same token still works: first rotation
     assert_eq!(s.refresh_metric("unavailable").await, 2);
@@ -182,13 +292,36 @@ async fn demo_fail_refresh_answers_503_with_retry_after_and_keeps_the_token() {
 
 #[tokio::test]
 async fn demo_mode_defaults_to_short_access_tokens() {
-    let cfg = auth_server::config::Config::from(<auth_server::config::Args as clap::Parser>::parse_from(["auth-server", "--demo"]));
+    let cfg = auth_server::config::Config::from(
+        <auth_server::config::Args as clap::Parser>::parse_from(["auth-server", "--demo"]),
+    );
     assert_eq!(cfg.access_ttl, 20);
-    let s = Srv::with(|c| *c = auth_server::config::Config { addr: c.addr, ..cfg }).await;
+    let s = Srv::with(|c| {
+        *c = auth_server::config::Config {
+            addr: c.addr,
+            ..cfg
+        }
+    })
+    .await;
     let l = s.login().await;
     assert_eq!(l.body["expiresIn"], 20);
-    let stats: Value = s.http.get(s.url("/demo/stats")).send().await.expect("send").json().await.expect("json");
-    for k in ["apiCalls", "api401", "refreshCalls", "refreshOk", "reuseDetected", "logouts"] {
+    let stats: Value = s
+        .http
+        .get(s.url("/demo/stats"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    for k in [
+        "apiCalls",
+        "api401",
+        "refreshCalls",
+        "refreshOk",
+        "reuseDetected",
+        "logouts",
+    ] {
         assert!(stats[k].is_u64(), "{k}");
     }
 }
@@ -220,21 +353,61 @@ async fn static_directories_are_served_with_module_and_wasm_types() {
         c.pkg = Some(p);
     })
     .await;
-    let ct = |r: &reqwest::Response| r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ct = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     let r = s.http.get(s.url("/")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
     assert!(ct(&r).starts_with("text/html"));
     let r = s.http.get(s.url("/app.js")).send().await.expect("send");
     assert!(ct(&r).starts_with("text/javascript"), "{}", ct(&r));
-    let r = s.http.get(s.url("/pkg/index.js")).send().await.expect("send");
+    let r = s
+        .http
+        .get(s.url("/pkg/index.js"))
+        .send()
+        .await
+        .expect("send");
     assert!(ct(&r).starts_with("text/javascript"));
-    let r = s.http.get(s.url("/pkg/index_bg.wasm")).send().await.expect("send");
+    let r = s
+        .http
+        .get(s.url("/pkg/index_bg.wasm"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(ct(&r), "application/wasm");
     assert_eq!(r.bytes().await.expect("bytes").as_ref(), b"\0asm\x01\0\0\0");
-    assert_eq!(s.http.get(s.url("/pkg/missing.js")).send().await.expect("send").status(), StatusCode::NOT_FOUND);
-    assert_eq!(s.http.get(s.url("/pkg/../../etc/passwd")).send().await.expect("send").status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.http
+            .get(s.url("/pkg/missing.js"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.http
+            .get(s.url("/pkg/../../etc/passwd"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     // API routes still win over the static fallback.
-    assert_eq!(s.http.get(s.url("/api/me")).send().await.expect("send").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.http
+            .get(s.url("/api/me"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -250,17 +423,29 @@ fn binary_prints_the_bound_address_and_serves() {
     let stdout = child.stdout.take().expect("stdout");
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).expect("read");
-    let url = first.trim().strip_prefix("listening on ").map(str::to_string);
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .map(str::to_string);
     let port_ok = url
         .as_deref()
         .and_then(|u| u.strip_prefix("http://127.0.0.1:"))
         .and_then(|p| p.parse::<u16>().ok())
         .is_some_and(|p| p != 0);
     let health = url.as_deref().map(|u| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
         rt.block_on(async {
-            let c = reqwest::Client::builder().no_proxy().build().expect("client");
-            c.get(format!("{u}/demo/stats")).send().await.map(|r| r.status())
+            let c = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client");
+            c.get(format!("{u}/demo/stats"))
+                .send()
+                .await
+                .map(|r| r.status())
         })
     });
     let _ = child.kill();
@@ -271,16 +456,37 @@ fn binary_prints_the_bound_address_and_serves() {
 
 #[test]
 fn binary_flags_have_env_equivalents() {
-    let out = Command::new(env!("CARGO_BIN_EXE_auth-server")).arg("--help").output().expect("help");
+    let out = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .arg("--help")
+        .output()
+        .expect("help");
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--addr", "--access-ttl", "--refresh-idle-ttl", "--session-max", "--reuse-grace", "--www", "--pkg", "--demo",
-        "--insecure-cookie", "--allowed-origin", "--login-rate-per-min", "--refresh-rate-per-min",
-        "--refresh-ip-rate-per-5min", "--key-rotate-every", "--leeway", "--legacy-upgrade",
+        "--addr",
+        "--access-ttl",
+        "--refresh-idle-ttl",
+        "--session-max",
+        "--reuse-grace",
+        "--www",
+        "--pkg",
+        "--demo",
+        "--insecure-cookie",
+        "--allowed-origin",
+        "--login-rate-per-min",
+        "--refresh-rate-per-min",
+        "--refresh-ip-rate-per-5min",
+        "--key-rotate-every",
+        "--leeway",
+        "--legacy-upgrade",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
-    for env in ["AUTH_ADDR", "AUTH_ACCESS_TTL", "AUTH_REUSE_GRACE", "AUTH_DEMO"] {
+    for env in [
+        "AUTH_ADDR",
+        "AUTH_ACCESS_TTL",
+        "AUTH_REUSE_GRACE",
+        "AUTH_DEMO",
+    ] {
         assert!(help.contains(env), "{env} missing from --help");
     }
 }

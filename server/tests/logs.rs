@@ -51,18 +51,32 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
 
     let l = s.login().await;
     // S38 response hygiene on login and refresh.
-    assert_eq!(l.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        l.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let line = rt_set_cookie_line(&l.headers).expect("cookie");
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/auth"] {
-        assert!(line.split("; ").any(|a| a == attr), "{attr} missing in {line}");
+        assert!(
+            line.split("; ").any(|a| a == attr),
+            "{attr} missing in {line}"
+        );
     }
-    assert!(!line.to_ascii_lowercase().contains("domain="), "host-only cookie");
+    assert!(
+        !line.to_ascii_lowercase().contains("domain="),
+        "host-only cookie"
+    );
     assert!(!l.body.to_string().contains(&l.rt), "no RT in the body");
     secrets.push(l.at.clone());
     secrets.push(l.rt.clone());
 
     let r = s.refresh(&l.rt).await;
-    assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let rt1 = rt_cookie(r.headers()).expect("rt1");
     let body: Value = r.json().await.expect("json");
     assert!(!body.to_string().contains(&rt1));
@@ -73,9 +87,16 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
     let r = s.refresh(&l.rt).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(s.me_status(&l.at).await, StatusCode::OK);
-    assert_eq!(s.me_status(&format!("{}x", l.at)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.me_status(&format!("{}x", l.at)).await,
+        StatusCode::UNAUTHORIZED
+    );
     s.revoke_access(&l.at).await;
-    let legacy = s.running.state.mint_legacy_token("alice", true).expect("legacy");
+    let legacy = s
+        .running
+        .state
+        .mint_legacy_token("alice", true)
+        .expect("legacy");
     secrets.push(legacy.clone());
     let r = s
         .http
@@ -86,20 +107,36 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
         .send()
         .await
         .expect("send");
-    assert_eq!(r.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let lr = rt_cookie(r.headers()).expect("cookie");
     secrets.push(lr.clone());
     s.advance(11);
     assert_eq!(s.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED); // reuse
     let lo = s.logout(Some(&lr)).await;
-    assert_eq!(lo.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        lo.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
 
     let text = String::from_utf8(cap.0.lock().expect("lock").clone()).expect("utf8");
-    assert!(text.contains("rt_reuse_detected"), "the audit event is logged");
+    assert!(
+        text.contains("rt_reuse_detected"),
+        "the audit event is logged"
+    );
     assert!(text.contains("login"), "logging was captured at all");
     for secret in &secrets {
         // Also no fragment long enough to matter (any 16-character window).
-        assert!(!text.contains(secret.as_str()), "a secret leaked into the logs");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into the logs"
+        );
         for w in secret.as_bytes().windows(16).step_by(8) {
             let w = std::str::from_utf8(w).expect("ascii");
             assert!(!text.contains(w), "a token fragment leaked into the logs");

@@ -12,7 +12,10 @@ async fn login_sets_cookie_and_refresh_rotates() {
     let l = s.login().await;
     assert_eq!(l.body["tokenType"], "Bearer");
     assert_eq!(l.body["expiresIn"], 600);
-    assert!(l.body.get("refreshToken").is_none(), "no refresh token in the body");
+    assert!(
+        l.body.get("refreshToken").is_none(),
+        "no refresh token in the body"
+    );
     let (at2, rt2) = s.refresh_ok(&l.rt).await;
     assert_ne!(rt2, l.rt, "rotated on use");
     assert_ne!(at2, l.at);
@@ -78,7 +81,11 @@ async fn s02_parent_within_grace_gets_current_child() {
     s.advance(9);
     let r = s.refresh(&l.rt).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(rt_cookie(r.headers()).as_deref(), Some(rt1.as_str()), "same RT re-sent");
+    assert_eq!(
+        rt_cookie(r.headers()).as_deref(),
+        Some(rt1.as_str()),
+        "same RT re-sent"
+    );
     let body: Value = r.json().await.expect("json");
     let at = body["accessToken"].as_str().expect("fresh AT");
     assert_eq!(s.me_status(at).await, StatusCode::OK);
@@ -98,7 +105,11 @@ async fn s02_grandparent_within_grace_is_reuse() {
     let (_, rt2) = s.refresh_ok(&rt1).await;
     // Still within grace of both rotations, but l.rt is the grandparent.
     assert_eq!(s.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(s.refresh(&rt2).await.status(), StatusCode::UNAUTHORIZED, "family revoked");
+    assert_eq!(
+        s.refresh(&rt2).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "family revoked"
+    );
     assert_eq!(s.metric("auth_rt_reuse_detected_total").await, 1);
 }
 
@@ -115,7 +126,10 @@ async fn s02_strict_mode_without_grace_revokes_on_parent_replay() {
 async fn s03_fifty_parallel_refreshes_mint_one_child() {
     let s = Srv::start().await;
     let l = s.login().await;
-    let sid = s.me(&l.at).await.json::<Value>().await.expect("json")["sid"].as_str().expect("sid").to_string();
+    let sid = s.me(&l.at).await.json::<Value>().await.expect("json")["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
     // Fire all 50 on separate tasks, over separate connections as far as the pool allows.
     let reqs = (0..50).map(|_| s.refresh_req(&l.rt).send());
     let responses = futures_join_all(reqs).await;
@@ -125,8 +139,16 @@ async fn s03_fifty_parallel_refreshes_mint_one_child() {
         assert_eq!(r.status(), StatusCode::OK);
         cookies.insert(rt_cookie(r.headers()).expect("cookie"));
     }
-    assert_eq!(cookies.len(), 1, "every response carries the same single child");
-    assert_eq!(s.running.state.store.generation(&sid), Some(1), "exactly one rotation in the store");
+    assert_eq!(
+        cookies.len(),
+        1,
+        "every response carries the same single child"
+    );
+    assert_eq!(
+        s.running.state.store.generation(&sid),
+        Some(1),
+        "exactly one rotation in the store"
+    );
     assert_eq!(s.refresh_metric("ok").await, 1);
     assert_eq!(s.refresh_metric("grace").await, 49);
     assert_eq!(s.metric("auth_family_revocations_total").await, 0);
@@ -136,9 +158,9 @@ async fn s03_fifty_parallel_refreshes_mint_one_child() {
 }
 
 /// `join_all` without the futures crate.
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let mut set = Vec::new();
@@ -156,7 +178,12 @@ where
 async fn s12_s13_missing_garbage_and_duplicate_cookies_are_invalid_grant() {
     let s = Srv::start().await;
     let l = s.login().await;
-    let base = || s.http.post(s.url("/auth/refresh")).header("x-requested-with", "tm").header("origin", s.origin());
+    let base = || {
+        s.http
+            .post(s.url("/auth/refresh"))
+            .header("x-requested-with", "tm")
+            .header("origin", s.origin())
+    };
     let cases: Vec<Option<String>> = vec![
         None,
         Some("rt=".into()),
@@ -173,7 +200,10 @@ async fn s12_s13_missing_garbage_and_duplicate_cookies_are_invalid_grant() {
         let r = req.send().await.expect("send");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{c:?}");
         assert!(rt_cookie(r.headers()).is_none(), "no Set-Cookie on {c:?}");
-        assert_eq!(r.json::<Value>().await.expect("json"), serde_json::json!({ "error": "invalid_grant" }));
+        assert_eq!(
+            r.json::<Value>().await.expect("json"),
+            serde_json::json!({ "error": "invalid_grant" })
+        );
     }
     // The real token was never consumed by those.
     s.refresh_ok(&l.rt).await;
@@ -190,7 +220,10 @@ async fn s19_idle_expiry_slides_only_on_refresh() {
     s.advance(100);
     let r = s.refresh(&rt2).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_grant");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
@@ -233,13 +266,18 @@ async fn s21_logout_revokes_family_and_every_access_token_of_the_session() {
     let r = s.logout(Some(&rt2)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let line = rt_set_cookie_line(r.headers()).expect("clearing cookie");
-    assert!(line.starts_with("rt=;") && line.contains("Max-Age=0"), "{line}");
+    assert!(
+        line.starts_with("rt=;") && line.contains("Max-Age=0"),
+        "{line}"
+    );
     assert_eq!(s.refresh(&rt2).await.status(), StatusCode::UNAUTHORIZED);
     for at in [&l.at, &at_tab2, &at_tab3] {
         let r = s.me(at).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
-            r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+            r.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
             Some("Bearer error=\"invalid_token\"")
         );
     }
@@ -263,9 +301,20 @@ async fn s22_logout_racing_refresh_leaves_no_live_token() {
         assert_eq!(logout.status(), StatusCode::OK);
         if refresh.status() == StatusCode::OK {
             let child = rt_cookie(refresh.headers()).expect("child");
-            let at = refresh.json::<Value>().await.expect("json")["accessToken"].as_str().expect("at").to_string();
-            assert_eq!(s.refresh(&child).await.status(), StatusCode::UNAUTHORIZED, "child revoked");
-            assert_eq!(s.me_status(&at).await, StatusCode::UNAUTHORIZED, "its AT revoked");
+            let at = refresh.json::<Value>().await.expect("json")["accessToken"]
+                .as_str()
+                .expect("at")
+                .to_string();
+            assert_eq!(
+                s.refresh(&child).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "child revoked"
+            );
+            assert_eq!(
+                s.me_status(&at).await,
+                StatusCode::UNAUTHORIZED,
+                "its AT revoked"
+            );
         } else {
             assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
         }
@@ -279,7 +328,10 @@ async fn s39_unknown_expired_revoked_and_reused_look_the_same() {
     let s = Srv::with(|c| c.refresh_idle_ttl = 50).await;
     let mut answers = Vec::new();
     // unknown
-    answers.push(s.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await);
+    answers.push(
+        s.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await,
+    );
     // expired
     let l = s.login().await;
     s.advance(51);

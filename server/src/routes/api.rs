@@ -28,21 +28,30 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     }
     // RFC 6750 §2.1 b64token charset.
     let ok = !token.is_empty()
-        && token.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~+/=".contains(&c));
+        && token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._~+/=".contains(&c));
     ok.then_some(token)
 }
 
 /// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
 pub(crate) fn unauthorized() -> Response {
     let mut r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
     r
 }
 
 /// Authenticate and count the API call.
-pub(crate) fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<AccessClaims, Response> {
-    let result = bearer(headers).ok_or(VerifyError::Malformed).and_then(|t| state.authenticate(t));
+pub(crate) fn authenticate(
+    state: &SharedState,
+    headers: &HeaderMap,
+) -> Result<AccessClaims, Response> {
+    let result = bearer(headers)
+        .ok_or(VerifyError::Malformed)
+        .and_then(|t| state.authenticate(t));
     match result {
         Ok(c) => {
             Metrics::inc(&state.metrics.api_ok);
@@ -76,6 +85,10 @@ pub(crate) async fn echo(State(state): State<SharedState>, req: Request<Body>) -
     };
     let sha = Sha256::digest(&bytes);
     let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    Json(json!({ "sha256": hex, "length": bytes.len(), "contentType": content_type })).into_response()
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    Json(json!({ "sha256": hex, "length": bytes.len(), "contentType": content_type }))
+        .into_response()
 }

@@ -35,7 +35,10 @@ struct LoginBody {
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn check_credentials(username: &str, password: &str) -> Option<&'static str> {
@@ -78,7 +81,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// (required: requests without `Origin` are refused); `Sec-Fetch-Site: cross-site` refused unless the
 /// origin is explicitly listed; a body content type, if any, must be `application/json`.
 fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailure> {
-    let xrw = header_str(headers, "x-requested-with").map(str::trim).unwrap_or("");
+    let xrw = header_str(headers, "x-requested-with")
+        .map(str::trim)
+        .unwrap_or("");
     if xrw.is_empty() {
         return Err(CsrfFailure::Forbidden("missing X-Requested-With"));
     }
@@ -86,11 +91,15 @@ fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailur
     let (Some(origin), None) = (origins.next(), origins.next()) else {
         return Err(CsrfFailure::Forbidden("missing or repeated Origin"));
     };
-    let origin = origin.to_str().map_err(|_| CsrfFailure::Forbidden("bad Origin"))?;
+    let origin = origin
+        .to_str()
+        .map_err(|_| CsrfFailure::Forbidden("bad Origin"))?;
     if !origin_allowed(state, headers, origin) {
         return Err(CsrfFailure::Forbidden("Origin not allowed"));
     }
-    if header_str(headers, "sec-fetch-site") == Some("cross-site") && !is_listed_origin(state, origin) {
+    if header_str(headers, "sec-fetch-site") == Some("cross-site")
+        && !is_listed_origin(state, origin)
+    {
         return Err(CsrfFailure::Forbidden("cross-site"));
     }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
@@ -115,7 +124,9 @@ enum CookieRead {
 fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
     let mut found: Vec<&str> = Vec::new();
     for v in headers.get_all(header::COOKIE) {
-        let Ok(v) = v.to_str() else { return CookieRead::Malformed };
+        let Ok(v) = v.to_str() else {
+            return CookieRead::Malformed;
+        };
         for pair in v.split(';') {
             if let Some((k, val)) = pair.trim().split_once('=') {
                 if k.trim() == name {
@@ -126,7 +137,8 @@ fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
     }
     match found.as_slice() {
         [] => CookieRead::Missing,
-        [one] => RefreshToken::parse(one.trim_matches('"')).map_or(CookieRead::Malformed, CookieRead::Token),
+        [one] => RefreshToken::parse(one.trim_matches('"'))
+            .map_or(CookieRead::Malformed, CookieRead::Token),
         _ => CookieRead::Ambiguous,
     }
 }
@@ -141,12 +153,22 @@ fn cookie_attrs(state: &SharedState) -> &'static str {
 
 fn set_cookie(state: &SharedState, token: &RefreshToken, expires_at: u64) -> Option<HeaderValue> {
     let max_age = expires_at.saturating_sub(state.now());
-    let v = format!("{}={}; Max-Age={}{}", state.config.cookie_name, token.expose(), max_age, cookie_attrs(state));
+    let v = format!(
+        "{}={}; Max-Age={}{}",
+        state.config.cookie_name,
+        token.expose(),
+        max_age,
+        cookie_attrs(state)
+    );
     HeaderValue::from_str(&v).ok()
 }
 
 fn clear_cookie(state: &SharedState) -> Option<HeaderValue> {
-    let v = format!("{}=; Max-Age=0{}", state.config.cookie_name, cookie_attrs(state));
+    let v = format!(
+        "{}=; Max-Age=0{}",
+        state.config.cookie_name,
+        cookie_attrs(state)
+    );
     HeaderValue::from_str(&v).ok()
 }
 
@@ -178,7 +200,10 @@ fn invalid_grant() -> Response {
 
 fn rate_limited(state: &SharedState, route: LimitedRoute, retry: u64) -> Response {
     state.metrics.rate_limited(route);
-    with_retry_after(json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"), retry)
+    with_retry_after(
+        json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        retry,
+    )
 }
 
 fn new_session(state: &SharedState, sub: &str) -> Response {
@@ -197,7 +222,9 @@ fn new_session(state: &SharedState, sub: &str) -> Response {
     let info = SessionInfo {
         sid,
         sub: sub.to_string(),
-        expires_at: now.saturating_add(state.config.refresh_idle_ttl).min(absolute),
+        expires_at: now
+            .saturating_add(state.config.refresh_idle_ttl)
+            .min(absolute),
         absolute_expires_at: absolute,
     };
     token_response(state, &info, &rt)
@@ -251,10 +278,17 @@ pub(crate) async fn refresh(
     resp
 }
 
-fn refresh_inner(state: &SharedState, peer: SocketAddr, headers: &HeaderMap) -> (RefreshOutcomeLabel, Response) {
+fn refresh_inner(
+    state: &SharedState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> (RefreshOutcomeLabel, Response) {
     use RefreshOutcomeLabel as L;
     if let Err(retry) = state.limits.refresh_ip.check(&peer.ip()) {
-        return (L::RateLimited, rate_limited(state, LimitedRoute::Refresh, retry));
+        return (
+            L::RateLimited,
+            rate_limited(state, LimitedRoute::Refresh, retry),
+        );
     }
     if let Err(why) = check_csrf(state, headers) {
         tracing::warn!(reason = ?why, "refresh refused by CSRF checks");
@@ -266,7 +300,9 @@ fn refresh_inner(state: &SharedState, peer: SocketAddr, headers: &HeaderMap) -> 
     }
     let presented = match read_refresh_cookie(headers, &state.config.cookie_name) {
         CookieRead::Token(t) => t,
-        CookieRead::Missing | CookieRead::Ambiguous | CookieRead::Malformed => return (L::InvalidGrant, invalid_grant()),
+        CookieRead::Missing | CookieRead::Ambiguous | CookieRead::Malformed => {
+            return (L::InvalidGrant, invalid_grant())
+        }
     };
     let policy = RefreshPolicy {
         now: state.now(),
@@ -276,7 +312,10 @@ fn refresh_inner(state: &SharedState, peer: SocketAddr, headers: &HeaderMap) -> 
     let limits = &state.limits;
     let admit = |sid: &str| limits.refresh_family.check(&sid.to_string());
     let child = RefreshToken::generate();
-    match state.store.refresh(&presented.hash(), child.clone(), policy, &admit) {
+    match state
+        .store
+        .refresh(&presented.hash(), child.clone(), policy, &admit)
+    {
         RefreshOutcome::Rotated(info) => (L::Ok, token_response(state, &info, &child)),
         RefreshOutcome::Grace(info, current) => {
             tracing::info!(sid = %info.sid, "refresh: parent replayed within grace, current child re-sent");
@@ -290,7 +329,10 @@ fn refresh_inner(state: &SharedState, peer: SocketAddr, headers: &HeaderMap) -> 
             tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
             (L::InvalidGrant, invalid_grant())
         }
-        RefreshOutcome::Limited(retry) => (L::RateLimited, rate_limited(state, LimitedRoute::Refresh, retry)),
+        RefreshOutcome::Limited(retry) => (
+            L::RateLimited,
+            rate_limited(state, LimitedRoute::Refresh, retry),
+        ),
         RefreshOutcome::Invalid => (L::InvalidGrant, invalid_grant()),
     }
 }
@@ -330,7 +372,10 @@ pub(crate) async fn logout(State(state): State<SharedState>, headers: HeaderMap)
 
 /// `POST /auth/legacy/upgrade` with `Authorization: Bearer <legacy token>` (CATALOGUE 4(d)):
 /// consumes a legacy never-expiring token once and starts a normal session.
-pub(crate) async fn legacy_upgrade(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+pub(crate) async fn legacy_upgrade(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(why) = check_csrf(&state, &headers) {
         return why.response();
     }
@@ -347,7 +392,12 @@ pub(crate) async fn legacy_upgrade(State(state): State<SharedState>, headers: He
         state.metrics.legacy(LegacyOutcome::Invalid);
         return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
     };
-    let claims = match tokens::verify_legacy_token(token, &state.legacy_key, &state.config.issuer, state.started_at) {
+    let claims = match tokens::verify_legacy_token(
+        token,
+        &state.legacy_key,
+        &state.config.issuer,
+        state.started_at,
+    ) {
         Ok(c) => c,
         Err(why) => {
             state.metrics.legacy(LegacyOutcome::Invalid);
@@ -363,7 +413,10 @@ pub(crate) async fn legacy_upgrade(State(state): State<SharedState>, headers: He
         Some(j) => format!("jti:{j}"),
         None => {
             let h = tokens::sha256(token.as_bytes());
-            format!("sha256:{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            format!(
+                "sha256:{}",
+                h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )
         }
     };
     if !state.store.consume_once(&key, sunset, now) {

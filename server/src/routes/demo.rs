@@ -33,7 +33,10 @@ async fn revoke_access(State(state): State<SharedState>, headers: HeaderMap) -> 
         return unauthorized();
     };
     let until = claims.exp.saturating_add(state.config.leeway);
-    if state.store.block_jti(&claims.iss, &claims.jti, until, state.now()) {
+    if state
+        .store
+        .block_jti(&claims.iss, &claims.jti, until, state.now())
+    {
         Metrics::inc(&state.metrics.access_revocations);
         Metrics::inc(&state.metrics.revocations);
     }
@@ -67,7 +70,10 @@ async fn stats(State(state): State<SharedState>) -> Response {
     if let Some(o) = v.as_object_mut() {
         let s = state.store.stats(state.now());
         o.insert("liveSessions".into(), s.live_sessions.into());
-        o.insert("refreshFailingForSeconds".into(), state.refresh_outage_left().unwrap_or(0).into());
+        o.insert(
+            "refreshFailingForSeconds".into(),
+            state.refresh_outage_left().unwrap_or(0).into(),
+        );
         o.insert("accessTtl".into(), state.config.access_ttl.into());
         o.insert("legacyAccept".into(), state.legacy_accept().into());
     }
@@ -83,7 +89,9 @@ struct LegacyBody {
 
 /// A legacy never-expiring token for `username` (default `demo`), as the old system minted.
 async fn legacy_token(State(state): State<SharedState>, body: Bytes) -> Response {
-    let parsed: LegacyBody = if body.is_empty() { LegacyBody::default() } else {
+    let parsed: LegacyBody = if body.is_empty() {
+        LegacyBody::default()
+    } else {
         match serde_json::from_slice(&body) {
             Ok(b) => b,
             Err(_) => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),

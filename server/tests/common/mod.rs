@@ -38,12 +38,24 @@ impl Srv {
     }
 
     pub async fn with(f: impl FnOnce(&mut Config)) -> Self {
-        let mut cfg = Config { addr: "127.0.0.1:0".parse().expect("addr"), ..Config::default() };
+        let mut cfg = Config {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            ..Config::default()
+        };
         f(&mut cfg);
         let clock = Arc::new(ManualClock::new(T0));
-        let running = auth_server::start(cfg, clock.clone()).await.expect("server starts");
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
-        Self { running, clock, http }
+        let running = auth_server::start(cfg, clock.clone())
+            .await
+            .expect("server starts");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Self {
+            running,
+            clock,
+            http,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -76,8 +88,16 @@ impl Srv {
         let headers = r.headers().clone();
         let rt = rt_cookie(&headers).expect("login sets the refresh cookie");
         let body: Value = r.json().await.expect("login json");
-        let at = body["accessToken"].as_str().expect("accessToken").to_string();
-        Login { at, rt, body, headers }
+        let at = body["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_string();
+        Login {
+            at,
+            rt,
+            body,
+            headers,
+        }
     }
 
     pub async fn login(&self) -> Login {
@@ -103,7 +123,13 @@ impl Srv {
         assert_eq!(r.status(), StatusCode::OK, "refresh should succeed");
         let new_rt = rt_cookie(r.headers()).expect("rotated cookie");
         let body: Value = r.json().await.expect("json");
-        (body["accessToken"].as_str().expect("accessToken").to_string(), new_rt)
+        (
+            body["accessToken"]
+                .as_str()
+                .expect("accessToken")
+                .to_string(),
+            new_rt,
+        )
     }
 
     pub async fn logout(&self, rt: Option<&str>) -> Response {
@@ -119,7 +145,12 @@ impl Srv {
     }
 
     pub async fn me(&self, at: &str) -> Response {
-        self.http.get(self.url("/api/me")).bearer_auth(at).send().await.expect("me request")
+        self.http
+            .get(self.url("/api/me"))
+            .bearer_auth(at)
+            .send()
+            .await
+            .expect("me request")
     }
 
     pub async fn me_status(&self, at: &str) -> StatusCode {
@@ -128,9 +159,20 @@ impl Srv {
 
     /// A counter's value from `/metrics` (`name` includes labels, e.g. `x{outcome="ok"}`).
     pub async fn metric(&self, series: &str) -> u64 {
-        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
         for line in text.lines() {
-            if let Some(v) = line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')) {
+            if let Some(v) = line
+                .strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+            {
                 return v.trim().parse().expect("counter value");
             }
         }
@@ -138,7 +180,10 @@ impl Srv {
     }
 
     pub async fn refresh_metric(&self, outcome: &str) -> u64 {
-        self.metric(&format!("auth_refresh_requests_total{{outcome=\"{outcome}\"}}")).await
+        self.metric(&format!(
+            "auth_refresh_requests_total{{outcome=\"{outcome}\"}}"
+        ))
+        .await
     }
 
     /// Sign `header`/`claims` JSON with the server's current signing key (for claim-level tests).
@@ -171,18 +216,26 @@ pub fn b64(v: &[u8]) -> String {
 }
 
 pub fn sign_with(key: &jsonwebtoken::EncodingKey, header: &Value, claims: &Value) -> String {
-    let msg = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-    let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, jsonwebtoken::Algorithm::ES256).expect("sign");
+    let msg = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, jsonwebtoken::Algorithm::ES256)
+        .expect("sign");
     format!("{msg}.{sig}")
 }
 
 /// The `rt` value from Set-Cookie, if any.
 pub fn rt_cookie(h: &HeaderMap) -> Option<String> {
-    h.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
-        let first = v.split(';').next()?;
-        let (k, val) = first.split_once('=')?;
-        (k.trim() == "rt").then(|| val.trim().to_string())
-    })
+    h.get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let first = v.split(';').next()?;
+            let (k, val) = first.split_once('=')?;
+            (k.trim() == "rt").then(|| val.trim().to_string())
+        })
 }
 
 /// The whole `rt` Set-Cookie line.
@@ -209,8 +262,12 @@ impl Srv {
             ring.signing_key(now).expect("signing key")
         };
         let msg = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
-        let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key.encoding_key(), jsonwebtoken::Algorithm::ES256)
-            .expect("sign");
+        let sig = jsonwebtoken::crypto::sign(
+            msg.as_bytes(),
+            key.encoding_key(),
+            jsonwebtoken::Algorithm::ES256,
+        )
+        .expect("sign");
         format!("{msg}.{sig}")
     }
 
@@ -222,6 +279,11 @@ impl Srv {
 
     /// POST /demo/revoke-access with this bearer token.
     pub async fn revoke_access(&self, at: &str) -> Response {
-        self.http.post(self.url("/demo/revoke-access")).bearer_auth(at).send().await.expect("revoke")
+        self.http
+            .post(self.url("/demo/revoke-access"))
+            .bearer_auth(at)
+            .send()
+            .await
+            .expect("revoke")
     }
 }
