@@ -94,7 +94,7 @@ if [ -z "$ROUTE" ]; then
   printf '[package]\nname = "wtm-std-build"\nversion = "0.0.0"\nedition = "2021"\n[lib]\npath = "src/lib.rs"\n[workspace]\n' \
     >"$STD_BUILD/Cargo.toml"
   : >"$STD_BUILD/src/lib.rs"
-  (cd "$STD_BUILD" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$STD_BUILD/target" timeout 1800 /usr/bin/cargo build -q --release \
+  (cd "$STD_BUILD" && PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$STD_BUILD/target" timeout 1800 /usr/bin/cargo build -q --release \
       --target wasm32-unknown-unknown -Z build-std=std,panic_abort,test,proc_macro) \
     || die "building the wasm32 std failed"
   $SUDO mkdir -p "$DEB_STD_DIR"
