@@ -590,3 +590,62 @@ async fn s36_token_without_exp_under_a_current_kid_is_always_rejected() {
         assert!(rt_cookie(r.headers()).is_none());
     }
 }
+
+#[tokio::test]
+async fn s33_s34_invalid_utf8_and_oversized_tokens_are_rejected_before_crypto() {
+    let s = Srv::start().await;
+    let l = s.login().await;
+    let sid = s.sid_of(&l.at).await;
+    let kid = s.kid();
+    let h = b64(header(&kid).to_string().as_bytes());
+    // Overlong UTF-8 (C0 AF) and a lone surrogate escape inside claims, validly signed.
+    let mut bad = br#"{"sub":"x"#.to_vec();
+    bad.extend_from_slice(&[0xC0, 0xAF]);
+    bad.extend_from_slice(br#"","iss":"i"}"#);
+    let msg = format!("{h}.{}", b64(&bad));
+    let key = s
+        .running
+        .state
+        .keys
+        .read()
+        .expect("keys")
+        .signing_key(s.now())
+        .expect("key");
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        key.encoding_key(),
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .expect("sign");
+    assert_rejected(&s, &format!("{msg}.{sig}"), "overlong UTF-8 in claims").await;
+    let mut c = s.claims(&sid).to_string();
+    c = c.replacen("\"sub\":\"demo\"", "\"sub\":\"\\ud800\"", 1);
+    assert!(c.contains("ud800"));
+    assert_rejected(
+        &s,
+        &s.sign_str(&header(&kid).to_string(), &c),
+        "lone surrogate",
+    )
+    .await;
+    // Deeply nested JSON and a 100 000-claim token: over the 4 KiB token bound, refused before decoding.
+    let nested = format!("{{\"x\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let t = s.sign_str(&header(&kid).to_string(), &nested);
+    let r = s.me(&t).await;
+    assert!(
+        r.status() == StatusCode::UNAUTHORIZED
+            || r.status() == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let mut many = String::from("{");
+    for i in 0..100_000 {
+        many.push_str(&format!("\"c{i}\":{i},"));
+    }
+    many.push_str("\"sub\":\"x\"}");
+    let t = s.sign_str(&header(&kid).to_string(), &many);
+    assert_eq!(
+        s.me_status(&t).await,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    // Just under the header bound but over the token bound: 401, not a crash.
+    let long = format!("{}.{}.{}", h, "A".repeat(5000), "B".repeat(86));
+    assert_rejected(&s, &long, "5 KiB token").await;
+}

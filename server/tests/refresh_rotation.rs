@@ -360,3 +360,20 @@ async fn s39_unknown_expired_revoked_and_reused_look_the_same() {
         assert_eq!(sh, &first);
     }
 }
+
+#[tokio::test]
+async fn s20_sessions_are_isolated_from_each_other() {
+    let s = Srv::start().await;
+    let demo = s.login().await;
+    let alice = s.login_as("alice").await;
+    // Reuse in demo's family…
+    let (_, _) = s.refresh_ok(&demo.rt).await;
+    s.advance(11);
+    assert_eq!(s.refresh(&demo.rt).await.status(), StatusCode::UNAUTHORIZED);
+    // …leaves alice's session, tokens and cookie alone; her RT only ever yields her identity.
+    assert_eq!(s.me_status(&alice.at).await, StatusCode::OK);
+    let (at, _) = s.refresh_ok(&alice.rt).await;
+    let me: Value = s.me(&at).await.json().await.expect("json");
+    assert_eq!(me["sub"], "alice");
+    assert_ne!(me["sid"], segment(&demo.at, 1)["sid"]);
+}
