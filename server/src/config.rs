@@ -11,6 +11,10 @@ pub const DEFAULT_ACCESS_TTL_SECS: u64 = 10 * 60;
 pub const DEMO_ACCESS_TTL_SECS: u64 = 20;
 /// Verifier leeway on `exp`/`nbf`/`iat` (CATALOGUE 5: 30–60 s, pinned and tested).
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Rotations per minute per family (CATALOGUE S18).
+pub const DEFAULT_REFRESH_RATE_PER_MIN: u32 = 10;
+/// Rotations per minute per family in `--demo` mode.
+pub const DEMO_REFRESH_RATE_PER_MIN: u32 = 30;
 /// Leeway in `--demo` mode, so an expired demo token is visibly rejected.
 pub const DEMO_LEEWAY_SECS: u64 = 1;
 
@@ -66,9 +70,10 @@ pub struct Args {
     /// Logins per minute per client IP (0 disables).
     #[arg(long, env = "AUTH_LOGIN_RATE_PER_MIN", default_value_t = 20)]
     pub login_rate_per_min: u32,
-    /// Token rotations per minute per refresh family (0 disables).
-    #[arg(long, env = "AUTH_REFRESH_RATE_PER_MIN", default_value_t = 10)]
-    pub refresh_rate_per_min: u32,
+    /// Token rotations per minute per refresh family (0 disables). Default 10, or 30 with `--demo`
+    /// (demo tabs that each refresh a 20 s token must not trip it).
+    #[arg(long, env = "AUTH_REFRESH_RATE_PER_MIN")]
+    pub refresh_rate_per_min: Option<u32>,
     /// `/auth/refresh` requests per 5 minutes per client IP (0 disables).
     #[arg(long, env = "AUTH_REFRESH_IP_RATE_PER_5MIN", default_value_t = 150)]
     pub refresh_ip_rate_per_5min: u32,
@@ -174,7 +179,7 @@ impl Default for Config {
             cookie_name: "rt".into(),
             allowed_origins: Vec::new(),
             login_rate_per_min: 20,
-            refresh_rate_per_min: 10,
+            refresh_rate_per_min: DEFAULT_REFRESH_RATE_PER_MIN,
             refresh_ip_rate_per_5min: 150,
             key_rotate_every: None,
             jwks_max_age: 300,
@@ -221,7 +226,11 @@ impl From<Args> for Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
             login_rate_per_min: a.login_rate_per_min,
-            refresh_rate_per_min: a.refresh_rate_per_min,
+            refresh_rate_per_min: a.refresh_rate_per_min.unwrap_or(if a.demo {
+                DEMO_REFRESH_RATE_PER_MIN
+            } else {
+                DEFAULT_REFRESH_RATE_PER_MIN
+            }),
             refresh_ip_rate_per_5min: a.refresh_ip_rate_per_5min,
             key_rotate_every: a.key_rotate_every.filter(|s| *s > 0),
             jwks_max_age: a.jwks_max_age,
@@ -281,10 +290,15 @@ mod tests {
         let a = Args::parse_from(["auth-server", "--demo"]);
         let c = Config::from(a);
         assert_eq!(c.access_ttl, 20);
+        assert_eq!(c.refresh_rate_per_min, DEMO_REFRESH_RATE_PER_MIN);
         assert!(c.legacy_upgrade);
         let a = Args::parse_from(["auth-server", "--demo", "--access-ttl", "2m"]);
         assert_eq!(Config::from(a).access_ttl, 120);
+        let a = Args::parse_from(["auth-server", "--refresh-rate-per-min", "0"]);
+        assert_eq!(Config::from(a).refresh_rate_per_min, 0);
         let a = Args::parse_from(["auth-server"]);
-        assert_eq!(Config::from(a).access_ttl, DEFAULT_ACCESS_TTL_SECS);
+        let c = Config::from(a);
+        assert_eq!(c.access_ttl, DEFAULT_ACCESS_TTL_SECS);
+        assert_eq!(c.refresh_rate_per_min, DEFAULT_REFRESH_RATE_PER_MIN);
     }
 }
