@@ -21,6 +21,11 @@ async fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::from(args);
+    for (flag, dir) in [("--www", &config.www), ("--pkg", &config.pkg)] {
+        if let Some(d) = dir.as_ref().filter(|d| !d.is_dir()) {
+            tracing::warn!(dir = %d.display(), "{flag} is not a directory: its files will answer 404");
+        }
+    }
     let demo = config.demo;
     let running = match auth_server::start(config, Arc::new(SystemClock)).await {
         Ok(r) => r,
@@ -37,6 +42,23 @@ async fn main() {
     let _ = std::io::stdout().flush();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
+        _ = terminate() => {}
         _ = running.handle => {}
     }
+}
+
+/// SIGTERM (what test harnesses send) ends the process cleanly too.
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
