@@ -245,6 +245,9 @@ impl SessionStore for MemoryStore {
             return RefreshOutcome::Rotated(info);
         }
         if fam.parent.as_ref() == Some(presented) && p.now < fam.grace_until {
+            if p.now >= fam.idle_expires_at {
+                return RefreshOutcome::Invalid;
+            }
             if let Some(raw) = fam.grace_raw.clone() {
                 return RefreshOutcome::Grace(fam.info(&sid), raw);
             }
