@@ -406,6 +406,36 @@ mod tests {
     }
 
     #[test]
+    fn raw_child_is_kept_only_for_the_grace_window() {
+        let s = MemoryStore::new();
+        let t0 = RefreshToken::generate();
+        s.create(NewSession {
+            sid: "s".into(),
+            sub: "u".into(),
+            token: t0.clone(),
+            now: 0,
+            idle_ttl: 100,
+            session_max: 1000,
+        });
+        let raw_held = |s: &MemoryStore| {
+            s.lock()
+                .families
+                .get("s")
+                .is_some_and(|f| f.grace_raw.is_some())
+        };
+        assert!(!raw_held(&s), "nothing raw at login");
+        assert!(matches!(
+            s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &ok),
+            RefreshOutcome::Rotated(_)
+        ));
+        assert!(raw_held(&s), "held during the window");
+        s.sweep(10, 0);
+        assert!(raw_held(&s), "window is [1, 11)");
+        s.sweep(11, 0);
+        assert!(!raw_held(&s), "wiped once the window closes");
+    }
+
+    #[test]
     fn limited_rotation_changes_nothing() {
         let s = MemoryStore::new();
         let t0 = RefreshToken::generate();
