@@ -12,6 +12,8 @@ const tm = new TokenManager({
   refreshUrl: '/auth/refresh',
   logoutUrl: '/auth/logout',
   refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
+  // The reference server refuses refresh and logout calls without this header (CSRF defence).
+  refreshHeaders: { 'X-Requested-With': 'fetch' },
 });
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +46,11 @@ const view = {
 
 tm.events.addEventListener('tokenchange', (e) => {
   const { expiresAt, source } = e.detail ?? {};
+  if (!tm.isAuthenticated) {
+    log('tokenchange', `access token cleared (${source})`);
+    render();
+    return;
+  }
   view.receivedAt = Date.now();
   view.failing = false;
   view.retryAt = null;
