@@ -1,4 +1,5 @@
 //! Native tests of the small pure helpers: origins (C49, C50), Retry-After (C25), timer clamping (C08, C47).
+#![cfg(not(target_arch = "wasm32"))]
 
 use wasm_token_manager::session::*;
 

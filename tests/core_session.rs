@@ -1,4 +1,5 @@
 //! Native scenario tests of the session state machine with a fake clock (no sleeping anywhere).
+#![cfg(not(target_arch = "wasm32"))]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

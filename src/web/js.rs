@@ -1,0 +1,90 @@
+//! Small bindings to globals (not `window`, so the shell also runs in workers) and JS helpers.
+
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::session::ErrorCode;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, looked up at every call (tests and polyfills may replace it).
+    #[wasm_bindgen(js_name = fetch, catch)]
+    pub fn global_fetch(input: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = fetch, catch)]
+    pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = setTimeout)]
+    pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    pub fn clear_timeout(id: &JsValue);
+}
+
+/// The wall clock in ms since the epoch (never negative, never NaN).
+pub fn now_ms() -> u64 {
+    let t = js_sys::Date::now();
+    if t.is_finite() && t > 0.0 {
+        t as u64
+    } else {
+        0
+    }
+}
+
+/// `obj[key]`, or `undefined` when `obj` is not an object or the getter throws.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `obj[key] = value`, ignoring failures.
+pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// `globalThis[name]`.
+pub fn global(name: &str) -> JsValue {
+    get(&js_sys::global(), name)
+}
+
+/// `new globalThis[name](...args)`.
+pub fn construct(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let ctor: Function = global(name).dyn_into()?;
+    let array = js_sys::Array::new();
+    for a in args {
+        array.push(a);
+    }
+    Reflect::construct(&ctor, &array)
+}
+
+/// A plain object from key/value pairs.
+pub fn object(pairs: &[(&str, &JsValue)]) -> JsValue {
+    let o: JsValue = Object::new().into();
+    for (k, v) in pairs {
+        set(&o, k, v);
+    }
+    o
+}
+
+/// A JS `Error` with `name === 'TokenManagerError'` and a stable `code`.
+pub fn error(code: ErrorCode, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("TokenManagerError");
+    let e: JsValue = e.into();
+    set(&e, "code", &JsValue::from_str(code.as_str()));
+    e
+}
+
+/// A number or `null`.
+pub fn opt_number(v: Option<u64>) -> JsValue {
+    match v {
+        Some(n) => JsValue::from_f64(n as f64),
+        None => JsValue::NULL,
+    }
+}
+
+/// `console.debug`, when debugging is on. Never pass a token here.
+pub fn debug(enabled: bool, message: &str) {
+    if enabled {
+        web_sys::console::debug_2(&JsValue::from_str("[wasm-token-manager]"), &JsValue::from_str(message));
+    }
+}

@@ -1,0 +1,521 @@
+//! The exported `TokenManager` and the driver that pumps the core.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget, Request, Response};
+
+use super::js::{self, error, now_ms, object, opt_number};
+use super::options::Options;
+use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
+use crate::session::{
+    clamp_timer_delay, Action, ErrorCode, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session,
+    TokenSource, Unauthorized, MAX_BODY_LEN,
+};
+
+#[derive(Default)]
+struct Shell {
+    disposed: bool,
+    timer: Option<JsValue>,
+    timer_deadline: Option<u64>,
+    settles: Vec<(RefreshId, Promise, Function)>,
+    aborts: Vec<(RefreshId, AbortController)>,
+}
+
+pub(crate) struct Inner {
+    core: RefCell<Session>,
+    shell: RefCell<Shell>,
+    opts: Options,
+    events: EventTarget,
+    timer_cb: RefCell<Option<Closure<dyn Fn()>>>,
+    fetch_fn: RefCell<Option<Closure<dyn Fn(JsValue, JsValue) -> Promise>>>,
+}
+
+type Rci = Rc<Inner>;
+
+/// Runs `f` on the core. `f` must not call into JS: the borrow ends when it returns.
+fn with_core<R>(inner: &Inner, f: impl FnOnce(&mut Session) -> R) -> R {
+    let mut core = inner.core.borrow_mut();
+    f(&mut core)
+}
+
+fn is_disposed(inner: &Inner) -> bool {
+    inner.shell.borrow().disposed
+}
+
+fn disposed_error() -> JsValue {
+    error(ErrorCode::Disposed, "this TokenManager was disposed")
+}
+
+/// Drains the core's actions and performs them with no borrow held, then re-arms the timer.
+fn pump(inner: &Rci) {
+    loop {
+        let actions: Vec<Action> = with_core(inner, |c| std::iter::from_fn(|| c.poll_action()).collect());
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            perform(inner, action);
+        }
+    }
+    rearm(inner);
+}
+
+fn perform(inner: &Rci, action: Action) {
+    match action {
+        Action::StartRefresh { id } => {
+            let i = inner.clone();
+            spawn_local(async move { run_refresh(i, id).await });
+        }
+        Action::AbortRefresh { id } => {
+            let ctrl = {
+                let mut sh = inner.shell.borrow_mut();
+                let pos = sh.aborts.iter().position(|(i, _)| *i == id);
+                pos.map(|p| sh.aborts.swap_remove(p).1)
+            };
+            if let Some(c) = ctrl {
+                c.abort();
+            }
+        }
+        Action::RefreshSettled { id } => {
+            let resolve = {
+                let mut sh = inner.shell.borrow_mut();
+                let pos = sh.settles.iter().position(|(i, _, _)| *i == id);
+                pos.map(|p| sh.settles.swap_remove(p).2)
+            };
+            if let Some(r) = resolve {
+                let _ = r.call0(&JsValue::UNDEFINED);
+            }
+        }
+        Action::Event(e) => dispatch(inner, e),
+    }
+}
+
+fn dispatch(inner: &Rci, e: Event) {
+    let (name, detail) = match e {
+        Event::TokenChange { expires_at, source } => (
+            "tokenchange",
+            object(&[("expiresAt", &opt_number(expires_at)), ("source", &JsValue::from_str(source.as_str()))]),
+        ),
+        Event::RefreshFailed { status, retryable, retry_at } => (
+            "refreshfailed",
+            object(&[
+                ("status", &opt_number(status.map(u64::from))),
+                ("retryable", &JsValue::from_bool(retryable)),
+                ("retryAt", &opt_number(retry_at)),
+            ]),
+        ),
+        Event::SessionExpired => ("sessionexpired", object(&[])),
+        Event::Logout { reason } => ("logout", object(&[("reason", &JsValue::from_str(reason.as_str()))])),
+    };
+    js::debug(inner.opts.debug, name);
+    let init = CustomEventInit::new();
+    init.set_detail(&detail);
+    if let Ok(ev) = CustomEvent::new_with_event_init_dict(name, &init) {
+        // Listener exceptions are reported by the browser, not thrown here.
+        let _ = inner.events.dispatch_event(&ev);
+    }
+}
+
+/// Arms the one timer for the core's deadline, only when the deadline changed.
+fn rearm(inner: &Rci) {
+    let deadline = inner.core.borrow().poll_timeout();
+    let old = {
+        let mut sh = inner.shell.borrow_mut();
+        if sh.disposed || (sh.timer_deadline == deadline && (deadline.is_none() || sh.timer.is_some())) {
+            return;
+        }
+        sh.timer_deadline = deadline;
+        sh.timer.take()
+    };
+    if let Some(id) = old {
+        js::clear_timeout(&id);
+    }
+    if let Some(at) = deadline {
+        let delay = clamp_timer_delay(at.saturating_sub(now_ms()));
+        let cb: Option<JsValue> = inner.timer_cb.borrow().as_ref().map(|c| c.as_ref().clone());
+        if let Some(cb) = cb {
+            let id = js::set_timeout(cb.unchecked_ref(), delay as i32);
+            inner.shell.borrow_mut().timer = Some(id);
+        }
+    }
+}
+
+fn on_timer(inner: &Rci) {
+    {
+        let mut sh = inner.shell.borrow_mut();
+        sh.timer = None;
+        sh.timer_deadline = None;
+        if sh.disposed {
+            return;
+        }
+    }
+    with_core(inner, |c| c.handle_timeout(now_ms()));
+    pump(inner);
+}
+
+/// A promise that resolves when refresh `id` settles (at once when it is not in flight).
+fn settle_promise(inner: &Rci, id: RefreshId) -> Promise {
+    let in_flight = inner.core.borrow().refresh_in_flight() == Some(id);
+    if !in_flight || is_disposed(inner) {
+        return Promise::resolve(&JsValue::UNDEFINED);
+    }
+    let existing = inner.shell.borrow().settles.iter().find(|s| s.0 == id).map(|s| s.1.clone());
+    if let Some(p) = existing {
+        return p;
+    }
+    let mut resolve: Option<Function> = None;
+    let p = Promise::new(&mut |res, _rej| resolve = Some(res));
+    if let Some(r) = resolve {
+        inner.shell.borrow_mut().settles.push((id, p.clone(), r));
+    }
+    p
+}
+
+async fn wait_settled(inner: &Rci, id: RefreshId) {
+    let p = settle_promise(inner, id);
+    let _ = JsFuture::from(p).await;
+}
+
+async fn run_refresh(inner: Rci, id: RefreshId) {
+    if is_disposed(&inner) || inner.core.borrow().refresh_in_flight() != Some(id) {
+        return;
+    }
+    js::debug(inner.opts.debug, "refresh: calling refreshUrl");
+    let ctrl = AbortController::new().ok();
+    if let Some(c) = &ctrl {
+        inner.shell.borrow_mut().aborts.push((id, c.clone()));
+    }
+    let init = object(&[
+        ("method", &JsValue::from_str("POST")),
+        ("credentials", &JsValue::from_str("include")),
+        ("redirect", &JsValue::from_str("error")),
+        ("cache", &JsValue::from_str("no-store")),
+        ("headers", &inner.opts.headers_object()),
+    ]);
+    if let Some(c) = &ctrl {
+        js::set(&init, "signal", &c.signal());
+    }
+    let result = match js::global_fetch_init(&JsValue::from_str(&inner.opts.refresh_url), &init) {
+        Ok(p) => JsFuture::from(p).await,
+        Err(e) => Err(e),
+    };
+    let mut http: Option<(u16, Option<String>, Option<String>, String, bool)> = None;
+    if let Ok(resp) = result.and_then(|v| v.dyn_into::<Response>().map_err(JsValue::from)) {
+        let h = resp.headers();
+        let status = resp.status();
+        let ct = h.get("content-type").ok().flatten();
+        let ra = h.get("retry-after").ok().flatten();
+        let mut body = String::new();
+        let mut too_large = false;
+        let mut failed = false;
+        if (200..300).contains(&status) {
+            let declared = h.get("content-length").ok().flatten().and_then(|s| s.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > MAX_BODY_LEN as u64) {
+                too_large = true;
+            } else {
+                match resp.text() {
+                    Ok(p) => match JsFuture::from(p).await {
+                        Ok(t) => body = t.as_string().unwrap_or_default(),
+                        Err(_) => failed = true,
+                    },
+                    Err(_) => failed = true,
+                }
+                if body.len() > MAX_BODY_LEN {
+                    too_large = true;
+                    body = String::new();
+                }
+            }
+        }
+        if !failed {
+            http = Some((status, ct, ra, body, too_large));
+        }
+    }
+    {
+        let mut sh = inner.shell.borrow_mut();
+        sh.aborts.retain(|(i, _)| *i != id);
+    }
+    let response = match &http {
+        Some((status, ct, ra, body, too_large)) => RefreshResponse::Http {
+            status: *status,
+            content_type: ct.as_deref(),
+            retry_after: ra.as_deref(),
+            body: body.as_bytes(),
+            body_too_large: *too_large,
+        },
+        None => RefreshResponse::NetworkError,
+    };
+    let jitter = js_sys::Math::random();
+    with_core(&inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
+    pump(&inner);
+}
+
+fn attach(req: &Request, token: &crate::session::AccessToken) {
+    let _ = req.headers().set("authorization", &["Bearer ", token.expose()].concat());
+}
+
+async fn send(req: &Request) -> Result<JsValue, JsValue> {
+    JsFuture::from(js::global_fetch(req)?).await
+}
+
+/// The manager's `fetch`. Builds the `Request` synchronously (like `fetch`), then runs asynchronously.
+fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
+    if is_disposed(inner) {
+        return Promise::reject(&disposed_error());
+    }
+    let req: Request = match js::construct("Request", &[&input, &init]) {
+        Ok(r) => r.unchecked_into(),
+        Err(e) => return Promise::reject(&e),
+    };
+    // A ReadableStream body cannot be replayed: such a request is never retried.
+    let stream = js::get(&js::get(&init, "body"), "getReader").is_function();
+    let inner = inner.clone();
+    future_to_promise(async move { managed_fetch(inner, req, !stream).await })
+}
+
+async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
+    let own_auth = req.headers().has("authorization").unwrap_or(true);
+    if own_auth || !inner.opts.allows(&req.url()) {
+        return send(&req).await;
+    }
+    let mut waited = false;
+    let (token, generation) = loop {
+        let p = with_core(&inner, |c| c.prepare_request(now_ms(), waited));
+        pump(&inner);
+        match p {
+            Prepare::Send { token, generation } => break (token, generation),
+            Prepare::Wait(id) => {
+                wait_settled(&inner, id).await;
+                if is_disposed(&inner) {
+                    return Err(disposed_error());
+                }
+                waited = true;
+            }
+        }
+    };
+    // Clone before the first send, so that the body survives for a retry.
+    let spare = if replayable { req.clone().ok() } else { None };
+    if let Some(t) = &token {
+        attach(&req, t);
+    }
+    let first = send(&req).await?;
+    let status = first.dyn_ref::<Response>().map(|r| r.status()).unwrap_or(0);
+    if status != 401 {
+        return Ok(first);
+    }
+    let decision = with_core(&inner, |c| c.handle_unauthorized(now_ms(), generation));
+    pump(&inner);
+    let Some(spare) = spare else {
+        return Ok(first);
+    };
+    let token = match decision {
+        Unauthorized::GiveUp => return Ok(first),
+        Unauthorized::Retry { token, .. } => token,
+        Unauthorized::Wait(id) => {
+            wait_settled(&inner, id).await;
+            let next = inner.core.borrow().token_since(generation);
+            match next {
+                Some((t, _)) => t,
+                None => return Ok(first),
+            }
+        }
+    };
+    attach(&spare, &token);
+    send(&spare).await
+}
+
+/// A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
+/// trusted origins, refreshes it through an httpOnly cookie (single-flight, proactive and on 401), and
+/// retries a 401 once.
+#[wasm_bindgen]
+pub struct TokenManager {
+    inner: Rci,
+}
+
+#[wasm_bindgen]
+impl TokenManager {
+    /// Creates a manager. Throws a `TokenManagerError` (`INVALID_OPTION`) naming a bad option.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: TokenManagerOptions) -> Result<TokenManager, JsValue> {
+        let opts = Options::parse(&options)?;
+        let events = EventTarget::new()?;
+        let inner = Rc::new(Inner {
+            core: RefCell::new(Session::new(opts.session.clone())),
+            shell: RefCell::new(Shell::default()),
+            opts,
+            events,
+            timer_cb: RefCell::new(None),
+            fetch_fn: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&inner);
+        let timer = Closure::<dyn Fn()>::new(move || {
+            if let Some(i) = weak.upgrade() {
+                on_timer(&i);
+            }
+        });
+        *inner.timer_cb.borrow_mut() = Some(timer);
+        // The bound fetch keeps the manager alive: `ky.create({ fetch: new TokenManager(o).fetch })` works.
+        let strong = inner.clone();
+        let f = Closure::<dyn Fn(JsValue, JsValue) -> Promise>::new(move |input: JsValue, init: JsValue| {
+            fetch_entry(&strong, input, init)
+        });
+        *inner.fetch_fn.borrow_mut() = Some(f);
+        Ok(TokenManager { inner })
+    }
+
+    /// The manager's `fetch`, bound: it works detached (`const f = tm.fetch`), as the `fetch` of ky or
+    /// openapi-fetch. Same contract as the global `fetch`.
+    #[wasm_bindgen(getter)]
+    pub fn fetch(&self) -> TokenManagerFetch {
+        let f: JsValue = self.inner.fetch_fn.borrow().as_ref().map(|c| c.as_ref().clone()).unwrap_or(JsValue::UNDEFINED);
+        f.unchecked_into()
+    }
+
+    /// Logs in: `fetch(input, init)` with `credentials: 'include'`; on a 2xx answer stores the token from the
+    /// JSON body. Resolves with the `Response`; rejects with a `TokenManagerError` when a 2xx body carries no
+    /// usable token.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Response>")]
+    pub fn login(&self, input: RequestInput, init: Option<RequestInitLike>) -> Promise {
+        if is_disposed(&self.inner) {
+            return Promise::reject(&disposed_error());
+        }
+        let merged = Object::new();
+        if let Some(init) = init {
+            let src: JsValue = init.into();
+            if src.is_object() {
+                Object::assign(&merged, src.unchecked_ref());
+            }
+        }
+        js::set(&merged, "credentials", &JsValue::from_str("include"));
+        let inner = self.inner.clone();
+        let input: JsValue = input.into();
+        future_to_promise(async move {
+            let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
+            let resp: Response = v.clone().dyn_into()?;
+            if !resp.ok() {
+                return Ok(v);
+            }
+            let ct = resp.headers().get("content-type").ok().flatten();
+            let text = JsFuture::from(resp.clone()?.text()?).await?.as_string().unwrap_or_default();
+            if is_disposed(&inner) {
+                return Err(disposed_error());
+            }
+            let r = with_core(&inner, |c| c.set_token_body(now_ms(), text.as_bytes(), ct.as_deref(), TokenSource::Login));
+            pump(&inner);
+            match r {
+                Ok(()) => Ok(v),
+                Err(e) => Err(error(e.code(), e.message())),
+            }
+        })
+    }
+
+    /// Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN` for a token
+    /// that is not a well-formed JWT.
+    #[wasm_bindgen(js_name = setAccessToken)]
+    pub fn set_access_token(&self, #[wasm_bindgen(unchecked_param_type = "string | null")] token: JsValue) -> Result<(), JsValue> {
+        if is_disposed(&self.inner) {
+            return Err(disposed_error());
+        }
+        if token.is_null() || token.is_undefined() {
+            with_core(&self.inner, |c| c.clear_token(now_ms()));
+        } else if let Some(s) = token.as_string() {
+            with_core(&self.inner, |c| c.set_token(now_ms(), &s, None, TokenSource::Set))
+                .map_err(|e| error(e.code(), e.message()))?;
+        } else {
+            return Err(error(ErrorCode::InvalidToken, "setAccessToken expects a string or null"));
+        }
+        pump(&self.inner);
+        Ok(())
+    }
+
+    /// Forces a refresh now, or joins the one in flight. Resolves `true` when a new token was stored.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn refresh(&self) -> Promise {
+        if is_disposed(&self.inner) {
+            return Promise::reject(&disposed_error());
+        }
+        let (generation, id) = with_core(&self.inner, |c| (c.generation(), c.request_refresh(now_ms())));
+        pump(&self.inner);
+        let settled = settle_promise(&self.inner, id);
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _ = JsFuture::from(settled).await;
+            let ok = inner.core.borrow().token_since(generation).is_some();
+            Ok(JsValue::from_bool(ok))
+        })
+    }
+
+    /// Logs out: clears the token, cancels timers and any refresh in flight, fires `logout`, then posts to
+    /// `logoutUrl` with credentials. Idempotent; resolves even when the logout call fails.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn logout(&self) -> Promise {
+        if is_disposed(&self.inner) {
+            return Promise::reject(&disposed_error());
+        }
+        with_core(&self.inner, |c| c.logout(now_ms(), LogoutReason::User));
+        pump(&self.inner);
+        let url = self.inner.opts.logout_url.clone();
+        let init = object(&[
+            ("method", &JsValue::from_str("POST")),
+            ("credentials", &JsValue::from_str("include")),
+            ("headers", &self.inner.opts.headers_object()),
+        ]);
+        future_to_promise(async move {
+            if let Some(u) = url {
+                if let Ok(p) = js::global_fetch_init(&JsValue::from_str(&u), &init) {
+                    let _ = JsFuture::from(p).await;
+                }
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Whether a token is held.
+    #[wasm_bindgen(getter, js_name = isAuthenticated)]
+    pub fn is_authenticated(&self) -> bool {
+        self.inner.core.borrow().is_authenticated()
+    }
+
+    /// The token's estimated expiry in ms since the epoch (local clock), or `null`.
+    #[wasm_bindgen(getter, js_name = expiresAt, unchecked_return_type = "number | null")]
+    pub fn expires_at(&self) -> JsValue {
+        opt_number(self.inner.core.borrow().expires_at())
+    }
+
+    /// The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`.
+    #[wasm_bindgen(getter)]
+    pub fn events(&self) -> TokenManagerEvents {
+        let t: &JsValue = self.inner.events.as_ref();
+        t.clone().unchecked_into()
+    }
+
+    /// Stops timers and listeners and forgets the token; later calls reject with `DISPOSED`.
+    pub fn dispose(&self) {
+        let inner = &self.inner;
+        let (timer, aborts, settles) = {
+            let mut sh = inner.shell.borrow_mut();
+            if sh.disposed {
+                return;
+            }
+            sh.disposed = true;
+            sh.timer_deadline = None;
+            (sh.timer.take(), std::mem::take(&mut sh.aborts), std::mem::take(&mut sh.settles))
+        };
+        let fresh = Session::new(inner.opts.session.clone());
+        let old = std::mem::replace(&mut *inner.core.borrow_mut(), fresh);
+        drop(old);
+        if let Some(t) = timer {
+            js::clear_timeout(&t);
+        }
+        for (_, c) in aborts {
+            c.abort();
+        }
+        for (_, _, resolve) in settles {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+}

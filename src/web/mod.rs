@@ -1,0 +1,13 @@
+//! The browser shell: I/O only. It reads the clock, performs fetches, arms one timer, dispatches events,
+//! and reports results back to the pure [`crate::session::Session`].
+//!
+//! Rules kept throughout: no `RefCell` borrow is held across an `.await` or a call into JS (listeners
+//! may call back in); no `unwrap`/`expect`/indexing on input paths (a panic poisons the instance).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::await_holding_refcell_ref)]
+
+mod js;
+mod manager;
+mod options;
+mod types;
+
+pub use manager::TokenManager;

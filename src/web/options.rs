@@ -1,0 +1,191 @@
+//! Constructor options, read from a plain JS object. Bad options throw a `TokenManagerError`
+//! (`INVALID_OPTION`) whose message names the option.
+
+use js_sys::Object;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::Url;
+
+use super::js::{self, error};
+use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig};
+
+const KNOWN: [&str; 10] = [
+    "refreshUrl",
+    "logoutUrl",
+    "apiOrigins",
+    "refreshMarginSeconds",
+    "tokenField",
+    "refreshHeaders",
+    "refreshTimeoutSeconds",
+    "crossTab",
+    "debug",
+    "lockTimeoutSeconds",
+];
+
+/// Parsed options.
+pub struct Options {
+    pub refresh_url: String,
+    pub logout_url: Option<String>,
+    pub origins: AllowedOrigins,
+    pub headers: Vec<(String, String)>,
+    /// The BroadcastChannel name, or `None` when cross-tab coordination is off.
+    pub cross_tab: Option<String>,
+    /// How long a follower tab waits for the elected tab's result before refreshing by itself (ms).
+    pub lock_timeout_ms: u32,
+    pub debug: bool,
+    pub session: SessionConfig,
+}
+
+fn bad(option: &str, must: &str) -> JsValue {
+    error(ErrorCode::InvalidOption, &["option '", option, "' ", must].concat())
+}
+
+/// The base URL of the current global (the page or the worker), if any.
+pub fn base_url() -> Option<String> {
+    js::get(&js::global("location"), "href").as_string()
+}
+
+/// Resolves a URL against the current global's location.
+pub fn resolve(url: &str) -> Option<Url> {
+    match base_url() {
+        Some(base) => Url::new_with_base(url, &base).ok(),
+        None => Url::new(url).ok(),
+    }
+}
+
+/// The tuple origin of a parsed URL, for http(s) URLs.
+pub fn origin_of(url: &Url) -> Option<Origin> {
+    Origin::new(&url.protocol(), &url.hostname(), &url.port())
+}
+
+fn http_url(v: &JsValue, option: &str) -> Result<String, JsValue> {
+    let s = v.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad(option, "must be a non-empty URL string"))?;
+    let url = resolve(&s).ok_or_else(|| bad(option, "is not a valid URL"))?;
+    let p = url.protocol();
+    if p != "https:" && p != "http:" {
+        return Err(bad(option, "must be an http(s) URL"));
+    }
+    Ok(url.href())
+}
+
+fn seconds(v: &JsValue, option: &str, default_ms: u64, allow_zero: bool) -> Result<u64, JsValue> {
+    if v.is_undefined() {
+        return Ok(default_ms);
+    }
+    match v.as_f64() {
+        Some(n) if n.is_finite() && (n > 0.0 || (allow_zero && n == 0.0)) => Ok((n * 1000.0) as u64),
+        _ => Err(bad(option, if allow_zero { "must be a finite number >= 0" } else { "must be a finite number > 0" })),
+    }
+}
+
+impl Options {
+    pub fn parse(v: &JsValue) -> Result<Options, JsValue> {
+        if !v.is_object() {
+            return Err(bad("refreshUrl", "is required: pass an options object such as { refreshUrl: '/auth/refresh' }"));
+        }
+        let obj: &Object = v.unchecked_ref();
+        for key in Object::keys(obj).iter() {
+            let k = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&k.as_str()) {
+                return Err(bad(&k, "is not a TokenManager option"));
+            }
+        }
+        let refresh_url = http_url(&js::get(v, "refreshUrl"), "refreshUrl")?;
+        let logout = js::get(v, "logoutUrl");
+        let logout_url = if logout.is_undefined() || logout.is_null() { None } else { Some(http_url(&logout, "logoutUrl")?) };
+
+        let origins_v = js::get(v, "apiOrigins");
+        let origins = if origins_v.is_undefined() {
+            let own = base_url().and_then(|b| Url::new(&b).ok()).and_then(|u| origin_of(&u));
+            AllowedOrigins::new(own.into_iter().collect())
+        } else {
+            if !js_sys::Array::is_array(&origins_v) {
+                return Err(bad("apiOrigins", "must be an array of origin strings such as 'https://api.example.com'"));
+            }
+            let mut list = Vec::new();
+            for item in js_sys::Array::from(&origins_v).iter() {
+                let parsed = item.as_string().and_then(|s| Url::new(&s).ok()).filter(|u| {
+                    (u.pathname() == "/" || u.pathname().is_empty())
+                        && u.search().is_empty()
+                        && u.hash().is_empty()
+                        && u.username().is_empty()
+                        && u.password().is_empty()
+                });
+                match parsed.as_ref().and_then(origin_of) {
+                    Some(o) => list.push(o),
+                    None => return Err(bad("apiOrigins", "must contain only http(s) origins such as 'https://api.example.com'")),
+                }
+            }
+            AllowedOrigins::new(list)
+        };
+
+        let defaults = SessionConfig::default();
+        let margin_ms = seconds(&js::get(v, "refreshMarginSeconds"), "refreshMarginSeconds", defaults.margin_ms, true)?;
+        let refresh_timeout_ms =
+            seconds(&js::get(v, "refreshTimeoutSeconds"), "refreshTimeoutSeconds", defaults.refresh_timeout_ms, false)?;
+        let lock_timeout_ms = seconds(&js::get(v, "lockTimeoutSeconds"), "lockTimeoutSeconds", refresh_timeout_ms.saturating_add(1000), false)?;
+
+        let tf = js::get(v, "tokenField");
+        let token_field = if tf.is_undefined() {
+            None
+        } else {
+            Some(tf.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad("tokenField", "must be a non-empty string"))?)
+        };
+
+        let hv = js::get(v, "refreshHeaders");
+        let mut headers = Vec::new();
+        if !hv.is_undefined() {
+            if !hv.is_object() || js_sys::Array::is_array(&hv) {
+                return Err(bad("refreshHeaders", "must be an object of header names to string values"));
+            }
+            let check = web_sys::Headers::new().map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
+            for entry in Object::entries(hv.unchecked_ref()).iter() {
+                let name = js::get(&entry, "0").as_string().unwrap_or_default();
+                let value = js::get(&entry, "1")
+                    .as_string()
+                    .ok_or_else(|| bad("refreshHeaders", "must have string values"))?;
+                if check.append(&name, &value).is_err() || name.eq_ignore_ascii_case("authorization") {
+                    return Err(bad("refreshHeaders", "contains an invalid header name or value"));
+                }
+                headers.push((name, value));
+            }
+        }
+
+        let ct = js::get(v, "crossTab");
+        let cross_tab = if ct.is_undefined() || ct.is_null() {
+            Some(["wasm-token-manager:", &refresh_url].concat())
+        } else if ct.as_bool() == Some(false) {
+            None
+        } else {
+            Some(ct.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad("crossTab", "must be a channel name string or false"))?)
+        };
+
+        let dbg = js::get(v, "debug");
+        let debug = if dbg.is_undefined() { false } else { dbg.as_bool().ok_or_else(|| bad("debug", "must be a boolean"))? };
+
+        Ok(Options {
+            refresh_url,
+            logout_url,
+            origins,
+            headers,
+            cross_tab,
+            lock_timeout_ms: lock_timeout_ms.min(i32::MAX as u64) as u32,
+            debug,
+            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field },
+        })
+    }
+
+    /// Whether a request URL (absolute, as `Request.url` gives it) may receive the bearer.
+    pub fn allows(&self, url: &str) -> bool {
+        Url::new(url).ok().and_then(|u| origin_of(&u)).is_some_and(|o| self.origins.allows(&o))
+    }
+
+    /// The headers of refresh and logout calls, as a plain object.
+    pub fn headers_object(&self) -> JsValue {
+        let o: JsValue = Object::new().into();
+        for (k, v) in &self.headers {
+            js::set(&o, k, &JsValue::from_str(v));
+        }
+        o
+    }
+}

@@ -1,0 +1,556 @@
+//! Browser tests of the shell (`wasm-pack test --headless --chrome` / `--firefox`) against a scripted
+//! `fetch`: a fake `globalThis.fetch` records every request and answers from a script. The scenarios are
+//! written in JavaScript so that they exercise the real JS surface (getters, detached `fetch`, events,
+//! errors); each resolves to "ok" or rejects with the failed expectation. No timing assertions.
+#![cfg(target_arch = "wasm32")]
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use wasm_token_manager::TokenManager;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+const realFetch = globalThis.fetch;
+const b64 = (s) => btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+let seq = 0;
+export function mint(lifeS) {
+  const now = Math.floor(Date.now() / 1000);
+  seq += 1;
+  return b64(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' })) + '.' +
+    b64(JSON.stringify({ sub: 'u', iat: now, exp: now + lifeS, jti: 'j' + seq })) + '.c2ln';
+}
+const json = (obj, status = 200) => new Response(JSON.stringify(obj), { status, headers: { 'content-type': 'application/json' } });
+
+function install() {
+  const s = { log: [], valid: null, plan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null };
+  globalThis.__fake = s;
+  globalThis.fetch = async (input, init) => {
+    const req = new Request(input, init);
+    const url = new URL(req.url);
+    const hasBody = !['GET', 'HEAD'].includes(req.method);
+    const body = hasBody ? await req.text() : '';
+    const e = { url: req.url, origin: url.origin, path: url.pathname, method: req.method,
+      auth: req.headers.get('authorization'), credentials: req.credentials, redirect: req.redirect,
+      xrw: req.headers.get('x-requested-with'), contentType: req.headers.get('content-type'), body };
+    s.log.push(e);
+    if (url.pathname === '/auth/refresh') {
+      s.refreshCount += 1;
+      if (s.gate) await s.gate.promise;
+      const step = s.plan.length ? s.plan.shift() : 'ok';
+      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expires_in: s.life }); }
+      if (step === 'network') throw new TypeError('Failed to fetch');
+      if (step === 'html') return new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } });
+      return json({ error: 'x' }, Number(step));
+    }
+    if (url.pathname === '/auth/login') {
+      if (s.loginBody) return json(s.loginBody);
+      s.valid = mint(s.life); return json({ accessToken: s.valid, user: 'u' });
+    }
+    if (url.pathname === '/auth/logout') { s.valid = null; return new Response(null, { status: 204 }); }
+    if (url.pathname === '/net-error') throw new TypeError('Failed to fetch');
+    if (url.pathname.startsWith('/open')) return json({ ok: true });
+    if (e.auth && s.valid && e.auth === 'Bearer ' + s.valid) return json({ ok: true, body });
+    return json({ error: 'invalid_token' }, 401);
+  };
+  return s;
+}
+
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+const api = (s) => s.log.filter((e) => e.path.startsWith('/api'));
+const tick = () => new Promise((r) => setTimeout(r, 0));
+async function settleMany(n) { for (let i = 0; i < n; i++) await tick(); }
+function gate(s) { let release; const promise = new Promise((r) => (release = r)); s.gate = { promise }; return () => { s.gate = null; release(); }; }
+async function expectError(p, code, what) {
+  try { await p; } catch (e) {
+    check(e instanceof Error, what + ': not an Error');
+    check(e.name === 'TokenManagerError', what + ': name ' + e.name);
+    check(e.code === code, what + ': code ' + e.code + ' expected ' + code);
+    return e;
+  }
+  throw new Error(what + ': did not reject');
+}
+function expectThrow(f, code, word, what) {
+  try { f(); } catch (e) {
+    check(e instanceof Error && e.name === 'TokenManagerError', what + ': not a TokenManagerError: ' + e);
+    check(e.code === code, what + ': code ' + e.code);
+    check(!word || e.message.includes(word), what + ': message "' + e.message + '" does not name ' + word);
+    return;
+  }
+  throw new Error(what + ': did not throw');
+}
+async function loggedIn(make, opts) {
+  const s = install();
+  const tm = make(Object.assign({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', crossTab: false }, opts || {}));
+  const res = await tm.login('/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"u":"a"}' });
+  check(res.ok, 'login failed');
+  return { s, tm };
+}
+
+const scenarios = {
+  async bearerOnlyOnAllowedOrigins(make) {
+    const { s, tm } = await loggedIn(make);
+    await tm.fetch('/api/a');
+    check(api(s)[0].auth === 'Bearer ' + s.valid, 'same-origin request without bearer');
+    await tm.fetch('https://other.example/open');
+    const other = s.log[s.log.length - 1];
+    check(other.origin === 'https://other.example' && other.auth === null, 'bearer leaked to another origin');
+    tm.dispose();
+    const t = install();
+    const tm2 = make({ refreshUrl: '/auth/refresh', apiOrigins: ['https://api.example.com', 'http://localhost:8080'], crossTab: false });
+    tm2.setAccessToken(mint(3600));
+    const cases = [
+      ['https://api.example.com/open', true], ['https://API.EXAMPLE.COM:443/open', true],
+      ['http://localhost:8080/open', true], ['https://api.example.com.evil.com/open', false],
+      ['http://api.example.com/open', false],
+      ['https://api.example.com:8443/open', false], ['http://localhost:8081/open', false], [location.origin + '/open', false],
+    ];
+    for (const [u, expect] of cases) {
+      await tm2.fetch(u);
+      const e = t.log[t.log.length - 1];
+      check((e.auth !== null) === expect, u + ': bearer ' + (expect ? 'missing' : 'leaked'));
+    }
+    check(t.refreshCount === 0, 'a refresh happened');
+    tm2.dispose();
+  },
+
+  async ownAuthorizationPassedThrough(make) {
+    const { s, tm } = await loggedIn(make);
+    const r = await tm.fetch('/api/a', { headers: { Authorization: 'Bearer mine' } });
+    check(r.status === 401, 'expected the 401 to reach the caller');
+    check(api(s).length === 1 && api(s)[0].auth === 'Bearer mine', 'Authorization changed');
+    check(s.refreshCount === 0, 'own Authorization triggered a refresh');
+    tm.dispose();
+  },
+
+  async retryReplaysBodies(make) {
+    const { s, tm } = await loggedIn(make);
+    const blob = new Blob([new Uint8Array([0, 1, 2, 250, 255]), 'tail'], { type: 'application/octet-stream' });
+    const fd = new FormData(); fd.append('a', '1'); fd.append('file', new Blob(['file-bytes']), 'f.bin');
+    const bodies = {
+      json: () => JSON.stringify({ hello: 'wörld', n: [1, 2, 3] }),
+      text: () => 'plain text body',
+      formData: () => fd,
+      blob: () => blob,
+      params: () => new URLSearchParams({ q: 'a b', r: 'ü' }),
+    };
+    for (const [name, make_body] of Object.entries(bodies)) {
+      s.valid = 'revoked-' + name; // the held token is rejected once
+      const before = s.log.length, refreshes = s.refreshCount;
+      const r = await tm.fetch('/api/' + name, { method: 'POST', body: make_body() });
+      check(r.status === 200, name + ': status ' + r.status);
+      const sent = s.log.slice(before).filter((e) => e.path === '/api/' + name);
+      check(sent.length === 2, name + ': sent ' + sent.length + ' times');
+      check(sent[0].body.length > 0 && sent[0].body === sent[1].body, name + ': body differs on retry');
+      check(sent[0].contentType === sent[1].contentType, name + ': content-type differs on retry');
+      check(sent[1].auth === 'Bearer ' + s.valid && sent[0].auth !== sent[1].auth, name + ': retry without the new token');
+      check(s.refreshCount === refreshes + 1, name + ': refreshes ' + (s.refreshCount - refreshes));
+    }
+    // A Request object, as openapi-fetch passes it.
+    s.valid = 'revoked-request';
+    const r = await tm.fetch(new Request('/api/req', { method: 'PUT', body: '{"x":1}', headers: { 'content-type': 'application/json' } }));
+    check(r.status === 200, 'Request input not retried');
+    const sent = s.log.filter((e) => e.path === '/api/req');
+    check(sent.length === 2 && sent[1].body === '{"x":1}' && sent[1].method === 'PUT', 'Request body or method lost');
+    tm.dispose();
+  },
+
+  async streamBodyNotRetried(make) {
+    const { s, tm } = await loggedIn(make);
+    s.valid = 'revoked';
+    const stream = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('streamed')); c.close(); } });
+    let r;
+    try {
+      r = await tm.fetch('/api/stream', { method: 'POST', body: stream, duplex: 'half' });
+    } catch (e) {
+      // Browsers without request streams reject here, like fetch; nothing else to check.
+      tm.dispose();
+      return;
+    }
+    check(r.status === 401, 'expected the original 401, got ' + r.status);
+    check(s.log.filter((e) => e.path === '/api/stream').length === 1, 'a stream body was re-sent');
+    check(await tm.refresh(), 'refresh failed');
+    check(s.refreshCount === 1, 'the refresh did not happen or happened twice: ' + s.refreshCount);
+    tm.dispose();
+  },
+
+  async concurrentCallersShareOneRefresh(make) {
+    const { s, tm } = await loggedIn(make);
+    s.valid = 'revoked';
+    const release = gate(s);
+    const calls = [];
+    for (let i = 0; i < 50; i++) calls.push(tm.fetch('/api/c' + i));
+    await settleMany(20);
+    check(s.refreshCount === 1, 'refreshes in flight: ' + s.refreshCount);
+    // Requests issued while the refresh is in flight wait for it.
+    const before = api(s).length;
+    const late = tm.fetch('/api/late');
+    await settleMany(20);
+    check(api(s).length === before, 'a request went out with the stale token during the refresh');
+    release();
+    const all = await Promise.all([...calls, late]);
+    check(all.every((r) => r.status === 200), 'some callers failed: ' + all.map((r) => r.status).join());
+    check(s.refreshCount === 1, 'refreshes: ' + s.refreshCount);
+    for (let i = 0; i < 50; i++) check(api(s).filter((e) => e.path === '/api/c' + i).length <= 2, 'sent more than twice');
+    check(api(s).filter((e) => e.path === '/api/late').length === 1, 'the late request was sent twice');
+    tm.dispose();
+  },
+
+  async refresh401EndsSession(make) {
+    const { s, tm } = await loggedIn(make);
+    let expired = 0, failed = null;
+    tm.events.addEventListener('sessionexpired', (e) => { expired += 1; check(e instanceof CustomEvent, 'not a CustomEvent'); });
+    tm.events.addEventListener('refreshfailed', (e) => { failed = e.detail; });
+    s.valid = 'revoked';
+    s.plan = ['401'];
+    const rs = await Promise.all([tm.fetch('/api/a'), tm.fetch('/api/b')]);
+    check(rs.every((r) => r.status === 401), 'waiters did not get their original 401');
+    check(expired === 1, 'sessionexpired fired ' + expired + ' times');
+    check(failed && failed.status === 401 && failed.retryable === false && failed.retryAt === null, 'refreshfailed detail ' + JSON.stringify(failed));
+    check(tm.isAuthenticated === false && tm.expiresAt === null, 'still authenticated');
+    const before = api(s).length;
+    const r = await tm.fetch('/api/after');
+    check(r.status === 401 && api(s)[before].auth === null, 'sent a token after the session ended');
+    check(s.refreshCount === 1, 'refreshed again after the session ended');
+    check(expired === 1, 'sessionexpired fired again');
+    tm.dispose();
+  },
+
+  async retryableFailureKeepsSession(make) {
+    const { s, tm } = await loggedIn(make);
+    let failed = null;
+    tm.events.addEventListener('refreshfailed', (e) => { failed = e.detail; });
+    for (const step of ['503', 'network', '429', 'html']) {
+      failed = null;
+      s.plan = [step];
+      check((await tm.refresh()) === false, step + ': refresh() resolved true');
+      check(failed && failed.retryable === true && typeof failed.retryAt === 'number', step + ': detail ' + JSON.stringify(failed));
+      check(failed.status === (step === 'network' ? null : step === 'html' ? 200 : Number(step)), step + ': status ' + failed.status);
+      check(tm.isAuthenticated, step + ': session dropped');
+    }
+    check((await tm.refresh()) === true, 'refresh() after failures');
+    tm.dispose();
+  },
+
+  async refreshCallShapeAndEvents(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', refreshHeaders: { 'X-Requested-With': 'fetch' }, crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    check(tm.isAuthenticated === false && tm.expiresAt === null, 'authenticated at start');
+    check((await tm.refresh()) === true, 'refresh() resolved false');
+    const e = s.log.find((x) => x.path === '/auth/refresh');
+    check(e.method === 'POST' && e.credentials === 'include' && e.redirect === 'error', 'refresh call shape ' + JSON.stringify(e));
+    check(e.xrw === 'fetch', 'refreshHeaders not sent');
+    check(e.auth === null, 'the refresh call carried a bearer');
+    check(changes.length === 1 && changes[0].source === 'refresh' && typeof changes[0].expiresAt === 'number', 'tokenchange ' + JSON.stringify(changes));
+    check(Math.abs(tm.expiresAt - (Date.now() + 3600000)) < 120000, 'expiresAt ' + tm.expiresAt);
+    check(tm.isAuthenticated, 'not authenticated');
+    // refresh() while one is in flight joins it.
+    const release = gate(s);
+    const a = tm.refresh(), b = tm.refresh();
+    await settleMany(10);
+    release();
+    check((await a) && (await b) && s.refreshCount === 2, 'refresh() did not join: ' + s.refreshCount);
+    tm.dispose();
+  },
+
+  async sessionRestore(make) {
+    let s = install();
+    let tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    await tm.fetch('/api/a');
+    check(s.log[0].path === '/auth/refresh' && s.log[1].path === '/api/a', 'no refresh before the first request');
+    check(s.log[1].auth === 'Bearer ' + s.valid, 'restored token not attached');
+    tm.dispose();
+    s = install();
+    s.plan = ['401'];
+    let expired = 0;
+    tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    tm.events.addEventListener('sessionexpired', () => { expired += 1; });
+    await tm.fetch('/api/a');
+    await tm.fetch('/api/b');
+    await tm.fetch('/api/c');
+    check(s.refreshCount === 1, 'refreshed per request without a session: ' + s.refreshCount);
+    check(api(s).every((e) => e.auth === null), 'a bearer without a session');
+    check(expired === 0, 'sessionexpired without a session');
+    tm.dispose();
+  },
+
+  async logoutClearsAndFires(make) {
+    const { s, tm } = await loggedIn(make);
+    const reasons = [];
+    tm.events.addEventListener('logout', (e) => reasons.push(e.detail.reason));
+    await tm.logout();
+    check(reasons.length === 1 && reasons[0] === 'user', 'logout events ' + JSON.stringify(reasons));
+    check(!tm.isAuthenticated && tm.expiresAt === null, 'still authenticated');
+    const post = s.log.find((e) => e.path === '/auth/logout');
+    check(post && post.method === 'POST' && post.credentials === 'include', 'logout call ' + JSON.stringify(post));
+    await tm.fetch('/api/a');
+    check(api(s)[0].auth === null && s.refreshCount === 0, 'a token or a refresh after logout');
+    await tm.logout();
+    check(reasons.length === 1, 'logout is not idempotent');
+    tm.dispose();
+  },
+
+  async logoutDuringRefreshWins(make) {
+    const { s, tm } = await loggedIn(make);
+    const release = gate(s);
+    const r = tm.refresh();
+    await settleMany(10);
+    await tm.logout();
+    release();
+    check((await r) === false, 'the refresh brought the session back');
+    await settleMany(10);
+    check(!tm.isAuthenticated, 'authenticated after logout');
+    tm.dispose();
+  },
+
+  async detachedFetch(make) {
+    const { s, tm } = await loggedIn(make);
+    const f = tm.fetch;
+    check(typeof f === 'function' && tm.fetch === f, 'fetch getter not cached');
+    const r1 = await f('/api/a');
+    const r2 = await f.call(undefined, new URL('/api/b', location.href));
+    const r3 = await (0, tm.fetch)(new Request('/api/c', { method: 'POST', body: 'x' }));
+    const holder = { fetch: tm.fetch };
+    const r4 = await holder.fetch('/api/d');
+    check([r1, r2, r3, r4].every((r) => r.status === 200), 'detached calls failed');
+    check(api(s).every((e) => e.auth === 'Bearer ' + s.valid), 'detached calls without bearer');
+    s.valid = 'revoked';
+    check((await f('/api/e')).status === 200, 'detached 401 path');
+    tm.dispose();
+  },
+
+  async listenerReentry(make) {
+    const { s, tm } = await loggedIn(make);
+    const f = tm.fetch;
+    let depth = 0;
+    const inner = [];
+    tm.events.addEventListener('tokenchange', () => {
+      if (depth++ < 200) { inner.push(f('/api/in'), tm.refresh()); void tm.isAuthenticated; void tm.expiresAt; }
+    });
+    tm.events.addEventListener('refreshfailed', () => { inner.push(tm.fetch('/api/rf')); });
+    const calls = [];
+    for (let i = 0; i < 1000; i++) {
+      switch (i % 5) {
+        case 0: calls.push(f('/api/x' + i)); break;
+        case 1: calls.push(tm.refresh()); break;
+        case 2: s.valid = i % 10 === 2 ? 'revoked' : s.valid; calls.push(tm.fetch('/api/y' + i, { method: 'POST', body: 'b' + i })); break;
+        case 3: try { tm.setAccessToken(mint(3600)); } catch (e) { calls.push(Promise.reject(e)); } break;
+        case 4: if (i % 50 === 4) calls.push(tm.logout()); else calls.push(Promise.resolve(tm.isAuthenticated)); break;
+      }
+    }
+    const results = await Promise.allSettled(calls);
+    await Promise.allSettled(inner);
+    const bad = results.concat(await Promise.allSettled(inner)).filter((r) => r.status === 'rejected');
+    check(bad.length === 0, bad.length + ' calls rejected, first: ' + (bad[0] && bad[0].reason));
+    // Still usable afterwards.
+    tm.setAccessToken(s.valid = mint(3600));
+    check((await tm.fetch('/api/final')).status === 200, 'manager unusable after the storm');
+    tm.dispose();
+  },
+
+  async disposeRejects(make) {
+    const { s, tm } = await loggedIn(make);
+    const f = tm.fetch;
+    tm.dispose();
+    tm.dispose();
+    check(!tm.isAuthenticated, 'token kept after dispose');
+    await expectError(tm.fetch('/api/a'), 'DISPOSED', 'fetch');
+    await expectError(f('/api/a'), 'DISPOSED', 'detached fetch');
+    await expectError(tm.refresh(), 'DISPOSED', 'refresh');
+    await expectError(tm.logout(), 'DISPOSED', 'logout');
+    await expectError(tm.login('/auth/login'), 'DISPOSED', 'login');
+    expectThrow(() => tm.setAccessToken(mint(10)), 'DISPOSED', null, 'setAccessToken');
+    check(api(s).length === 0, 'requests after dispose');
+  },
+
+  async badOptionsThrowNamingTheOption(make) {
+    install();
+    const cases = [
+      [undefined, 'refreshUrl'], [{}, 'refreshUrl'], [{ refreshUrl: 5 }, 'refreshUrl'], [{ refreshUrl: '' }, 'refreshUrl'],
+      [{ refreshUrl: 'ftp://x/y' }, 'refreshUrl'], [{ refreshUrl: '/r', logoutUrl: 7 }, 'logoutUrl'],
+      [{ refreshUrl: '/r', apiOrigins: 'https://a.com' }, 'apiOrigins'], [{ refreshUrl: '/r', apiOrigins: ['https://a.com/path'] }, 'apiOrigins'],
+      [{ refreshUrl: '/r', apiOrigins: ['not a url'] }, 'apiOrigins'], [{ refreshUrl: '/r', apiOrigins: [42] }, 'apiOrigins'],
+      [{ refreshUrl: '/r', refreshMarginSeconds: -1 }, 'refreshMarginSeconds'], [{ refreshUrl: '/r', refreshMarginSeconds: '60' }, 'refreshMarginSeconds'],
+      [{ refreshUrl: '/r', refreshMarginSeconds: NaN }, 'refreshMarginSeconds'], [{ refreshUrl: '/r', tokenField: 3 }, 'tokenField'],
+      [{ refreshUrl: '/r', tokenField: '' }, 'tokenField'], [{ refreshUrl: '/r', refreshHeaders: { a: 1 } }, 'refreshHeaders'],
+      [{ refreshUrl: '/r', refreshHeaders: { 'bad name': 'x' } }, 'refreshHeaders'], [{ refreshUrl: '/r', refreshHeaders: 'x' }, 'refreshHeaders'],
+      [{ refreshUrl: '/r', refreshTimeoutSeconds: 0 }, 'refreshTimeoutSeconds'], [{ refreshUrl: '/r', crossTab: 3 }, 'crossTab'],
+      [{ refreshUrl: '/r', crossTab: true }, 'crossTab'], [{ refreshUrl: '/r', debug: 'yes' }, 'debug'], [{ refreshURL: '/r' }, 'refreshURL'],
+    ];
+    for (const [opts, word] of cases) expectThrow(() => make(opts), 'INVALID_OPTION', word, JSON.stringify(opts) || 'undefined');
+    const ok = make({ refreshUrl: '/r', logoutUrl: '/l', apiOrigins: ['https://a.com', 'http://[::1]:8080'], refreshMarginSeconds: 0,
+      tokenField: 'jwt', refreshHeaders: { 'X-CSRF': '1' }, refreshTimeoutSeconds: 2.5, crossTab: 'my-app', lockTimeoutSeconds: 3, debug: false });
+    ok.dispose();
+  },
+
+  async setAccessTokenAndErrors(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    const t = mint(600);
+    tm.setAccessToken(t);
+    check(tm.isAuthenticated && Math.abs(tm.expiresAt - (Date.now() + 600000)) < 120000, 'setAccessToken not stored');
+    check(changes.length === 1 && changes[0].source === 'set', 'tokenchange ' + JSON.stringify(changes));
+    expectThrow(() => tm.setAccessToken('abc\r\nX-Evil: 1'), 'INVALID_TOKEN', null, 'header injection');
+    expectThrow(() => tm.setAccessToken('a.b'), 'INVALID_TOKEN', null, 'two segments');
+    expectThrow(() => tm.setAccessToken('x'.repeat(9000)), 'INVALID_TOKEN', null, 'huge');
+    expectThrow(() => tm.setAccessToken(42), 'INVALID_TOKEN', null, 'number');
+    check(tm.isAuthenticated, 'a bad token replaced the good one');
+    s.valid = t;
+    check((await tm.fetch('/api/a')).status === 200, 'set token not used');
+    tm.setAccessToken(null);
+    check(!tm.isAuthenticated && changes.length === 2 && changes[1].expiresAt === null, 'setAccessToken(null)');
+    await tm.fetch('/api/b');
+    check(api(s)[1].auth === null && s.refreshCount === 0, 'after setAccessToken(null): a bearer or a refresh');
+    // The token is never written anywhere.
+    check(localStorage.length === 0 && sessionStorage.length === 0 && !document.cookie.includes(t.slice(0, 20)), 'token persisted');
+    tm.dispose();
+  },
+
+  async loginStoresTokenAndResolvesResponse(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const sources = [];
+    tm.events.addEventListener('tokenchange', (e) => sources.push(e.detail.source));
+    const res = await tm.login('/auth/login', { method: 'POST', body: '{"user":"a"}', headers: { 'content-type': 'application/json' } });
+    check(res instanceof Response && res.ok, 'login did not resolve with the Response');
+    const body = await res.json();
+    check(body.user === 'u' && body.accessToken === s.valid, 'login body not readable by the caller');
+    check(s.log[0].credentials === 'include' && s.log[0].body === '{"user":"a"}', 'login call shape');
+    check(tm.isAuthenticated && sources.join() === 'login', 'login token not stored');
+    s.loginBody = { nothing: true };
+    await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', 'login without a token');
+    s.loginBody = { accessToken: 'not-a-jwt' };
+    await expectError(tm.login('/auth/login', { method: 'POST' }), 'INVALID_TOKEN', 'login with a bad token');
+    check(tm.isAuthenticated, 'a failed login dropped the session');
+    tm.dispose();
+  },
+
+  async fetchRejectsOnlyWhereFetchWould(make) {
+    const { s, tm } = await loggedIn(make);
+    let err = null;
+    try { await tm.fetch('/net-error'); } catch (e) { err = e; }
+    check(err instanceof TypeError, 'network error did not reject with the TypeError: ' + err);
+    err = null;
+    try { await tm.fetch('http://[bad'); } catch (e) { err = e; }
+    check(err instanceof TypeError, 'bad URL did not reject with a TypeError: ' + err);
+    const r = await tm.fetch('/api/missing-token', { headers: { 'X-Other': '1' } });
+    check(r.status === 200, 'status ' + r.status);
+    tm.dispose();
+  },
+};
+
+export function run(name, make) {
+  const f = scenarios[name];
+  if (!f) return Promise.reject(new Error('no scenario ' + name));
+  return f(make).then(() => 'ok', (e) => { throw (e instanceof Error ? e.message + '\n' + e.stack : String(e)); })
+    .finally(() => { globalThis.fetch = realFetch; });
+}
+"#)]
+extern "C" {
+    fn run(name: &str, make: &js_sys::Function) -> js_sys::Promise;
+}
+
+async fn scenario(name: &str) {
+    let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
+        TokenManager::new(opts.unchecked_into()).map(JsValue::from)
+    });
+    let result = JsFuture::from(run(name, make.as_ref().unchecked_ref())).await;
+    if let Err(e) = result {
+        panic!("{name}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")));
+    }
+}
+
+#[wasm_bindgen_test]
+async fn c49_c50_bearer_only_on_allowed_origins() {
+    scenario("bearerOnlyOnAllowedOrigins").await;
+}
+
+#[wasm_bindgen_test]
+async fn c52_own_authorization_passed_through() {
+    scenario("ownAuthorizationPassedThrough").await;
+}
+
+#[wasm_bindgen_test]
+async fn c53_retry_replays_json_text_formdata_blob_params() {
+    scenario("retryReplaysBodies").await;
+}
+
+#[wasm_bindgen_test]
+async fn c54_stream_body_not_retried() {
+    scenario("streamBodyNotRetried").await;
+}
+
+#[wasm_bindgen_test]
+async fn c40_concurrent_callers_share_one_refresh() {
+    scenario("concurrentCallersShareOneRefresh").await;
+}
+
+#[wasm_bindgen_test]
+async fn c28_refresh_401_ends_session_once() {
+    scenario("refresh401EndsSession").await;
+}
+
+#[wasm_bindgen_test]
+async fn c24_c26_retryable_failure_keeps_session() {
+    scenario("retryableFailureKeepsSession").await;
+}
+
+#[wasm_bindgen_test]
+async fn refresh_call_shape_and_tokenchange() {
+    scenario("refreshCallShapeAndEvents").await;
+}
+
+#[wasm_bindgen_test]
+async fn session_restore_once() {
+    scenario("sessionRestore").await;
+}
+
+#[wasm_bindgen_test]
+async fn logout_clears_and_fires() {
+    scenario("logoutClearsAndFires").await;
+}
+
+#[wasm_bindgen_test]
+async fn c42_logout_during_refresh_wins() {
+    scenario("logoutDuringRefreshWins").await;
+}
+
+#[wasm_bindgen_test]
+async fn detached_fetch_works() {
+    scenario("detachedFetch").await;
+}
+
+#[wasm_bindgen_test]
+async fn c41_listener_reentry_1000_interleaved_calls() {
+    scenario("listenerReentry").await;
+}
+
+#[wasm_bindgen_test]
+async fn dispose_rejects_with_disposed() {
+    scenario("disposeRejects").await;
+}
+
+#[wasm_bindgen_test]
+async fn bad_options_throw_naming_the_option() {
+    scenario("badOptionsThrowNamingTheOption").await;
+}
+
+#[wasm_bindgen_test]
+async fn c15_c16_set_access_token_validates() {
+    scenario("setAccessTokenAndErrors").await;
+}
+
+#[wasm_bindgen_test]
+async fn login_stores_token_and_resolves_response() {
+    scenario("loginStoresTokenAndResolvesResponse").await;
+}
+
+#[wasm_bindgen_test]
+async fn fetch_rejects_only_where_fetch_would() {
+    scenario("fetchRejectsOnlyWhereFetchWould").await;
+}
