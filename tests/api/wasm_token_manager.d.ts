@@ -1,0 +1,189 @@
+/* tslint:disable */
+/* eslint-disable */
+
+/** Options of the {@link TokenManager} constructor. */
+export interface TokenManagerOptions {
+    /** Required. The refresh endpoint: `POST`, `credentials: 'include'`, `redirect: 'error'`. */
+    refreshUrl: string;
+    /** The logout endpoint: `POST`, `credentials: 'include'`. */
+    logoutUrl?: string;
+    /** Origins that receive the bearer token, e.g. `['https://api.example.com']`. Default: the page's own origin. */
+    apiOrigins?: string[];
+    /** Renew this long before expiry (shortened for short-lived tokens, never before half-life). Default 60. */
+    refreshMarginSeconds?: number;
+    /** The JSON field carrying the token in login and refresh answers. Default `'accessToken'`, and `'access_token'` is understood too. */
+    tokenField?: string;
+    /** Extra headers on refresh and logout calls, e.g. `{ 'X-Requested-With': 'fetch' }` (CSRF defence). */
+    refreshHeaders?: Record<string, string>;
+    /** Abort a refresh call after this long. Default 10. */
+    refreshTimeoutSeconds?: number;
+    /** The BroadcastChannel name shared by the tabs of this app (default: derived from `refreshUrl`), or `false` to turn cross-tab coordination off. */
+    crossTab?: string | false;
+    /** How long a tab waits for another tab's refresh before refreshing by itself. Default `refreshTimeoutSeconds + 1`. */
+    lockTimeoutSeconds?: number;
+    /** Log decisions with `console.debug` (never the token). Default false. */
+    debug?: boolean;
+}
+
+/** `detail` of the `tokenchange` event. */
+export interface TokenChangeDetail {
+    /** The new token's estimated expiry in ms since the epoch, or null (no token, or no usable `exp`). */
+    expiresAt: number | null;
+    source: 'login' | 'refresh' | 'set';
+}
+
+/** `detail` of the `refreshfailed` event. */
+export interface RefreshFailedDetail {
+    /** The HTTP status, or null for a network error or timeout. */
+    status: number | null;
+    /** Whether another attempt will be made (network error, timeout, 5xx, 429, malformed answer). */
+    retryable: boolean;
+    /** The earliest time of the next attempt in ms since the epoch, or null. */
+    retryAt: number | null;
+}
+
+/** `detail` of the `sessionexpired` event. */
+export interface SessionExpiredDetail {}
+
+/** `detail` of the `logout` event. */
+export interface LogoutDetail {
+    /** `'user'`: `logout()` in this tab; `'remote'`: a logout in another tab. */
+    reason: 'user' | 'remote';
+}
+
+/** The events of a {@link TokenManager}, by name. */
+export interface TokenManagerEventMap {
+    tokenchange: CustomEvent<TokenChangeDetail>;
+    refreshfailed: CustomEvent<RefreshFailedDetail>;
+    sessionexpired: CustomEvent<SessionExpiredDetail>;
+    logout: CustomEvent<LogoutDetail>;
+}
+
+/** The `EventTarget` at `tm.events`. */
+export interface TokenManagerEvents extends EventTarget {
+    addEventListener<K extends keyof TokenManagerEventMap>(type: K, listener: (this: TokenManagerEvents, ev: TokenManagerEventMap[K]) => any, options?: boolean | AddEventListenerOptions): void;
+    addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+    removeEventListener<K extends keyof TokenManagerEventMap>(type: K, listener: (this: TokenManagerEvents, ev: TokenManagerEventMap[K]) => any, options?: boolean | EventListenerOptions): void;
+    removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+/** The stable `code` of a {@link TokenManagerError}. */
+export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'NETWORK';
+
+/** Errors thrown or rejected by the manager: `Error`s with `name === 'TokenManagerError'` and a stable `code`. */
+export interface TokenManagerError extends Error {
+    name: 'TokenManagerError';
+    code: TokenManagerErrorCode;
+}
+
+/** The manager's `fetch`: the same contract as the global `fetch`. */
+export type TokenManagerFetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+
+
+
+/**
+ * A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
+ * trusted origins, refreshes it through an httpOnly cookie (single-flight, proactive and on 401), and
+ * retries a 401 once.
+ */
+export class TokenManager {
+    free(): void;
+    [Symbol.dispose](): void;
+    /**
+     * Stops timers and listeners and forgets the token; later calls reject with `DISPOSED`.
+     */
+    dispose(): void;
+    /**
+     * Logs in: `fetch(input, init)` with `credentials: 'include'`; on a 2xx answer stores the token from the
+     * JSON body. Resolves with the `Response`; rejects with a `TokenManagerError` when a 2xx body carries no
+     * usable token.
+     */
+    login(input: RequestInfo | URL, init?: RequestInit | null): Promise<Response>;
+    /**
+     * Logs out: clears the token, cancels timers and any refresh in flight, fires `logout`, then posts to
+     * `logoutUrl` with credentials. Idempotent; resolves even when the logout call fails.
+     */
+    logout(): Promise<void>;
+    /**
+     * Creates a manager. Throws a `TokenManagerError` (`INVALID_OPTION`) naming a bad option.
+     */
+    constructor(options: TokenManagerOptions);
+    /**
+     * Forces a refresh now, or joins the one in flight. Resolves `true` when a new token was stored.
+     */
+    refresh(): Promise<boolean>;
+    /**
+     * Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN` for a token
+     * that is not a well-formed JWT.
+     */
+    setAccessToken(token: string | null): void;
+    /**
+     * The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`.
+     */
+    readonly events: TokenManagerEvents;
+    /**
+     * The token's estimated expiry in ms since the epoch (local clock), or `null`.
+     */
+    readonly expiresAt: number | null;
+    /**
+     * The manager's `fetch`, bound: it works detached (`const f = tm.fetch`), as the `fetch` of ky or
+     * openapi-fetch. Same contract as the global `fetch`.
+     */
+    readonly fetch: TokenManagerFetch;
+    /**
+     * Whether a token is held.
+     */
+    readonly isAuthenticated: boolean;
+}
+
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+export interface InitOutput {
+    readonly memory: WebAssembly.Memory;
+    readonly __wbg_tokenmanager_free: (a: number, b: number) => void;
+    readonly tokenmanager_dispose: (a: number) => void;
+    readonly tokenmanager_events: (a: number) => any;
+    readonly tokenmanager_expiresAt: (a: number) => any;
+    readonly tokenmanager_fetch: (a: number) => any;
+    readonly tokenmanager_isAuthenticated: (a: number) => number;
+    readonly tokenmanager_login: (a: number, b: any, c: number) => any;
+    readonly tokenmanager_logout: (a: number) => any;
+    readonly tokenmanager_new: (a: any) => [number, number, number];
+    readonly tokenmanager_refresh: (a: number) => any;
+    readonly tokenmanager_setAccessToken: (a: number, b: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h3d8b8bd04b25c0fa: (a: number, b: number, c: any, d: any) => any;
+    readonly wasm_bindgen__convert__closures_____invoke__h35728f198b5fe8f0: (a: number, b: number, c: any, d: any) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__h6f9ea20180202d44: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h43cf4a3e3e2d70b7: (a: number, b: number) => void;
+    readonly __wbindgen_malloc: (a: number, b: number) => number;
+    readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
+    readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __wbindgen_exn_store: (a: number) => void;
+    readonly __externref_table_alloc: () => number;
+    readonly __wbindgen_externrefs: WebAssembly.Table;
+    readonly __wbindgen_destroy_closure: (a: number, b: number) => void;
+    readonly __externref_table_dealloc: (a: number) => void;
+    readonly __wbindgen_start: () => void;
+}
+
+export type SyncInitInput = BufferSource | WebAssembly.Module;
+
+/**
+ * Instantiates the given `module`, which can either be bytes or
+ * a precompiled `WebAssembly.Module`.
+ *
+ * @param {{ module: SyncInitInput }} module - Passing `SyncInitInput` directly is deprecated.
+ *
+ * @returns {InitOutput}
+ */
+export function initSync(module: { module: SyncInitInput } | SyncInitInput): InitOutput;
+
+/**
+ * If `module_or_path` is {RequestInfo} or {URL}, makes a request and
+ * for everything else, calls `WebAssembly.instantiate` directly.
+ *
+ * @param {{ module_or_path: InitInput | Promise<InitInput> }} module_or_path - Passing `InitInput` directly is deprecated.
+ *
+ * @returns {Promise<InitOutput>}
+ */
+export default function __wbg_init (module_or_path?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>): Promise<InitOutput>;
