@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use super::body::{parse_token_body, TokenBody};
+use super::crosstab::Message;
 use super::error::{BodyError, TokenError};
 use super::policy::{backoff_delay, plan_expiry, Expiry, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
 use super::retry_after::parse_retry_after;
@@ -17,6 +18,9 @@ pub struct SessionConfig {
     pub refresh_timeout_ms: u64,
     /// The JSON field carrying the token; `None` reads `accessToken`, then `access_token`.
     pub token_field: Option<String>,
+    /// Extra time (ms) a refresh may spend waiting for another tab before its own call starts
+    /// (see [`Session::refresh_call_started`]); 0 without cross-tab coordination.
+    pub election_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -25,6 +29,7 @@ impl Default for SessionConfig {
             margin_ms: DEFAULT_MARGIN_MS,
             refresh_timeout_ms: DEFAULT_REFRESH_TIMEOUT_MS,
             token_field: None,
+            election_ms: 0,
         }
     }
 }
@@ -125,6 +130,9 @@ pub enum Action {
     },
     /// Dispatch this event to the application.
     Event(Event),
+    /// Post this message to the other tabs (see [`crate::session::crosstab`]); drop it when cross-tab
+    /// coordination is off.
+    Broadcast(Message),
 }
 
 /// How to send a request to an allowed origin.
@@ -336,7 +344,8 @@ impl Session {
         }
         let id = RefreshId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
-        self.flight = Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms) };
+        let deadline = now_ms.saturating_add(self.cfg.election_ms).saturating_add(self.cfg.refresh_timeout_ms);
+        self.flight = Flight::Running { id, deadline };
         self.actions.push_back(Action::StartRefresh { id });
         id
     }
@@ -368,7 +377,8 @@ impl Session {
         let (token, claims) = AccessToken::parse_jwt(token)?;
         self.cancel_flight();
         self.bump_epoch(now_ms);
-        self.install(now_ms, token, &claims, expires_in, source);
+        self.install(now_ms, token.clone(), &claims, expires_in, source);
+        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token, claims }));
         Ok(())
     }
 
@@ -377,7 +387,8 @@ impl Session {
         let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
         self.cancel_flight();
         self.bump_epoch(now_ms);
-        self.install(now_ms, b.token, &b.claims, b.expires_in, source);
+        self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, source);
+        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: b.token, claims: b.claims }));
         Ok(())
     }
 
@@ -395,9 +406,17 @@ impl Session {
     /// Logs out: clears the token, cancels timers and any refresh in flight (its result is dropped, C42),
     /// and fires `logout` unless already logged out. Returns whether anything changed (idempotent).
     pub fn logout(&mut self, now_ms: u64, reason: LogoutReason) -> bool {
+        self.bump_epoch(now_ms);
+        let changed = self.end_locally(reason);
+        if changed && reason == LogoutReason::User {
+            self.actions.push_back(Action::Broadcast(Message::Logout { epoch: self.epoch }));
+        }
+        changed
+    }
+
+    fn end_locally(&mut self, reason: LogoutReason) -> bool {
         let changed = self.token.is_some() || !self.ended || self.flight != Flight::Idle;
         self.cancel_flight();
-        self.bump_epoch(now_ms);
         if self.token.take().is_some() {
             self.generation = self.generation.saturating_add(1);
         }
@@ -510,7 +529,13 @@ impl Session {
             Outcome::Success(b) => {
                 self.attempts = 0;
                 self.malformed_streak = 0;
-                self.install(now_ms, b.token, &b.claims, b.expires_in, TokenSource::Refresh);
+                self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, TokenSource::Refresh);
+                self.actions.push_back(Action::Broadcast(Message::Token {
+                    epoch: self.epoch,
+                    source: TokenSource::Refresh,
+                    token: b.token,
+                    claims: b.claims,
+                }));
             }
             Outcome::Terminal(status) => {
                 self.attempts = 0;
@@ -524,6 +549,7 @@ impl Session {
                 if had {
                     self.actions.push_back(Action::Event(Event::SessionExpired));
                 }
+                self.actions.push_back(Action::Broadcast(Message::Ended { epoch: self.epoch }));
             }
             Outcome::Retryable { status, retry_after_ms } => {
                 let delay = backoff_delay(self.attempts, jitter, retry_after_ms);
@@ -559,6 +585,67 @@ impl Session {
                 self.start_refresh(now_ms);
             }
         }
+    }
+
+    /// The shell's own refresh call for `id` starts now (after any cross-tab election): the refresh
+    /// timeout counts from here.
+    pub fn refresh_call_started(&mut self, now_ms: u64, id: RefreshId) {
+        if let Flight::Running { id: current, .. } = self.flight {
+            if current == id {
+                self.flight = Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms) };
+            }
+        }
+    }
+
+    /// Raises the epoch to at least `epoch` (a shell that knows the session state of other tabs).
+    fn adopt_epoch(&mut self, epoch: u64) {
+        self.epoch = self.epoch.max(epoch);
+    }
+
+    /// A validated message from another tab (see [`crate::session::crosstab`]). Messages older than this
+    /// tab's epoch are ignored; returns whether the message was applied.
+    ///
+    /// * `token`: stored (source as sent), settling a refresh in flight here without aborting its call
+    ///   (the call's answer may carry a rotated cookie) and ending any backoff.
+    /// * `logout`: like a local logout, with `reason: 'remote'`, and no message back.
+    /// * `ended`: the token is cleared and `sessionexpired` fires if one was held.
+    pub fn handle_message(&mut self, now_ms: u64, msg: Message) -> bool {
+        if msg.epoch() < self.epoch {
+            return false;
+        }
+        match msg {
+            Message::Token { epoch, source, token, claims } => {
+                self.adopt_epoch(epoch);
+                if self.token.as_ref().is_some_and(|h| h.token == token) {
+                    return false;
+                }
+                let settled = match self.flight {
+                    Flight::Running { id, .. } => Some(id),
+                    _ => None,
+                };
+                self.flight = Flight::Idle;
+                self.attempts = 0;
+                self.malformed_streak = 0;
+                self.install(now_ms, token, &claims, None, source);
+                if let Some(id) = settled {
+                    self.actions.push_back(Action::RefreshSettled { id });
+                }
+            }
+            Message::Logout { epoch } => {
+                self.adopt_epoch(epoch);
+                self.end_locally(LogoutReason::Remote);
+            }
+            Message::Ended { epoch } => {
+                self.adopt_epoch(epoch);
+                self.cancel_flight();
+                self.ended = true;
+                if self.token.take().is_some() {
+                    self.generation = self.generation.saturating_add(1);
+                    self.actions.push_back(Action::Event(Event::SessionExpired));
+                }
+            }
+        }
+        true
     }
 
     /// The page became visible or hidden. Hidden tabs run no proactive refreshes; becoming visible

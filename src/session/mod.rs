@@ -5,9 +5,11 @@
 //! * [`Session`] is the state machine: single-flight refresh, stale-token 401s, outcomes, logout. Its doc
 //!   comment states the calling contract.
 //! * [`parse_token_body`], [`parse_retry_after`], [`Origin`] turn wire values into typed ones.
+//! * [`crosstab`] describes the protocol between tabs and validates its messages ([`Message`]).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod body;
+pub mod crosstab;
 mod error;
 mod machine;
 mod origin;
@@ -16,6 +18,7 @@ mod retry_after;
 mod token;
 
 pub use body::{is_json_content_type, parse_token_body, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, MAX_BODY_LEN};
+pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{BodyError, ErrorCode, TokenError};
 pub use machine::{
     Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,

@@ -92,6 +92,7 @@ fn perform(inner: &Rci, action: Action) {
             }
         }
         Action::Event(e) => dispatch(inner, e),
+        Action::Broadcast(_) => {}
     }
 }
 

@@ -1,0 +1,141 @@
+//! Messages between the tabs of one app, as values: versioned, validated, never trusted blindly.
+//!
+//! # Protocol (version 1)
+//!
+//! Tabs of one origin share the refresh cookie but each keeps its access token in memory. They talk over a
+//! `BroadcastChannel` (name: `wasm-token-manager:` + the absolute `refreshUrl`, or the `crossTab` option).
+//! Every message is a JSON string `{"v":1,"type":…,"epoch":…}`:
+//!
+//! * `token` (`source`: `login` | `refresh` | `set`, `token`): a tab stored a new access token; the others
+//!   adopt it instead of calling `/refresh` themselves.
+//! * `logout`: a tab logged out; every tab clears its token, stops its timers, fires `logout`
+//!   (`reason: 'remote'`) and drops any refresh in flight.
+//! * `ended`: a refresh answered 400/401/403; the session is over for every tab (`sessionexpired`).
+//!
+//! **Epochs: logout wins.** Each tab keeps an epoch, a logical clock bumped to `max(epoch + 1, now)` on
+//! login, `setAccessToken` and logout, and raised to the sender's epoch when it accepts a remote login or
+//! logout. Every message carries the sender's epoch. A message whose epoch is lower than the receiver's is
+//! stale (it was produced before a login or logout the receiver already knows about) and is ignored: a
+//! refresh that was in flight in another tab when the user logged out cannot bring the session back, and a
+//! late logout cannot undo a newer login. A new tab starts at epoch 0 and so accepts the current session.
+//!
+//! **Election: bounded.** When a tab needs a refresh it asks the Web Locks API for the refresh lock with
+//! `ifAvailable` (never `steal`). The holder refreshes and broadcasts the token while it holds the lock. A
+//! tab that does not get the lock waits for the lock again with a timeout (`lockTimeoutSeconds`); when it
+//! gets it, it refreshes only if no token arrived meanwhile (double-check); when the wait times out it
+//! refreshes by itself, relying on the server's reuse grace window. If the holder's tab closes, the browser
+//! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang.
+//!
+//! **Degrading.** Without Web Locks every tab refreshes on its own (the server's grace window keeps that
+//! safe); without `BroadcastChannel` every tab works alone. Both are reported with `console.debug` when the
+//! `debug` option is on, never as errors.
+//!
+//! **Validation.** Unknown versions, unknown types, missing or mistyped fields, oversized messages and
+//! tokens that fail the local checks are dropped ([`Message::decode`] returns `None`).
+
+use serde::Deserialize;
+
+use super::machine::TokenSource;
+use super::token::{AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
+
+/// The protocol version carried as `v`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest message accepted, in bytes.
+pub const MAX_MESSAGE_LEN: usize = MAX_TOKEN_LEN + 512;
+
+/// The largest epoch accepted (2^53, the largest integer a JS number holds exactly).
+pub const MAX_EPOCH: u64 = 1 << 53;
+
+/// A validated message between tabs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A tab stored a new access token.
+    Token {
+        /// The sender's epoch.
+        epoch: u64,
+        /// Where it came from.
+        source: TokenSource,
+        /// The token, checked and decoded.
+        token: AccessToken,
+        /// Its unverified claims.
+        claims: UnverifiedClaims,
+    },
+    /// A tab logged out.
+    Logout {
+        /// The sender's epoch (after its logout).
+        epoch: u64,
+    },
+    /// A refresh answered 400/401/403: the session is over.
+    Ended {
+        /// The sender's epoch.
+        epoch: u64,
+    },
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    epoch: u64,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+impl Message {
+    /// The sender's epoch.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Message::Token { epoch, .. } | Message::Logout { epoch } | Message::Ended { epoch } => *epoch,
+        }
+    }
+
+    /// The wire form, a JSON string.
+    pub fn encode(&self) -> String {
+        let epoch = self.epoch().to_string();
+        match self {
+            // The token passed the RFC 6750 character check: it needs no JSON escaping.
+            Message::Token { source, token, .. } => [
+                r#"{"v":1,"type":"token","epoch":"#,
+                &epoch,
+                r#","source":""#,
+                source.as_str(),
+                r#"","token":""#,
+                token.expose(),
+                r#""}"#,
+            ]
+            .concat(),
+            Message::Logout { .. } => [r#"{"v":1,"type":"logout","epoch":"#, &epoch, "}"].concat(),
+            Message::Ended { .. } => [r#"{"v":1,"type":"ended","epoch":"#, &epoch, "}"].concat(),
+        }
+    }
+
+    /// Parses and validates a received message; anything malformed gives `None`.
+    pub fn decode(raw: &str) -> Option<Message> {
+        if raw.len() > MAX_MESSAGE_LEN {
+            return None;
+        }
+        let w: Wire = serde_json::from_str(raw).ok()?;
+        if w.v != PROTOCOL_VERSION || w.epoch > MAX_EPOCH {
+            return None;
+        }
+        match (w.kind.as_str(), w.source.as_deref(), w.token) {
+            ("token", Some(source), Some(token)) => {
+                let source = match source {
+                    "login" => TokenSource::Login,
+                    "refresh" => TokenSource::Refresh,
+                    "set" => TokenSource::Set,
+                    _ => return None,
+                };
+                let (token, claims) = AccessToken::parse_jwt(&token).ok()?;
+                Some(Message::Token { epoch: w.epoch, source, token, claims })
+            }
+            ("logout", None, None) => Some(Message::Logout { epoch: w.epoch }),
+            ("ended", None, None) => Some(Message::Ended { epoch: w.epoch }),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Native tests of the cross-tab messages and of how the session applies them (issue 5): versioned,
+//! validated, stale epochs ignored, malformed messages dropped, logout wins.
+#![cfg(not(target_arch = "wasm32"))]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use wasm_token_manager::session::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn token(now_ms: u64, life_s: u64) -> String {
+    let iat = now_ms / 1000;
+    let p = format!(r#"{{"iat":{iat},"exp":{}}}"#, iat + life_s);
+    format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(p))
+}
+
+fn drain(s: &mut Session) -> Vec<Action> {
+    std::iter::from_fn(|| s.poll_action()).collect()
+}
+
+fn broadcasts(a: &[Action]) -> Vec<Message> {
+    a.iter().filter_map(|x| match x { Action::Broadcast(m) => Some(m.clone()), _ => None }).collect()
+}
+
+fn events(a: &[Action]) -> Vec<Event> {
+    a.iter().filter_map(|x| match x { Action::Event(e) => Some(e.clone()), _ => None }).collect()
+}
+
+fn token_msg(epoch: u64, t: &str, source: &str) -> String {
+    format!(r#"{{"v":1,"type":"token","epoch":{epoch},"source":"{source}","token":"{t}"}}"#)
+}
+
+fn ok_body(t: &str) -> Vec<u8> {
+    format!(r#"{{"accessToken":"{t}"}}"#).into_bytes()
+}
+
+fn ok(b: &[u8]) -> RefreshResponse<'_> {
+    RefreshResponse::Http { status: 200, content_type: Some("application/json"), retry_after: None, body: b, body_too_large: false }
+}
+
+#[test]
+fn messages_round_trip() {
+    let t = token(T0, 300);
+    let (tok, claims) = AccessToken::parse_jwt(&t).unwrap();
+    for m in [
+        Message::Token { epoch: 42, source: TokenSource::Refresh, token: tok.clone(), claims },
+        Message::Token { epoch: T0, source: TokenSource::Login, token: tok, claims },
+        Message::Logout { epoch: 7 },
+        Message::Ended { epoch: 0 },
+    ] {
+        assert_eq!(Message::decode(&m.encode()), Some(m.clone()), "{}", m.encode());
+    }
+    assert!(!format!("{:?}", Message::decode(&token_msg(1, &t, "refresh")).unwrap()).contains(&t), "Debug leaks the token");
+}
+
+#[test]
+fn malformed_messages_dropped() {
+    let t = token(T0, 300);
+    let cases = vec![
+        String::new(),
+        "null".into(),
+        "[]".into(),
+        "{}".into(),
+        "not json".into(),
+        r#"{"v":2,"type":"logout","epoch":1}"#.into(),
+        r#"{"v":"1","type":"logout","epoch":1}"#.into(),
+        r#"{"type":"logout","epoch":1}"#.into(),
+        r#"{"v":1,"type":"logout"}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":-1}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":1.5}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":"1"}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":9007199254740993}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":1,"v":1}"#.into(),
+        r#"{"v":1,"type":"logout","epoch":1,"token":"x"}"#.into(),
+        r#"{"v":1,"type":"steal","epoch":1}"#.into(),
+        r#"{"v":1,"type":"token","epoch":1,"source":"refresh"}"#.into(),
+        token_msg(1, &t, "evil"),
+        token_msg(1, "a.b", "refresh"),
+        token_msg(1, "abc\\r\\nX-Evil: 1", "refresh"),
+        token_msg(1, &"a".repeat(MAX_MESSAGE_LEN), "refresh"),
+        format!(r#"{{"v":1,"type":"token","epoch":1,"source":"refresh","token":{}}}"#, 5),
+    ];
+    for c in cases {
+        assert_eq!(Message::decode(&c), None, "{c:?} accepted");
+    }
+    // Unknown extra fields are tolerated (forward compatible), the version is not.
+    assert!(Message::decode(r#"{"v":1,"type":"logout","epoch":1,"tab":"x"}"#).is_some());
+}
+
+#[test]
+fn remote_token_is_adopted_and_settles_a_waiting_refresh() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut s);
+    let id = s.request_refresh(T0 + 240_000);
+    drain(&mut s);
+    let fresh = token(T0 + 240_000, 300);
+    let m = Message::decode(&token_msg(s.epoch(), &fresh, "refresh")).unwrap();
+    assert!(s.handle_message(T0 + 240_050, m));
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::RefreshSettled { id }), "waiters are woken");
+    assert!(!a.contains(&Action::AbortRefresh { id }), "our own call is not aborted (it may carry a rotated cookie)");
+    assert!(broadcasts(&a).is_empty(), "no echo");
+    assert_eq!(events(&a), vec![Event::TokenChange { expires_at: Some(T0 + 540_050), source: TokenSource::Refresh }]);
+    assert_eq!(s.refresh_in_flight(), None);
+    assert_eq!(s.current_token().0.unwrap().expose(), fresh);
+    // Our own late answer is dropped.
+    let late = ok_body(&token(T0 + 240_000, 300));
+    s.handle_refresh_response(T0 + 240_100, id, ok(&late), 0.5);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn new_tab_adopts_the_session() {
+    let mut s = Session::new(SessionConfig::default());
+    let t = token(T0, 300);
+    assert!(s.handle_message(T0, Message::decode(&token_msg(T0 - 5000, &t, "login")).unwrap()));
+    assert!(s.is_authenticated());
+    assert_eq!(s.epoch(), T0 - 5000);
+}
+
+#[test]
+fn stale_generation_messages_ignored() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    let e = s.epoch();
+    drain(&mut s);
+    // A token from a refresh that started before our login: dropped (C43 across tabs).
+    let old = Message::decode(&token_msg(e - 1, &token(T0, 300), "refresh")).unwrap();
+    assert!(!s.handle_message(T0 + 1, old));
+    // A logout older than our login: dropped.
+    assert!(!s.handle_message(T0 + 1, Message::Logout { epoch: e - 1 }));
+    assert!(!s.handle_message(T0 + 1, Message::Ended { epoch: e - 1 }));
+    assert!(drain(&mut s).is_empty());
+    assert!(s.is_authenticated());
+}
+
+#[test]
+fn f12_logout_wins_over_a_refresh_in_flight_elsewhere() {
+    // Tab 1 and tab 3 share epoch e. Tab 3 starts a refresh; tab 1 logs out; tab 3's refresh result then
+    // reaches tab 1, and tab 1's logout reaches tab 3 (both orders).
+    let mut tab1 = Session::new(SessionConfig::default());
+    let mut tab3 = Session::new(SessionConfig::default());
+    tab1.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    let login = broadcasts(&drain(&mut tab1)).remove(0);
+    assert!(tab3.handle_message(T0 + 1, login));
+    drain(&mut tab3);
+
+    let id = tab3.request_refresh(T0 + 200_000);
+    drain(&mut tab3);
+    tab1.logout(T0 + 200_010, LogoutReason::User);
+    let logout = broadcasts(&drain(&mut tab1)).remove(0);
+    assert!(matches!(logout, Message::Logout { .. }));
+
+    // Order A: tab 3's result arrives first and is broadcast; tab 1 ignores it; then tab 3 hears the logout.
+    let mut tab3b = Session::new(SessionConfig::default());
+    tab3b.handle_message(T0 + 1, Message::decode(&token_msg(tab3.epoch(), &token(T0, 300), "login")).unwrap());
+    let body = ok_body(&token(T0 + 200_020, 300));
+    tab3.handle_refresh_response(T0 + 200_020, id, ok(&body), 0.5);
+    let result = broadcasts(&drain(&mut tab3)).remove(0);
+    assert!(!tab1.handle_message(T0 + 200_030, result), "a refresh from before the logout revived tab 1");
+    assert!(!tab1.is_authenticated());
+    assert!(tab3.handle_message(T0 + 200_040, logout.clone()));
+    let a = drain(&mut tab3);
+    assert_eq!(events(&a), vec![Event::Logout { reason: LogoutReason::Remote }]);
+    assert!(broadcasts(&a).is_empty());
+    assert!(!tab3.is_authenticated());
+    assert_eq!(tab3.poll_timeout(), None, "timers stopped");
+
+    // Order B: the logout arrives while the refresh is in flight: it is cancelled, its result dropped.
+    let id = tab3b.request_refresh(T0 + 200_000);
+    drain(&mut tab3b);
+    assert!(tab3b.handle_message(T0 + 200_015, logout));
+    let a = drain(&mut tab3b);
+    assert!(a.contains(&Action::AbortRefresh { id }) && a.contains(&Action::RefreshSettled { id }));
+    tab3b.handle_refresh_response(T0 + 200_020, id, ok(&body), 0.5);
+    assert!(drain(&mut tab3b).is_empty());
+    assert!(!tab3b.is_authenticated());
+}
+
+#[test]
+fn login_elsewhere_after_logout_is_accepted() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    s.logout(T0 + 1000, LogoutReason::User);
+    drain(&mut s);
+    let later = s.epoch() + 5000;
+    assert!(s.handle_message(T0 + 6000, Message::decode(&token_msg(later, &token(T0 + 6000, 300), "login")).unwrap()));
+    assert!(s.is_authenticated());
+    assert!(!s.is_ended());
+    // A logout from before that login is now stale.
+    assert!(!s.handle_message(T0 + 7000, Message::Logout { epoch: later - 1 }));
+}
+
+#[test]
+fn ended_elsewhere_expires_the_session_here() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut s);
+    assert!(s.handle_message(T0 + 10, Message::Ended { epoch: s.epoch() }));
+    assert_eq!(events(&drain(&mut s)), vec![Event::SessionExpired]);
+    assert!(!s.is_authenticated() && s.is_ended());
+}
+
+#[test]
+fn local_changes_are_broadcast() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    assert!(matches!(broadcasts(&drain(&mut s)).as_slice(), [Message::Token { source: TokenSource::Login, .. }]));
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    let body = ok_body(&token(T0 + 2, 300));
+    s.handle_refresh_response(T0 + 2, id, ok(&body), 0.5);
+    assert!(matches!(broadcasts(&drain(&mut s)).as_slice(), [Message::Token { source: TokenSource::Refresh, .. }]));
+    let id = s.request_refresh(T0 + 3);
+    drain(&mut s);
+    s.handle_refresh_response(T0 + 4, id, RefreshResponse::Http { status: 401, content_type: None, retry_after: None, body: b"", body_too_large: false }, 0.5);
+    assert!(matches!(broadcasts(&drain(&mut s)).as_slice(), [Message::Ended { .. }]));
+    s.set_token(T0 + 5, &token(T0 + 5, 300), None, TokenSource::Set).unwrap();
+    drain(&mut s);
+    s.logout(T0 + 6, LogoutReason::User);
+    assert!(matches!(broadcasts(&drain(&mut s)).as_slice(), [Message::Logout { .. }]));
+    // A second logout says nothing more.
+    s.logout(T0 + 7, LogoutReason::User);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn election_time_extends_the_deadline_until_the_call_starts() {
+    let cfg = SessionConfig { election_ms: 11_000, ..SessionConfig::default() };
+    let mut s = Session::new(cfg);
+    let id = s.request_refresh(T0);
+    assert_eq!(s.poll_timeout(), Some(T0 + 21_000));
+    s.refresh_call_started(T0 + 3_000, id);
+    assert_eq!(s.poll_timeout(), Some(T0 + 13_000));
+}
+
+#[test]
+fn duplicate_token_message_is_a_no_op() {
+    let mut s = Session::new(SessionConfig::default());
+    let t = token(T0, 300);
+    let m = Message::decode(&token_msg(0, &t, "refresh")).unwrap();
+    assert!(s.handle_message(T0, m.clone()));
+    drain(&mut s);
+    assert!(!s.handle_message(T0 + 1, m));
+    assert!(drain(&mut s).is_empty());
+}
