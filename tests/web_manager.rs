@@ -444,11 +444,167 @@ const scenarios = {
   },
 };
 
-export function run(name, make) {
+const once = (tm, name) => new Promise((r) => tm.events.addEventListener(name, (e) => r(e.detail), { once: true }));
+let channelSeq = 0;
+function pair(make, extra) {
+  const crossTab = 'wtm-test-' + (++channelSeq) + '-' + Math.random();
+  const o = Object.assign({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', crossTab }, extra || {});
+  return { a: make(o), b: make(o), crossTab };
+}
+
+Object.assign(scenarios, {
+  async crossTabLoginReachesOtherTabs(make) {
+    const s = install();
+    const { a, b } = pair(make);
+    const got = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    const d = await got;
+    check(d.source === 'login' && typeof d.expiresAt === 'number', 'handed-over tokenchange ' + JSON.stringify(d));
+    check(b.isAuthenticated, 'the other tab did not adopt the login');
+    check((await b.fetch('/api/b')).status === 200 && s.refreshCount === 0, 'the other tab could not use the token');
+    a.dispose(); b.dispose();
+  },
+
+  async crossTabOneRefreshForAllTabs(make) {
+    const s = install();
+    const { a, b } = pair(make);
+    const c = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const handed = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    await handed;
+    check(b.isAuthenticated, 'no hand-over');
+    const release = gate(s);
+    const ra = a.refresh();
+    await settleMany(5);
+    const rb = b.refresh();
+    const bGot = once(b, 'tokenchange');
+    await settleMany(20);
+    check(s.refreshCount === 1, 'both tabs called /refresh: ' + s.refreshCount);
+    release();
+    check((await ra) === true, 'leader refresh() false');
+    const d = await bGot;
+    check(d.source === 'refresh', 'follower tokenchange ' + JSON.stringify(d));
+    check((await rb) === true, 'follower refresh() false');
+    check(s.refreshCount === 1, 'refresh calls: ' + s.refreshCount);
+    check((await b.fetch('/api/x')).status === 200, 'the follower cannot use the shared token');
+    // A manager with crossTab: false heard nothing.
+    check(!c.isAuthenticated, 'crossTab: false still listened');
+    a.dispose(); b.dispose(); c.dispose();
+  },
+
+  async crossTabLogoutEverywhere(make) {
+    const s = install();
+    const { a, b } = pair(make);
+    const handed = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    await handed;
+    check(b.isAuthenticated, 'no hand-over');
+    const got = once(b, 'logout');
+    await a.logout();
+    check((await got).reason === 'remote', 'reason');
+    check(!b.isAuthenticated && b.expiresAt === null, 'the other tab is still logged in');
+    check(s.log.filter((e) => e.path === '/auth/logout').length === 1, 'logout posted more than once');
+    a.dispose(); b.dispose();
+  },
+
+  async crossTabLogoutWinsOverRefreshInFlight(make) {
+    const s = install();
+    const { a, b } = pair(make);
+    const handed = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    await handed;
+    const release = gate(s);
+    const rb = b.refresh();
+    await settleMany(10);
+    check(s.refreshCount === 1, 'no refresh in flight');
+    const heard = once(b, 'logout');
+    await a.logout();
+    await heard;
+    release();
+    check((await rb) === false, 'the refresh in the other tab brought the session back');
+    await settleMany(20);
+    check(!a.isAuthenticated && !b.isAuthenticated, 'logged back in: a=' + a.isAuthenticated + ' b=' + b.isAuthenticated);
+    a.dispose(); b.dispose();
+  },
+
+  async crossTabMalformedMessagesIgnored(make) {
+    install();
+    const { a, crossTab } = pair(make);
+    const raw = new BroadcastChannel(crossTab);
+    let changes = 0;
+    a.events.addEventListener('tokenchange', () => changes++);
+    a.events.addEventListener('logout', () => changes++);
+    const garbage = ['x', '{}', '{"v":2,"type":"logout","epoch":1}', '{"v":1,"type":"token","epoch":1,"source":"refresh","token":"a.b"}',
+      '{"v":1,"type":"token","epoch":1,"source":"refresh","token":"abc\\r\\nX: 1"}', 42, null, { v: 1, type: 'logout', epoch: 1 },
+      '{"v":1,"type":"logout","epoch":1,"epoch":2}', 'x'.repeat(100000)];
+    for (const g of garbage) raw.postMessage(g);
+    await settleMany(20);
+    check(changes === 0 && !a.isAuthenticated, 'a malformed message was trusted');
+    // The wire format, as another tab writes it.
+    const t = mint(3600);
+    const got = once(a, 'tokenchange');
+    raw.postMessage(JSON.stringify({ v: 1, type: 'token', epoch: 1, source: 'refresh', token: t }));
+    check((await got).source === 'refresh' && a.isAuthenticated, 'a valid message was not applied');
+    const out = new Promise((r) => raw.addEventListener('message', (e) => r(e.data), { once: true }));
+    await a.logout();
+    const sent = JSON.parse(await out);
+    check(sent.v === 1 && sent.type === 'logout' && typeof sent.epoch === 'number', 'logout message ' + JSON.stringify(sent));
+    raw.close();
+    a.dispose();
+  },
+
+  async crossTabWithoutLocksStillWorks(make) {
+    const s = install();
+    const had = Object.getOwnPropertyDescriptor(Navigator.prototype, 'locks');
+    Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined });
+    let pairs;
+    try { pairs = pair(make, { debug: true }); } finally { if (had) Object.defineProperty(Navigator.prototype, 'locks', had); }
+    const { a, b } = pairs;
+    let logouts = 0;
+    for (const t of [a, b]) { t.events.addEventListener('logout', () => logouts++); t.events.addEventListener('sessionexpired', () => logouts++); }
+    const handed = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    await handed;
+    const [x, y] = await Promise.all([a.refresh(), b.refresh()]);
+    check(x && y, 'refresh failed without locks');
+    await settleMany(10);
+    check(a.isAuthenticated && b.isAuthenticated && logouts === 0, 'logged out without locks');
+    check(s.refreshCount >= 1 && s.refreshCount <= 2, 'refresh calls ' + s.refreshCount);
+    a.dispose(); b.dispose();
+  },
+
+  async lifecycleEventsRecheck(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    tm.setAccessToken(s.valid = mint(3600));
+    for (const name of ['online', 'focus']) window.dispatchEvent(new Event(name));
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: false }));
+    document.dispatchEvent(new Event('visibilitychange'));
+    await settleMany(5);
+    check(s.refreshCount === 0, 'a fresh token was refreshed on wake');
+    // A page restored from the bfcache re-validates its session before using it (C45).
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));
+    check((await tm.fetch('/api/a')).status === 200, 'request after bfcache restore');
+    check(s.refreshCount === 1 && s.log[0].path === '/auth/refresh' && s.log[1].path === '/api/a', 'no re-validation before the first request');
+    tm.dispose();
+    window.dispatchEvent(new Event('online'));
+    await settleMany(5);
+    check(s.refreshCount === 1, 'a disposed manager still listens');
+  },
+});
+
+export function run(name, rawMake) {
   const f = scenarios[name];
   if (!f) return Promise.reject(new Error('no scenario ' + name));
+  // Every manager a scenario creates is disposed afterwards, so that no listener outlives its test.
+  const made = [];
+  const make = (o) => { const tm = rawMake(o); made.push(tm); return tm; };
   return f(make).then(() => 'ok', (e) => { throw (e instanceof Error ? e.message + '\n' + e.stack : String(e)); })
-    .finally(() => { globalThis.fetch = realFetch; });
+    .finally(() => {
+      for (const tm of made) tm.dispose();
+      if (globalThis.__fake && globalThis.__fake.gate) globalThis.__fake.gate = null;
+      globalThis.fetch = realFetch;
+    });
 }
 "#)]
 extern "C" {
@@ -553,4 +709,39 @@ async fn login_stores_token_and_resolves_response() {
 #[wasm_bindgen_test]
 async fn fetch_rejects_only_where_fetch_would() {
     scenario("fetchRejectsOnlyWhereFetchWould").await;
+}
+
+#[wasm_bindgen_test]
+async fn crosstab_login_reaches_other_tabs() {
+    scenario("crossTabLoginReachesOtherTabs").await;
+}
+
+#[wasm_bindgen_test]
+async fn f3_crosstab_one_refresh_for_all_tabs() {
+    scenario("crossTabOneRefreshForAllTabs").await;
+}
+
+#[wasm_bindgen_test]
+async fn crosstab_logout_everywhere() {
+    scenario("crossTabLogoutEverywhere").await;
+}
+
+#[wasm_bindgen_test]
+async fn f12_crosstab_logout_wins_over_refresh_in_flight() {
+    scenario("crossTabLogoutWinsOverRefreshInFlight").await;
+}
+
+#[wasm_bindgen_test]
+async fn crosstab_malformed_messages_ignored() {
+    scenario("crossTabMalformedMessagesIgnored").await;
+}
+
+#[wasm_bindgen_test]
+async fn f4_crosstab_without_locks_still_works() {
+    scenario("crossTabWithoutLocksStillWorks").await;
+}
+
+#[wasm_bindgen_test]
+async fn c45_c46_lifecycle_events_recheck() {
+    scenario("lifecycleEventsRecheck").await;
 }

@@ -11,10 +11,11 @@ use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget, Reques
 
 use super::js::{self, error, now_ms, object, opt_number};
 use super::options::Options;
+use super::tabs::{self, Lock, Tabs};
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use crate::session::{
     clamp_timer_delay, Action, ErrorCode, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session,
-    TokenSource, Unauthorized, MAX_BODY_LEN,
+    Message, TokenSource, Unauthorized, MAX_BODY_LEN,
 };
 
 #[derive(Default)]
@@ -24,6 +25,7 @@ struct Shell {
     timer_deadline: Option<u64>,
     settles: Vec<(RefreshId, Promise, Function)>,
     aborts: Vec<(RefreshId, AbortController)>,
+    lock_waits: Vec<(RefreshId, AbortController)>,
 }
 
 pub(crate) struct Inner {
@@ -31,6 +33,7 @@ pub(crate) struct Inner {
     shell: RefCell<Shell>,
     opts: Options,
     events: EventTarget,
+    tabs: RefCell<Tabs>,
     timer_cb: RefCell<Option<Closure<dyn Fn()>>>,
     fetch_fn: RefCell<Option<Closure<dyn Fn(JsValue, JsValue) -> Promise>>>,
 }
@@ -72,27 +75,40 @@ fn perform(inner: &Rci, action: Action) {
             spawn_local(async move { run_refresh(i, id).await });
         }
         Action::AbortRefresh { id } => {
-            let ctrl = {
+            let ctrls = {
                 let mut sh = inner.shell.borrow_mut();
-                let pos = sh.aborts.iter().position(|(i, _)| *i == id);
-                pos.map(|p| sh.aborts.swap_remove(p).1)
+                let mut taken: Vec<AbortController> = Vec::new();
+                sh.aborts.retain(|(i, c)| if *i == id { taken.push(c.clone()); false } else { true });
+                taken
             };
-            if let Some(c) = ctrl {
+            for c in ctrls {
                 c.abort();
             }
         }
         Action::RefreshSettled { id } => {
-            let resolve = {
+            let (resolve, waits) = {
                 let mut sh = inner.shell.borrow_mut();
                 let pos = sh.settles.iter().position(|(i, _, _)| *i == id);
-                pos.map(|p| sh.settles.swap_remove(p).2)
+                let resolve = pos.map(|p| sh.settles.swap_remove(p).2);
+                let mut waits: Vec<AbortController> = Vec::new();
+                sh.lock_waits.retain(|(i, c)| if *i == id { waits.push(c.clone()); false } else { true });
+                (resolve, waits)
             };
+            // A follower tab waiting for the election stops waiting once the result is here.
+            for c in waits {
+                c.abort();
+            }
             if let Some(r) = resolve {
                 let _ = r.call0(&JsValue::UNDEFINED);
             }
         }
         Action::Event(e) => dispatch(inner, e),
-        Action::Broadcast(_) => {}
+        Action::Broadcast(m) => {
+            let channel = inner.tabs.borrow().channel.clone();
+            if let Some(ch) = channel {
+                tabs::post(&ch, &m.encode());
+            }
+        }
     }
 }
 
@@ -182,10 +198,66 @@ async fn wait_settled(inner: &Rci, id: RefreshId) {
     let _ = JsFuture::from(p).await;
 }
 
+fn in_flight(inner: &Inner, id: RefreshId) -> bool {
+    !is_disposed(inner) && inner.core.borrow().refresh_in_flight() == Some(id)
+}
+
+/// Runs refresh `id`: alone, or through the bounded cross-tab election (see `session::crosstab`).
 async fn run_refresh(inner: Rci, id: RefreshId) {
-    if is_disposed(&inner) || inner.core.borrow().refresh_in_flight() != Some(id) {
+    if !in_flight(&inner, id) {
         return;
     }
+    let lock_name = inner.tabs.borrow().lock_name.clone();
+    let Some(name) = lock_name else {
+        call_refresh(&inner, id).await;
+        return;
+    };
+    match tabs::acquire(&name, true, 0, None).await {
+        Lock::Held(release) => {
+            call_refresh(&inner, id).await;
+            hold_briefly(release);
+        }
+        Lock::NotAcquired => call_refresh(&inner, id).await,
+        Lock::Unavailable => {
+            js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
+            let ctrl = AbortController::new().ok();
+            if let Some(c) = &ctrl {
+                inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
+            }
+            let lock = tabs::acquire(&name, false, inner.opts.lock_timeout_ms, ctrl.as_ref()).await;
+            inner.shell.borrow_mut().lock_waits.retain(|(i, _)| *i != id);
+            match lock {
+                Lock::Held(release) => {
+                    // Double-check: the other tab's token may be on its way.
+                    tabs::yield_to_messages().await;
+                    if in_flight(&inner, id) {
+                        js::debug(inner.opts.debug, "refresh: no result from the other tab, refreshing here");
+                        call_refresh(&inner, id).await;
+                    }
+                    hold_briefly(release);
+                }
+                Lock::Unavailable | Lock::NotAcquired => {
+                    if in_flight(&inner, id) {
+                        js::debug(inner.opts.debug, "refresh: election timed out, refreshing here");
+                        call_refresh(&inner, id).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Releases the election lock a moment after the result was broadcast, so that the message reaches the
+/// other tabs before any of them is granted the lock.
+fn hold_briefly(release: Function) {
+    let _ = js::set_timeout(&release, 100);
+}
+
+async fn call_refresh(inner: &Rci, id: RefreshId) {
+    if !in_flight(inner, id) {
+        return;
+    }
+    with_core(inner, |c| c.refresh_call_started(now_ms(), id));
     js::debug(inner.opts.debug, "refresh: calling refreshUrl");
     let ctrl = AbortController::new().ok();
     if let Some(c) = &ctrl {
@@ -251,8 +323,8 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
         None => RefreshResponse::NetworkError,
     };
     let jitter = js_sys::Math::random();
-    with_core(&inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
-    pump(&inner);
+    with_core(inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
+    pump(inner);
 }
 
 fn attach(req: &Request, token: &crate::session::AccessToken) {
@@ -329,6 +401,55 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     send(&spare).await
 }
 
+/// Listens to the other tabs and to the page lifecycle. Timers are hints: waking up re-checks the clock.
+fn install_listeners(inner: &Rci, t: &mut Tabs) {
+    let handler = |f: fn(&Rci, JsValue)| {
+        let weak = Rc::downgrade(inner);
+        Closure::<dyn Fn(JsValue)>::new(move |ev: JsValue| {
+            if let Some(i) = weak.upgrade() {
+                if !is_disposed(&i) {
+                    f(&i, ev);
+                }
+            }
+        })
+    };
+    if let Some(ch) = t.channel.clone() {
+        let cb = handler(|i, ev| {
+            let data = js::get(&ev, "data").as_string();
+            match data.as_deref().and_then(Message::decode) {
+                Some(m) => {
+                    let applied = with_core(i, |c| c.handle_message(now_ms(), m));
+                    js::debug(i.opts.debug, if applied { "message from another tab applied" } else { "stale message from another tab ignored" });
+                    pump(i);
+                }
+                None => js::debug(i.opts.debug, "malformed message from another tab ignored"),
+            }
+        });
+        tabs::listen(t, &ch, "message", cb);
+    }
+    let document = js::global("document");
+    let cb = handler(|i, _| {
+        with_core(i, |c| c.set_visible(now_ms(), tabs::page_visible()));
+        pump(i);
+    });
+    tabs::listen(t, &document, "visibilitychange", cb);
+    let global = js::global("globalThis");
+    let global = if global.is_object() { global } else { js_sys::global().into() };
+    let cb = handler(|i, ev| {
+        let restored = js::get(&ev, "persisted").as_bool() == Some(true);
+        with_core(i, |c| c.handle_wake(now_ms(), restored));
+        pump(i);
+    });
+    tabs::listen(t, &global, "pageshow", cb);
+    for name in ["online", "focus"] {
+        let cb = handler(|i, _| {
+            with_core(i, |c| c.handle_wake(now_ms(), false));
+            pump(i);
+        });
+        tabs::listen(t, &global, name, cb);
+    }
+}
+
 /// A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
 /// trusted origins, refreshes it through an httpOnly cookie (single-flight, proactive and on 401), and
 /// retries a 401 once.
@@ -342,16 +463,33 @@ impl TokenManager {
     /// Creates a manager. Throws a `TokenManagerError` (`INVALID_OPTION`) naming a bad option.
     #[wasm_bindgen(constructor)]
     pub fn new(options: TokenManagerOptions) -> Result<TokenManager, JsValue> {
-        let opts = Options::parse(&options)?;
+        let mut opts = Options::parse(&options)?;
         let events = EventTarget::new()?;
+        let mut t = Tabs::default();
+        if let Some(name) = &opts.cross_tab {
+            t.channel = tabs::open_channel(name);
+            if t.channel.is_none() {
+                js::debug(opts.debug, "BroadcastChannel unavailable: this tab works on its own");
+            }
+            if tabs::locks_available() {
+                t.lock_name = Some(["wasm-token-manager-refresh:", name].concat());
+                opts.session.election_ms = u64::from(opts.lock_timeout_ms);
+            } else {
+                js::debug(opts.debug, "Web Locks unavailable: each tab refreshes on its own (server grace window)");
+            }
+        }
         let inner = Rc::new(Inner {
             core: RefCell::new(Session::new(opts.session.clone())),
             shell: RefCell::new(Shell::default()),
             opts,
             events,
+            tabs: RefCell::new(Tabs::default()),
             timer_cb: RefCell::new(None),
             fetch_fn: RefCell::new(None),
         });
+        install_listeners(&inner, &mut t);
+        *inner.tabs.borrow_mut() = t;
+        with_core(&inner, |c| c.set_visible(now_ms(), tabs::page_visible()));
         let weak = Rc::downgrade(&inner);
         let timer = Closure::<dyn Fn()>::new(move || {
             if let Some(i) = weak.upgrade() {
@@ -504,7 +642,9 @@ impl TokenManager {
             }
             sh.disposed = true;
             sh.timer_deadline = None;
-            (sh.timer.take(), std::mem::take(&mut sh.aborts), std::mem::take(&mut sh.settles))
+            let mut aborts = std::mem::take(&mut sh.aborts);
+            aborts.append(&mut sh.lock_waits);
+            (sh.timer.take(), aborts, std::mem::take(&mut sh.settles))
         };
         let fresh = Session::new(inner.opts.session.clone());
         let old = std::mem::replace(&mut *inner.core.borrow_mut(), fresh);
@@ -512,6 +652,8 @@ impl TokenManager {
         if let Some(t) = timer {
             js::clear_timeout(&t);
         }
+        let mut t = std::mem::take(&mut *inner.tabs.borrow_mut());
+        t.close();
         for (_, c) in aborts {
             c.abort();
         }

@@ -8,6 +8,7 @@
 mod js;
 mod manager;
 mod options;
+mod tabs;
 mod types;
 
 pub use manager::TokenManager;

@@ -171,7 +171,7 @@ impl Options {
             cross_tab,
             lock_timeout_ms: lock_timeout_ms.min(i32::MAX as u64) as u32,
             debug,
-            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field },
+            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field, election_ms: 0 },
         })
     }
 

@@ -1,0 +1,134 @@
+//! Cross-tab coordination and page lifecycle: the BroadcastChannel, the bounded Web Locks election, and
+//! the `visibilitychange` / `pageshow` / `online` / `focus` listeners. The protocol is described in
+//! [`crate::session::crosstab`]; this module only moves bytes and events.
+
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, EventTarget};
+
+use super::js::{self, object};
+
+/// The resources this manager holds for other tabs and the page lifecycle; released by `dispose`.
+#[derive(Default)]
+pub struct Tabs {
+    /// The BroadcastChannel, when cross-tab coordination is on and the API exists.
+    pub channel: Option<JsValue>,
+    /// The Web Locks name of the refresh election, when cross-tab is on and the API exists.
+    pub lock_name: Option<String>,
+    /// Every listener added, to remove on dispose.
+    pub listeners: Vec<(EventTarget, &'static str, Closure<dyn Fn(JsValue)>)>,
+}
+
+/// Posts a message to the other tabs (ignoring failures: a closed channel is not an error).
+pub fn post(channel: &JsValue, text: &str) {
+    if let Ok(f) = js::get(channel, "postMessage").dyn_into::<Function>() {
+        let _ = f.call1(channel, &JsValue::from_str(text));
+    }
+}
+
+impl Tabs {
+    /// Removes listeners and closes the channel.
+    pub fn close(&mut self) {
+        for (target, name, cb) in self.listeners.drain(..) {
+            let _ = target.remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+        }
+        if let Some(ch) = self.channel.take() {
+            if let Ok(f) = js::get(&ch, "close").dyn_into::<Function>() {
+                let _ = f.call0(&ch);
+            }
+        }
+    }
+}
+
+/// Opens the BroadcastChannel `name`, or `None` when the API is missing.
+pub fn open_channel(name: &str) -> Option<JsValue> {
+    if !js::global("BroadcastChannel").is_function() {
+        return None;
+    }
+    js::construct("BroadcastChannel", &[&JsValue::from_str(name)]).ok()
+}
+
+/// Whether the Web Locks API is there.
+pub fn locks_available() -> bool {
+    js::get(&js::get(&js::global("navigator"), "locks"), "request").is_function()
+}
+
+/// Adds `cb` as a listener for `name` on `target`, when `target` is an `EventTarget`.
+pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: Closure<dyn Fn(JsValue)>) {
+    if let Some(t) = target.dyn_ref::<EventTarget>() {
+        if t.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref()).is_ok() {
+            tabs.listeners.push((t.clone(), name, cb));
+        }
+    }
+}
+
+/// Whether the page is visible (`true` where there is no document, e.g. in a worker).
+pub fn page_visible() -> bool {
+    let doc = js::global("document");
+    js::get(&doc, "visibilityState").as_string().is_none_or(|s| s != "hidden")
+}
+
+/// The outcome of a lock request.
+pub enum Lock {
+    /// Held until the function is called.
+    Held(Function),
+    /// `ifAvailable` and another tab holds it.
+    Unavailable,
+    /// The bounded wait timed out or was aborted, or the API failed.
+    NotAcquired,
+}
+
+/// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits at most
+/// `timeout_ms` and can be aborted earlier through `ctrl`. Never `steal`.
+pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&AbortController>) -> Lock {
+    let locks = js::get(&js::global("navigator"), "locks");
+    let Ok(request) = js::get(&locks, "request").dyn_into::<Function>() else {
+        return Lock::NotAcquired;
+    };
+    let mut release_fn: Option<Function> = None;
+    let release = Promise::new(&mut |res, _| release_fn = Some(res));
+    let mut granted_fn: Option<Function> = None;
+    let granted = Promise::new(&mut |res, _| granted_fn = Some(res));
+    let (Some(release_fn), Some(granted_fn)) = (release_fn, granted_fn) else {
+        return Lock::NotAcquired;
+    };
+    let hold = release.clone();
+    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        let _ = granted_fn.call1(&JsValue::UNDEFINED, &lock);
+        hold.into()
+    });
+    let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
+    if let Some(c) = ctrl {
+        js::set(&options, "signal", &c.signal());
+        if let Ok(abort) = js::get(c, "abort").dyn_into::<Function>() {
+            let _ = js::set_timeout(&abort.bind0(c), timeout_ms.min(i32::MAX as u32) as i32);
+        }
+    }
+    let pending = match request.call3(&locks, &JsValue::from_str(name), &options, &callback) {
+        Ok(p) => p,
+        Err(_) => return Lock::NotAcquired,
+    };
+    match JsFuture::from(Promise::race(&Array::of2(&granted, &pending))).await {
+        Ok(lock) if lock.is_object() => Lock::Held(release_fn),
+        Ok(_) => {
+            let _ = release_fn.call0(&JsValue::UNDEFINED);
+            Lock::Unavailable
+        }
+        Err(_) => {
+            let _ = release_fn.call0(&JsValue::UNDEFINED);
+            Lock::NotAcquired
+        }
+    }
+}
+
+/// Resolves after a macrotask, letting queued messages from other tabs arrive first.
+pub async fn yield_to_messages() {
+    let mut resolve: Option<Function> = None;
+    let p = Promise::new(&mut |res, _| resolve = Some(res));
+    if let Some(r) = resolve {
+        let _ = js::set_timeout(&r, 0);
+        let _ = JsFuture::from(p).await;
+    }
+}
