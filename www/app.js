@@ -63,6 +63,7 @@ tm.events.addEventListener('tokenchange', (e) => {
 
 tm.events.addEventListener('refreshfailed', (e) => {
   const { status, retryable, retryAt } = e.detail ?? {};
+  if (!view.started && !retryable) return; // the first session check on a fresh visit: simply no session yet
   view.failing = true;
   view.retryAt = typeof retryAt === 'number' ? retryAt : null;
   const when = view.retryAt ? `, next attempt not before ${clock(view.retryAt)} (in ${seconds(view.retryAt - Date.now())})` : '';
@@ -72,7 +73,8 @@ tm.events.addEventListener('refreshfailed', (e) => {
 });
 
 tm.events.addEventListener('sessionexpired', () => {
-  log('sessionexpired', view.started ? 'the server ended the session: sign in again' : 'the cookie holds no session');
+  if (!view.started) return; // the first session check on a fresh visit: simply no session yet
+  log('sessionexpired', 'the server ended the session: sign in again');
   signedOutView();
 });
 
@@ -200,7 +202,10 @@ function showWho({ sub, sid }) {
 
 // ---- rendering ---------------------------------------------------------------------------------------------
 
-/** The time of the manager's next proactive refresh: `exp − margin`, the margin capped at half the lifetime. */
+/**
+ * The time of the manager's next proactive refresh, by its documented policy: `exp − margin`, the margin capped
+ * at half the token's lifetime (measured from receipt).
+ */
 function nextRefreshAt() {
   const exp = tm.expiresAt;
   if (exp == null || view.receivedAt == null) return null;
@@ -236,10 +241,14 @@ function tick() {
     return;
   }
   ui.exp.textContent = exp > now ? seconds(exp - now) : 'expired';
+  if (view.failing) ui.state.textContent = exp > now ? 'Signed in · refresh failing' : 'Token expired · retrying';
   ui.exp.classList.toggle('warn', exp - now < 3000);
+  ui.next.classList.toggle('warn', view.failing);
   if (view.failing && view.retryAt) {
+    // After a retryable failure the manager waits out its backoff, then refreshes when one is due.
+    const next = Math.max(view.retryAt, nextRefreshAt() ?? 0);
     ui.nextLabel.textContent = 'Refresh backing off, retry in';
-    ui.next.textContent = view.retryAt > now ? seconds(view.retryAt - now) : 'now';
+    ui.next.textContent = next > now ? seconds(next - now) : 'now';
   } else {
     const next = nextRefreshAt();
     ui.nextLabel.textContent = 'Next refresh in';

@@ -32,8 +32,9 @@ try {
   await until(async () => (await server.stats()).refreshFailingForSeconds === 0, { timeout: 10_000, what: 'the outage to end' });
   await page.waitForSelector('#state[data-state="in"]', { timeout: 30_000 });
   await click('#btn-burst');
+  await page.mouse.move(1, 1); // no hover highlight in the picture
   await page.waitForTimeout(2_500); // let the countdowns move away from their start
-  await page.screenshot({ path: out });
+  await page.screenshot({ path: out, fullPage: true });
   console.log(`wrote ${out}`);
 } finally {
   await browser.close();

@@ -17,11 +17,11 @@ export const NO_RATE_LIMITS = ['--login-rate-per-min', '0', '--refresh-rate-per-
  * Starts `auth-server --addr 127.0.0.1:0 --www <www> --pkg pkg [--demo] [--access-ttl N] ...` and waits for its
  * `listening on http://127.0.0.1:PORT` line. Returns { url, port, origin, stop, metrics, metric, stats, logs }.
  *
- * options: accessTtl (seconds), demo (default true), www (default the demo site), pkg (default pkg/), rateLimits
+ * options: accessTtl (seconds), demo (default true), www (default the demo site), pkg (default $WTM_PKG or pkg/), rateLimits
  * (default false: the limits are switched off), args (extra flags).
  */
 export async function startAuthServer({
-  accessTtl, demo = true, www = path.join(ROOT, 'www'), pkg = path.join(ROOT, 'pkg'), rateLimits = false, args = [],
+  accessTtl, demo = true, www = path.join(ROOT, 'www'), pkg = process.env.WTM_PKG || path.join(ROOT, 'pkg'), rateLimits = false, args = [],
 } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`${SERVER_BIN} is missing: run \`cargo build -p auth-server\` (scripts/test.sh builds it in tier 1)`);
