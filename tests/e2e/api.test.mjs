@@ -19,6 +19,7 @@ test('the npm package version is in step with Cargo.toml', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'pkg/package.json'), 'utf8'));
   assert.equal(pkg.version, cargo);
   assert.equal(pkg.name, 'wasm-token-manager');
-  assert.equal(pkg.sideEffects, false);
+  // Only the entry module has an effect (instantiating the wasm); a bundler must keep it.
+  assert.deepEqual(pkg.sideEffects, ['./index.js']);
   assert.equal(pkg.types, './index.d.ts');
 });

@@ -46,7 +46,7 @@ async function loadAndCheck(dir) {
     assert.equal(result.status, 200);
     assert.equal(result.sentBearer, true, 'the bearer must reach the page origin');
     assert.equal(result.isAuthenticated, true);
-    assert.equal(result.expiresAt, result.expectedExpiresAt);
+    assert.equal(result.expiresAtInLifetime, true, `expiresAt ${result.expiresAt} is receipt + 600 s`);
     assert.deepEqual(result.tokenchange, ['set']);
     assert.deepEqual(errors, []);
     const whoami = server.requests.filter((r) => r.path === '/whoami');
