@@ -85,3 +85,12 @@ test('Vite production build with no wasm plugin and no configuration', async () 
   const requests = await loadAndCheck(path.join(dir, 'dist'));
   assert.ok(requests.some((r) => r.path.startsWith('/assets/') && r.path.endsWith('.wasm')));
 });
+
+test('TypeScript: an app type-checks against the shipped declarations, strictly and precisely', () => {
+  const dir = prepare('types');
+  try {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir, stdio: 'pipe', encoding: 'utf8' });
+  } catch (e) {
+    assert.fail(`tsc reported errors:\n${e.stdout}${e.stderr}`);
+  }
+});

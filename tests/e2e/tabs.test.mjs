@@ -174,10 +174,9 @@ test('F12: logout in tab 1 while tab 3 is mid-refresh: all tabs logged out withi
     }
     // The token minted by the discarded refresh is dead on the server too (sid-level revocation).
     const minted = JSON.parse(heldBodies[0] ?? '{}').accessToken;
-    if (minted) {
-      await until(async () => (await fetch(`${long.url}/api/me`, { headers: { authorization: `Bearer ${minted}` } })).status === 401,
-        { timeout: 1_000, what: 'the server to reject the token minted during logout' });
-    }
+    assert.ok(minted, 'the held refresh had succeeded at the server: tab 3 received a fresh token to discard');
+    await until(async () => (await fetch(`${long.url}/api/me`, { headers: { authorization: `Bearer ${minted}` } })).status === 401,
+      { timeout: 1_000, what: 'the server to reject the token minted during logout' });
     // And a tab opened now finds no session in the cookie.
     const { page: fresh } = await openHarness(context, long);
     assert.equal(await fresh.evaluate(() => window.tm.refresh()), false);
