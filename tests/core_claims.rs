@@ -1,12 +1,32 @@
 //! Native tests of the strict unverified JWT decoder (catalogue C01–C18) and of response bodies (C19–C23).
 #![cfg(not(target_arch = "wasm32"))]
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use wasm_token_manager::session::*;
 
+/// base64 of `data` with the URL-safe alphabet and no padding, or the standard alphabet with padding.
+fn b64(data: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if !url_safe {
+            for _ in chunk.len()..3 {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn seg(json: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(json)
+    b64(json, true)
 }
 
 fn jwt(payload: &str) -> String {
@@ -39,7 +59,7 @@ fn c02_bad_base64url_rejected() {
     let h = seg(br#"{"alg":"HS256"}"#);
     let good = seg(br#"{"exp":1700000000}"#);
     // Padding, standard alphabet, whitespace, impossible length.
-    let padded = STANDARD.encode(br#"{"exp":17000000}"#);
+    let padded = b64(br#"{"exp":17000000}"#.as_ref(), false);
     assert!(padded.ends_with('='));
     for p in [padded.clone(), format!("{good}="), good.replace('e', "+"), good.replace('e', "/"), format!("{} {}", &good[..4], &good[4..]), format!("{}\r\n", good), format!("{good}A")] {
         let t = format!("{h}.{p}.c2ln");
@@ -300,4 +320,66 @@ fn c48_hostile_inputs_never_panic() {
             let _ = decode_unverified(s);
         }
     }
+}
+
+#[test]
+fn json_reader_is_strict() {
+    let ok = |payload: &str| decode_unverified(&jwt(payload)).is_ok();
+    assert!(ok(r#"{"exp":1,"a":[1,{"b":[true,false,null]}],"s":"\u00e9\ud83d\ude00\u0000\"\\\/\b\f\n\r\t"}"#));
+    assert!(ok(" {\"exp\" : -0.5e+3 } \n"));
+    for bad in [
+        r#"{"exp":01}"#, r#"{"exp":1.}"#, r#"{"exp":.5}"#, r#"{"exp":+1}"#, r#"{"exp":-}"#, r#"{"exp":1e}"#,
+        r#"{"exp":NaN}"#, r#"{"exp":Infinity}"#, r#"{"exp":1,}"#, r#"{"exp" 1}"#, r#"{'exp':1}"#, r#"{"exp":tru}"#,
+        r#"{"a":"\x"}"#, r#"{"a":"\u12"}"#, r#"{"a":"\udc00"}"#, r#"{"a":"\ud800\u0041"}"#, r#"{"a":[1,]}"#,
+        r#"{"a":{"b":1,}}"#, r#"{"a":1}x"#, "{\"a\":\"tab\there\"}", r#"{"a":"unterminated}"#,
+    ] {
+        assert!(!ok(bad), "{bad} accepted");
+    }
+    // Deep nesting is refused, not a stack overflow.
+    let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let t = format!("{}.{}.c2ln", b64(br#"{"alg":"x"}"#, true), b64(deep.as_bytes(), true));
+    assert!(t.len() > MAX_TOKEN_LEN);
+    let nested = |n: usize| format!(r#"{{"exp":1,"a":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+    assert!(ok(&nested(60)));
+    assert!(!ok(&nested(70)));
+    let deep_body = format!(r#"{{"accessToken":{}1{}}}"#, "[".repeat(50_000), "]".repeat(50_000));
+    assert!(parse_token_body(deep_body.as_bytes(), JSON, None).is_err());
+}
+
+#[test]
+fn c02_base64url_decoder_is_canonical() {
+    assert_eq!(b64url_decode(""), Some(vec![]));
+    assert_eq!(b64url_decode("e30"), Some(b"{}".to_vec()));
+    assert_eq!(b64url_decode("AQID"), Some(vec![1, 2, 3]));
+    assert_eq!(b64url_decode("_-8"), Some(vec![0xff, 0xef]));
+    for bad in ["e31", "A", "AB=", "AB==", "A+B/", "AB C", "ABC\n", "AQ"] {
+        if bad == "AQ" {
+            assert_eq!(b64url_decode(bad), Some(vec![1]));
+            continue;
+        }
+        assert_eq!(b64url_decode(bad), None, "{bad:?}");
+    }
+    for n in 0..64u8 {
+        let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
+        assert_eq!(b64url_decode(&b64(&data, true)), Some(data));
+    }
+}
+
+#[test]
+fn json_numbers_convert_exactly_for_timing_claims() {
+    let exp = |v: &str| decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap().exp;
+    assert_eq!(exp("1700000000"), Some(1_700_000_000.0));
+    assert_eq!(exp("1700000000.5"), Some(1_700_000_000.5));
+    assert_eq!(exp("1.7e9"), Some(1_700_000_000.0));
+    assert_eq!(exp("17E8"), Some(1_700_000_000.0));
+    assert_eq!(exp("170000000000e-2"), Some(1_700_000_000.0));
+    assert_eq!(exp("-0"), Some(0.0));
+    assert_eq!(exp("0.000"), Some(0.0));
+    assert_eq!(exp("-1700000000"), Some(-1_700_000_000.0));
+    assert_eq!(exp("9007199254740993"), Some(9_007_199_254_740_992.0));
+    assert_eq!(exp("18446744073709551615"), Some(18_446_744_073_709_551_615.0));
+    assert_eq!(exp("123456789012345678901234567890"), Some(1.2345678901234568e29));
+    assert_eq!(exp("1e-400"), Some(0.0));
+    assert!(decode_unverified(&jwt(r#"{"exp":1e400}"#)).is_err());
+    assert!(decode_unverified(&jwt(r#"{"exp":1e99999999999}"#)).is_err());
 }

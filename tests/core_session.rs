@@ -1,15 +1,35 @@
 //! Native scenario tests of the session state machine with a fake clock (no sleeping anywhere).
 #![cfg(not(target_arch = "wasm32"))]
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use wasm_token_manager::session::*;
+
+/// base64 of `data` with the URL-safe alphabet and no padding, or the standard alphabet with padding.
+fn b64(data: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+        if !url_safe {
+            for _ in chunk.len()..3 {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 const T0: u64 = 1_700_000_000_000;
 const JSON: Option<&str> = Some("application/json");
 
 fn jwt(payload: &str) -> String {
-    format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(payload))
+    format!("{}.{}.c2ln", b64(br#"{"alg":"HS256"}"#.as_ref(), true), b64(payload.as_ref(), true))
 }
 
 /// A token issued at `now_ms` living `life_s` seconds.

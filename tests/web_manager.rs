@@ -61,6 +61,8 @@ function check(cond, msg) { if (!cond) throw new Error(msg); }
 const api = (s) => s.log.filter((e) => e.path.startsWith('/api'));
 const tick = () => new Promise((r) => setTimeout(r, 0));
 async function settleMany(n) { for (let i = 0; i < n; i++) await tick(); }
+// Waits (without any time assertion) until cond() holds; fails after a generous number of turns.
+async function until(cond, what) { for (let i = 0; i < 2000; i++) { if (cond()) return; await tick(); } throw new Error('gave up waiting: ' + what); }
 function gate(s) { let release; const promise = new Promise((r) => (release = r)); s.gate = { promise }; return () => { s.gate = null; release(); }; }
 async function expectError(p, code, what) {
   try { await p; } catch (e) {
@@ -181,12 +183,13 @@ const scenarios = {
     const release = gate(s);
     const calls = [];
     for (let i = 0; i < 50; i++) calls.push(tm.fetch('/api/c' + i));
+    await until(() => s.refreshCount === 1 && api(s).length === 50, 'the first 401s and the refresh');
     await settleMany(20);
     check(s.refreshCount === 1, 'refreshes in flight: ' + s.refreshCount);
     // Requests issued while the refresh is in flight wait for it.
     const before = api(s).length;
     const late = tm.fetch('/api/late');
-    await settleMany(20);
+    await settleMany(50);
     check(api(s).length === before, 'a request went out with the stale token during the refresh');
     release();
     const all = await Promise.all([...calls, late]);
@@ -250,6 +253,7 @@ const scenarios = {
     // refresh() while one is in flight joins it.
     const release = gate(s);
     const a = tm.refresh(), b = tm.refresh();
+    await until(() => s.refreshCount === 2, 'the refresh call');
     await settleMany(10);
     release();
     check((await a) && (await b) && s.refreshCount === 2, 'refresh() did not join: ' + s.refreshCount);
@@ -297,7 +301,7 @@ const scenarios = {
     const { s, tm } = await loggedIn(make);
     const release = gate(s);
     const r = tm.refresh();
-    await settleMany(10);
+    await until(() => s.refreshCount === 1, 'the refresh call');
     await tm.logout();
     release();
     check((await r) === false, 'the refresh brought the session back');
@@ -475,7 +479,7 @@ Object.assign(scenarios, {
     check(b.isAuthenticated, 'no hand-over');
     const release = gate(s);
     const ra = a.refresh();
-    await settleMany(5);
+    await until(() => s.refreshCount === 1, 'the first tab\'s refresh call');
     const rb = b.refresh();
     const bGot = once(b, 'tokenchange');
     await settleMany(20);
@@ -515,8 +519,7 @@ Object.assign(scenarios, {
     await handed;
     const release = gate(s);
     const rb = b.refresh();
-    await settleMany(10);
-    check(s.refreshCount === 1, 'no refresh in flight');
+    await until(() => s.refreshCount === 1, 'the refresh call in the other tab');
     const heard = once(b, 'logout');
     await a.logout();
     await heard;

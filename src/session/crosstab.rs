@@ -33,8 +33,7 @@
 //! **Validation.** Unknown versions, unknown types, missing or mistyped fields, oversized messages and
 //! tokens that fail the local checks are dropped ([`Message::decode`] returns `None`).
 
-use serde::Deserialize;
-
+use super::json::{parse_object, Scalar};
 use super::machine::TokenSource;
 use super::token::{AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
 
@@ -44,8 +43,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest message accepted, in bytes.
 pub const MAX_MESSAGE_LEN: usize = MAX_TOKEN_LEN + 512;
 
-/// The largest epoch accepted (2^53, the largest integer a JS number holds exactly).
-pub const MAX_EPOCH: u64 = 1 << 53;
+/// The largest epoch accepted (`Number.MAX_SAFE_INTEGER`, 2^53 − 1).
+pub const MAX_EPOCH: u64 = (1 << 53) - 1;
 
 /// A validated message between tabs.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,18 +70,6 @@ pub enum Message {
         /// The sender's epoch.
         epoch: u64,
     },
-}
-
-#[derive(Deserialize)]
-struct Wire {
-    v: u32,
-    #[serde(rename = "type")]
-    kind: String,
-    epoch: u64,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
 }
 
 impl Message {
@@ -118,23 +105,27 @@ impl Message {
         if raw.len() > MAX_MESSAGE_LEN {
             return None;
         }
-        let w: Wire = serde_json::from_str(raw).ok()?;
-        if w.v != PROTOCOL_VERSION || w.epoch > MAX_EPOCH {
+        let obj = parse_object(raw).ok()?;
+        if obj.get("v")?.integer(u64::from(u32::MAX))? != u64::from(PROTOCOL_VERSION) {
             return None;
         }
-        match (w.kind.as_str(), w.source.as_deref(), w.token) {
-            ("token", Some(source), Some(token)) => {
+        let epoch = obj.get("epoch")?.integer(MAX_EPOCH)?;
+        let kind = obj.get("type")?.as_str()?;
+        let source = obj.get("source");
+        let token = obj.get("token");
+        match (kind, source.map(Scalar::as_str), token.map(Scalar::as_str)) {
+            ("token", Some(Some(source)), Some(Some(token))) => {
                 let source = match source {
                     "login" => TokenSource::Login,
                     "refresh" => TokenSource::Refresh,
                     "set" => TokenSource::Set,
                     _ => return None,
                 };
-                let (token, claims) = AccessToken::parse_jwt(&token).ok()?;
-                Some(Message::Token { epoch: w.epoch, source, token, claims })
+                let (token, claims) = AccessToken::parse_jwt(token).ok()?;
+                Some(Message::Token { epoch, source, token, claims })
             }
-            ("logout", None, None) => Some(Message::Logout { epoch: w.epoch }),
-            ("ended", None, None) => Some(Message::Ended { epoch: w.epoch }),
+            ("logout", None, None) => Some(Message::Logout { epoch }),
+            ("ended", None, None) => Some(Message::Ended { epoch }),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 mod body;
 pub mod crosstab;
 mod error;
+mod json;
 mod machine;
 mod origin;
 mod policy;
@@ -29,4 +30,4 @@ pub use policy::{
     DEFAULT_REFRESH_TIMEOUT_MS, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
 };
 pub use retry_after::{parse_http_date, parse_retry_after, MAX_RETRY_AFTER_MS};
-pub use token::{check_b64token, decode_unverified, AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
+pub use token::{b64url_decode, check_b64token, decode_unverified, AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};

@@ -2,12 +2,8 @@
 
 use core::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
 use super::error::TokenError;
+use super::json::{parse_object, Object};
 
 /// The longest token accepted, in bytes (C15): larger tokens would cause 431 answers anyway.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -100,120 +96,52 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
     }
     let header = decode_segment(header)?;
     let payload = decode_segment(payload)?;
+    let number = |o: &Object, k: &str| o.get(k).and_then(|v| v.number());
     Ok(UnverifiedClaims {
-        exp: payload.exp.number(),
-        iat: payload.iat.number(),
-        nbf: payload.nbf.number(),
-        typ_at_jwt: matches!(&header.typ, Claim::Str(s) if s.eq_ignore_ascii_case("at+jwt")),
+        exp: number(&payload, "exp"),
+        iat: number(&payload, "iat"),
+        nbf: number(&payload, "nbf"),
+        typ_at_jwt: header.get("typ").and_then(|v| v.as_str()).is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")),
     })
 }
 
 fn decode_segment(segment: &str) -> Result<Object, TokenError> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::BadBase64)?;
-    // Strict UTF-8 (C04): no lossy conversion; serde_json also rejects a BOM and raw control bytes.
+    let bytes = b64url_decode(segment).ok_or(TokenError::BadBase64)?;
+    // Strict UTF-8 (C04): no lossy conversion; the JSON reader refuses a BOM, control bytes, lone surrogates
+    // and repeated claims (C14).
     let text = core::str::from_utf8(&bytes).map_err(|_| TokenError::BadJson)?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let obj = de.deserialize_map(ObjectVisitor).map_err(|_| TokenError::BadJson)?;
-    de.end().map_err(|_| TokenError::BadJson)?;
-    Ok(obj)
+    parse_object(text).map_err(|_| TokenError::BadJson)
 }
 
-/// The claims of interest in a JOSE header or JWT payload. Every key of the object is checked: a repeated
-/// name is refused (C14), and every string, including unknown ones, is decoded strictly (lone surrogates, C04).
-#[derive(Default)]
-struct Object {
-    exp: Claim,
-    iat: Claim,
-    nbf: Claim,
-    typ: Claim,
-}
-
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Object;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+/// Strict unpadded base64url (RFC 7515 §2): the URL-safe alphabet only, no `=`, no whitespace, no length
+/// of 1 mod 4, and the unused trailing bits must be zero (one canonical encoding per byte string, C02).
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 == 1 {
+        return None;
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
-        let mut obj = Object::default();
-        let mut seen: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                return Err(de::Error::custom("duplicate claim"));
-            }
-            let value: Claim = map.next_value()?;
-            match key.as_str() {
-                "exp" => obj.exp = value,
-                "iat" => obj.iat = value,
-                "nbf" => obj.nbf = value,
-                "typ" => obj.typ = value,
-                _ => {}
-            }
-            seen.push(key);
-        }
-        Ok(obj)
-    }
-}
-
-/// A claim of any JSON type; only finite numbers and strings are kept.
-#[derive(Default)]
-pub(super) enum Claim {
-    #[default]
-    Other,
-    Number(f64),
-    Str(String),
-}
-
-impl Claim {
-    pub(super) fn number(&self) -> Option<f64> {
-        match self {
-            Claim::Number(n) if n.is_finite() => Some(*n),
-            _ => None,
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for &c in bytes {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
         }
     }
-}
-
-impl<'de> Deserialize<'de> for Claim {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ClaimVisitor)
+    if acc != 0 {
+        return None;
     }
-}
-
-struct ClaimVisitor;
-
-impl<'de> Visitor<'de> for ClaimVisitor {
-    type Value = Claim;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Claim, E> {
-        Ok(Claim::Number(v as f64))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Claim, E> {
-        Ok(Claim::Number(v as f64))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Claim, E> {
-        Ok(Claim::Number(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Claim, E> {
-        Ok(Claim::Str(v.to_owned()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim, A::Error> {
-        while seq.next_element::<Claim>()?.is_some() {}
-        Ok(Claim::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claim, A::Error> {
-        while map.next_entry::<String, Claim>()?.is_some() {}
-        Ok(Claim::Other)
-    }
+    Some(out)
 }

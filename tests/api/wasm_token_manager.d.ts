@@ -151,10 +151,12 @@ export interface InitOutput {
     readonly tokenmanager_new: (a: any) => [number, number, number];
     readonly tokenmanager_refresh: (a: number) => any;
     readonly tokenmanager_setAccessToken: (a: number, b: any) => [number, number];
-    readonly wasm_bindgen__convert__closures_____invoke__h3d8b8bd04b25c0fa: (a: number, b: number, c: any, d: any) => any;
+    readonly wasm_bindgen__convert__closures_____invoke__hd8c2a7c5318ae009: (a: number, b: number, c: any, d: any) => any;
     readonly wasm_bindgen__convert__closures_____invoke__h35728f198b5fe8f0: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen__convert__closures_____invoke__h6f9ea20180202d44: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen__convert__closures_____invoke__h43cf4a3e3e2d70b7: (a: number, b: number) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__h0e261f9f0b4a3d56: (a: number, b: number, c: any) => any;
+    readonly wasm_bindgen__convert__closures_____invoke__h374ebd1ffa836d35: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__hae326d6f75ae5ffb: (a: number, b: number) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_free: (a: number, b: number, c: number) => void;
