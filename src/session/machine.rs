@@ -117,7 +117,7 @@ pub enum Action {
         /// The attempt.
         id: RefreshId,
     },
-    /// The refresh is no longer wanted (logout, new token, timeout): abort the call; its result would be dropped.
+    /// The refresh call timed out: abort it; its result would be dropped anyway.
     AbortRefresh {
         /// The attempt.
         id: RefreshId,
@@ -350,10 +350,11 @@ impl Session {
         id
     }
 
+    /// Forgets the refresh in flight (its result will be dropped) and wakes its waiters. The call itself is
+    /// not aborted: its answer may carry a rotated refresh cookie that the browser should still store.
     fn cancel_flight(&mut self) {
         match self.flight {
             Flight::Running { id, .. } => {
-                self.actions.push_back(Action::AbortRefresh { id });
                 self.actions.push_back(Action::RefreshSettled { id });
             }
             Flight::Backoff { .. } | Flight::Idle => {}

@@ -26,6 +26,8 @@ struct Shell {
     settles: Vec<(RefreshId, Promise, Function)>,
     aborts: Vec<(RefreshId, AbortController)>,
     lock_waits: Vec<(RefreshId, AbortController)>,
+    /// The release of the election lock this tab still holds for a moment after a refresh.
+    held_lock: Option<Function>,
 }
 
 pub(crate) struct Inner {
@@ -208,6 +210,8 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
         return;
     }
     let lock_name = inner.tabs.borrow().lock_name.clone();
+    // A lock this tab still holds from its previous refresh must not make it wait for itself.
+    release_held(&inner);
     let Some(name) = lock_name else {
         call_refresh(&inner, id).await;
         return;
@@ -215,7 +219,7 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
     match tabs::acquire(&name, true, 0, None).await {
         Lock::Held(release) => {
             call_refresh(&inner, id).await;
-            hold_briefly(release);
+            hold_briefly(&inner, release);
         }
         Lock::NotAcquired => call_refresh(&inner, id).await,
         Lock::Unavailable => {
@@ -234,7 +238,7 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
                         js::debug(inner.opts.debug, "refresh: no result from the other tab, refreshing here");
                         call_refresh(&inner, id).await;
                     }
-                    hold_briefly(release);
+                    hold_briefly(&inner, release);
                 }
                 Lock::Unavailable | Lock::NotAcquired => {
                     if in_flight(&inner, id) {
@@ -248,10 +252,26 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
 }
 
 /// Releases the election lock a moment after the result was broadcast, so that the message reaches the
-/// other tabs before any of them is granted the lock.
-fn hold_briefly(release: Function) {
-    let _ = js::set_timeout(&release, 100);
+/// other tabs before any of them is granted the lock. This tab's next election, or `dispose`, releases it
+/// at once (so frozen timers cannot keep it).
+fn hold_briefly(inner: &Rci, release: Function) {
+    let _ = js::set_timeout(&release, HOLD_LOCK_MS);
+    let previous = inner.shell.borrow_mut().held_lock.replace(release);
+    if let Some(p) = previous {
+        let _ = p.call0(&JsValue::UNDEFINED);
+    }
 }
+
+fn release_held(inner: &Inner) {
+    let held = inner.shell.borrow_mut().held_lock.take();
+    if let Some(r) = held {
+        // Resolving twice is harmless: the timer may have released it already.
+        let _ = r.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// How long the elected tab keeps the lock after broadcasting its result (ms).
+const HOLD_LOCK_MS: i32 = 100;
 
 async fn call_refresh(inner: &Rci, id: RefreshId) {
     if !in_flight(inner, id) {
@@ -654,6 +674,7 @@ impl TokenManager {
         }
         let mut t = std::mem::take(&mut *inner.tabs.borrow_mut());
         t.close();
+        release_held(inner);
         for (_, c) in aborts {
             c.abort();
         }

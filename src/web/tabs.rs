@@ -123,12 +123,25 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
     }
 }
 
-/// Resolves after a macrotask, letting queued messages from other tabs arrive first.
+/// Resolves after a macrotask (a MessageChannel round trip, which fake timers do not freeze), letting
+/// messages already queued from other tabs arrive first.
 pub async fn yield_to_messages() {
+    let Ok(ch) = js::construct("MessageChannel", &[]) else {
+        return;
+    };
+    let (port1, port2) = (js::get(&ch, "port1"), js::get(&ch, "port2"));
     let mut resolve: Option<Function> = None;
     let p = Promise::new(&mut |res, _| resolve = Some(res));
-    if let Some(r) = resolve {
-        let _ = js::set_timeout(&r, 0);
+    let (Some(r), Ok(post)) = (resolve, js::get(&port2, "postMessage").dyn_into::<Function>()) else {
+        return;
+    };
+    js::set(&port1, "onmessage", &r);
+    if post.call1(&port2, &JsValue::NULL).is_ok() {
         let _ = JsFuture::from(p).await;
+    }
+    for port in [&port1, &port2] {
+        if let Ok(close) = js::get(port, "close").dyn_into::<Function>() {
+            let _ = close.call0(port);
+        }
     }
 }
