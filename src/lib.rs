@@ -1,4 +1,23 @@
 //! wasm-token-manager: a fetch wrapper for single-page apps.
+//!
+//! The access token lives in memory only; the refresh token is an httpOnly cookie the app never sees. The
+//! manager attaches `Authorization: Bearer …` to requests for trusted origins, renews the token before it
+//! expires, refreshes once for any number of concurrent callers (and once for all the tabs of the app),
+//! retries a 401 once with a replayed body, and logs out everywhere.
+//!
+//! ```js
+//! import { TokenManager } from 'wasm-token-manager';
+//!
+//! const tm = new TokenManager({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout' });
+//! await tm.login('/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+//! const res = await tm.fetch('/api/me');            // bearer attached, 401 → one refresh → one retry
+//! const api = ky.create({ fetch: tm.fetch });        // works detached
+//! tm.events.addEventListener('sessionexpired', () => showLogin());
+//! await tm.logout();
+//! ```
+//!
+//! Layout: [`session`] is the pure core (no browser imports; time is a parameter; decisions are values),
+//! tested natively; `web` (wasm32 only) is the thin browser shell exporting the `TokenManager` class.
 #![deny(missing_docs)]
 
 pub mod session;

@@ -434,6 +434,26 @@ const scenarios = {
     tm.dispose();
   },
 
+  async abortWhileWaitingForRefresh(make) {
+    const { s, tm } = await loggedIn(make);
+    s.valid = 'revoked';
+    const release = gate(s);
+    const other = tm.fetch('/api/other');
+    await until(() => s.refreshCount === 1, 'the refresh');
+    const ctrl = new AbortController();
+    const mine = tm.fetch('/api/mine', { signal: ctrl.signal });
+    await settleMany(5);
+    ctrl.abort();
+    let err = null;
+    try { await mine; } catch (e) { err = e; }
+    check(err && err.name === 'AbortError', 'the aborted caller did not reject with AbortError while the refresh was pending: ' + err);
+    check(s.gate !== null, 'the refresh finished first');
+    release();
+    check((await other).status === 200, 'the refresh did not go on for the others');
+    check(s.log.filter((e) => e.path === '/api/mine').length === 0, 'the aborted request was sent');
+    tm.dispose();
+  },
+
   async fetchRejectsOnlyWhereFetchWould(make) {
     const { s, tm } = await loggedIn(make);
     let err = null;
@@ -747,4 +767,9 @@ async fn f4_crosstab_without_locks_still_works() {
 #[wasm_bindgen_test]
 async fn c45_c46_lifecycle_events_recheck() {
     scenario("lifecycleEventsRecheck").await;
+}
+
+#[wasm_bindgen_test]
+async fn c44_abort_while_waiting_for_refresh() {
+    scenario("abortWhileWaitingForRefresh").await;
 }

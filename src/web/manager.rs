@@ -200,6 +200,34 @@ async fn wait_settled(inner: &Rci, id: RefreshId) {
     let _ = JsFuture::from(p).await;
 }
 
+/// Waits for refresh `id` like [`wait_settled`], but rejects with the signal's reason as soon as the
+/// caller's `AbortSignal` fires (C44); the refresh goes on for the others.
+async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> Result<(), JsValue> {
+    let Some(target) = signal.dyn_ref::<EventTarget>() else {
+        wait_settled(inner, id).await;
+        return Ok(());
+    };
+    if js::get(signal, "aborted").as_bool() == Some(true) {
+        return Err(js::get(signal, "reason"));
+    }
+    let settled = settle_promise(inner, id);
+    let mut reject: Option<Function> = None;
+    let aborted = Promise::new(&mut |_res, rej| reject = Some(rej));
+    let Some(reject) = reject else {
+        wait_settled(inner, id).await;
+        return Ok(());
+    };
+    let sig = signal.clone();
+    let on_abort = Closure::<dyn Fn()>::new(move || {
+        let _ = reject.call1(&JsValue::UNDEFINED, &js::get(&sig, "reason"));
+    });
+    let _ = target.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    let result = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &aborted))).await;
+    let _ = target.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    drop(on_abort);
+    result.map(|_| ())
+}
+
 fn in_flight(inner: &Inner, id: RefreshId) -> bool {
     !is_disposed(inner) && inner.core.borrow().refresh_in_flight() == Some(id)
 }
@@ -278,6 +306,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         return;
     }
     with_core(inner, |c| c.refresh_call_started(now_ms(), id));
+    pump(inner); // the refresh timeout now counts from here: re-arm the timer
     js::debug(inner.opts.debug, "refresh: calling refreshUrl");
     let ctrl = AbortController::new().ok();
     if let Some(c) = &ctrl {
@@ -375,6 +404,7 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     if own_auth || !inner.opts.allows(&req.url()) {
         return send(&req).await;
     }
+    let signal = js::get(&req, "signal");
     let mut waited = false;
     let (token, generation) = loop {
         let p = with_core(&inner, |c| c.prepare_request(now_ms(), waited));
@@ -382,7 +412,7 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
         match p {
             Prepare::Send { token, generation } => break (token, generation),
             Prepare::Wait(id) => {
-                wait_settled(&inner, id).await;
+                wait_settled_or_abort(&inner, id, &signal).await?;
                 if is_disposed(&inner) {
                     return Err(disposed_error());
                 }
@@ -409,7 +439,7 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
         Unauthorized::GiveUp => return Ok(first),
         Unauthorized::Retry { token, .. } => token,
         Unauthorized::Wait(id) => {
-            wait_settled(&inner, id).await;
+            wait_settled_or_abort(&inner, id, &signal).await?;
             let next = inner.core.borrow().token_since(generation);
             match next {
                 Some((t, _)) => t,
