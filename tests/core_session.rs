@@ -601,3 +601,68 @@ fn epoch_is_monotonic_and_follows_wall_time() {
     s.logout(T0 - 5000, LogoutReason::User); // clock went backwards
     assert!(s.epoch() > e1);
 }
+
+#[test]
+fn c33_refresh_then_401_circuit_breaker() {
+    // The API answers 401 whatever the token (wrong tenant): each call costs one refresh and its retry
+    // fails too. After more than 3 such strikes within 60 s, 401s no longer trigger refreshes for 60 s.
+    let mut s = logged_in(T0, 300);
+    let mut now = T0 + 1000;
+    let mut refreshes = 0;
+    for _ in 0..10 {
+        let Prepare::Send { generation, .. } = s.prepare_request(now, false) else { panic!() };
+        match s.handle_unauthorized(now, generation) {
+            Unauthorized::Wait(id) => {
+                refreshes += 1;
+                drain(&mut s);
+                s.handle_refresh_response(now + 10, id, ok(&body(&token(now, 300))), 0.5);
+                drain(&mut s);
+                let (_, g) = s.token_since(generation).unwrap();
+                // The retry is answered 401 as well.
+                s.handle_retry_unauthorized(now + 20, g);
+                s.handle_retry_unauthorized(now + 20, g); // one strike per generation
+            }
+            Unauthorized::GiveUp => {}
+            u => panic!("{u:?}"),
+        }
+        now += 1000;
+    }
+    assert_eq!(refreshes, 4, "suspended after the fourth strike");
+    // Proactive renewal goes on while suspended.
+    s.handle_timeout(now + 240_000);
+    assert_eq!(starts(&drain(&mut s)).len(), 1);
+    // After 60 s a 401 may refresh again; a login resets the breaker at once.
+    let mut s2 = logged_in(T0, 300);
+    for i in 0..4u64 {
+        let Prepare::Send { generation, .. } = s2.prepare_request(T0 + i, false) else { panic!() };
+        let Unauthorized::Wait(id) = s2.handle_unauthorized(T0 + i, generation) else { panic!() };
+        s2.handle_refresh_response(T0 + i, id, ok(&body(&token(T0, 300))), 0.5);
+        let (_, g) = s2.token_since(generation).unwrap();
+        s2.handle_retry_unauthorized(T0 + i, g);
+    }
+    let (_, g) = s2.current_token();
+    assert_eq!(s2.handle_unauthorized(T0 + 10, g), Unauthorized::GiveUp);
+    assert!(matches!(s2.handle_unauthorized(T0 + 10 + BREAKER_SUSPEND_MS, g), Unauthorized::Wait(_)));
+    let mut s3 = logged_in(T0, 300);
+    for i in 0..4u64 {
+        let (_, g0) = s3.current_token();
+        let Unauthorized::Wait(id) = s3.handle_unauthorized(T0 + i, g0) else { panic!() };
+        s3.handle_refresh_response(T0 + i, id, ok(&body(&token(T0, 300))), 0.5);
+        s3.handle_retry_unauthorized(T0 + i, s3.generation());
+    }
+    s3.set_token(T0 + 20, &token(T0 + 20, 300), None, TokenSource::Login).unwrap();
+    let (_, g) = s3.current_token();
+    assert!(matches!(s3.handle_unauthorized(T0 + 21, g), Unauthorized::Wait(_)));
+}
+
+#[test]
+fn f1_revocations_are_not_strikes() {
+    // A revoked token (401 once, then the retry with the refreshed token succeeds) never trips the breaker.
+    let mut s = logged_in(T0, 300);
+    for i in 0..20u64 {
+        let (_, g) = s.current_token();
+        let Unauthorized::Wait(id) = s.handle_unauthorized(T0 + i * 100, g) else { panic!("call {i}") };
+        s.handle_refresh_response(T0 + i * 100 + 1, id, ok(&body(&token(T0, 300))), 0.5);
+        drain(&mut s);
+    }
+}

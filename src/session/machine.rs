@@ -9,6 +9,13 @@ use super::policy::{backoff_delay, plan_expiry, Expiry, DEFAULT_MARGIN_MS, DEFAU
 use super::retry_after::parse_retry_after;
 use super::token::{AccessToken, UnverifiedClaims};
 
+/// The circuit breaker's window (C33): refresh-then-401 strikes older than this are forgotten (ms).
+pub const BREAKER_WINDOW_MS: u64 = 60_000;
+/// More strikes than this within the window suspend 401-triggered refreshes.
+pub const BREAKER_STRIKES: usize = 3;
+/// How long 401-triggered refreshes stay suspended (ms).
+pub const BREAKER_SUSPEND_MS: u64 = 60_000;
+
 /// Configuration of a [`Session`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
@@ -239,6 +246,9 @@ pub struct Session {
     malformed_streak: u32,
     next_id: u64,
     visible: bool,
+    strikes: Vec<u64>,
+    last_strike_generation: u64,
+    suspended_until: u64,
     actions: VecDeque<Action>,
 }
 
@@ -257,6 +267,9 @@ impl Session {
             malformed_streak: 0,
             next_id: 1,
             visible: true,
+            strikes: Vec::new(),
+            last_strike_generation: 0,
+            suspended_until: 0,
             actions: VecDeque::new(),
         }
     }
@@ -329,9 +342,15 @@ impl Session {
         (self.token.as_ref().map(|h| h.token.clone()), self.generation)
     }
 
+    fn reset_breaker(&mut self) {
+        self.strikes.clear();
+        self.suspended_until = 0;
+    }
+
     fn bump_epoch(&mut self, now_ms: u64) {
         // A Lamport clock seeded with wall time, so that tabs agree on "later" without talking first.
         self.epoch = self.epoch.saturating_add(1).max(now_ms);
+        self.reset_breaker();
     }
 
     fn in_backoff(&self, now_ms: u64) -> bool {
@@ -474,10 +493,28 @@ impl Session {
         if let Flight::Running { id, .. } = self.flight {
             return Unauthorized::Wait(id);
         }
-        if self.ended || self.in_backoff(now_ms) {
+        if self.ended || self.in_backoff(now_ms) || now_ms < self.suspended_until {
             return Unauthorized::GiveUp;
         }
         Unauthorized::Wait(self.start_refresh(now_ms))
+    }
+
+    /// The retry of a request, sent with a token `generation` that a refresh had just produced, was answered
+    /// 401 again: the 401 is not about the token (wrong tenant, `nbf` in the future, C12, C33). The shell
+    /// hands it to the caller; the core counts a strike, and more than [`BREAKER_STRIKES`] within
+    /// [`BREAKER_WINDOW_MS`] suspend 401-triggered refreshes for [`BREAKER_SUSPEND_MS`] (proactive renewal
+    /// goes on). A login, `setAccessToken` or logout resets the breaker.
+    pub fn handle_retry_unauthorized(&mut self, now_ms: u64, generation: u64) {
+        if generation != self.generation || generation == self.last_strike_generation {
+            return;
+        }
+        self.last_strike_generation = generation;
+        self.strikes.retain(|t| now_ms.saturating_sub(*t) < BREAKER_WINDOW_MS);
+        self.strikes.push(now_ms);
+        if self.strikes.len() > BREAKER_STRIKES {
+            self.suspended_until = now_ms.saturating_add(BREAKER_SUSPEND_MS);
+            self.strikes.clear();
+        }
     }
 
     /// The refresh call `id` ended. Results for ids no longer in flight are dropped. `jitter` is a number in

@@ -22,7 +22,7 @@ pub use body::{is_json_content_type, parse_token_body, TokenBody, DEFAULT_TOKEN_
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{BodyError, ErrorCode, TokenError};
 pub use machine::{
-    Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
+    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
 };
 pub use origin::{AllowedOrigins, Origin};
 pub use policy::{

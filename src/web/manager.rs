@@ -435,20 +435,26 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     let Some(spare) = spare else {
         return Ok(first);
     };
-    let token = match decision {
+    let (token, refreshed) = match decision {
         Unauthorized::GiveUp => return Ok(first),
-        Unauthorized::Retry { token, .. } => token,
+        Unauthorized::Retry { token, .. } => (token, None),
         Unauthorized::Wait(id) => {
             wait_settled_or_abort(&inner, id, &signal).await?;
             let next = inner.core.borrow().token_since(generation);
             match next {
-                Some((t, _)) => t,
+                Some((t, g)) => (t, Some(g)),
                 None => return Ok(first),
             }
         }
     };
     attach(&spare, &token);
-    send(&spare).await
+    let second = send(&spare).await?;
+    if let Some(g) = refreshed {
+        if second.dyn_ref::<Response>().map(|r| r.status()) == Some(401) {
+            with_core(&inner, |c| c.handle_retry_unauthorized(now_ms(), g));
+        }
+    }
+    Ok(second)
 }
 
 /// Listens to the other tabs and to the page lifecycle. Timers are hints: waking up re-checks the clock.
