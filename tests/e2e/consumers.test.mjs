@@ -77,6 +77,30 @@ test('plain ES module page with an import map, no bundler', async () => {
   assert.ok(requests.some((r) => r.path.endsWith('/wasm_token_manager_bg.wasm')), 'the .wasm was fetched next to the entry module');
 });
 
+test('importing the package only instantiates the wasm: no globals, no requests but its own files', async () => {
+  const dir = prepare('plain');
+  const server = await startStaticServer(dir);
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  try {
+    await page.goto(`${server.url}/import-only.html`);
+    await page.waitForFunction(() => window.__importResult !== undefined, null, { timeout: 20_000 });
+    const result = await page.evaluate(() => window.__importResult);
+    assert.equal(result.type, 'function');
+    assert.deepEqual(result.added, [], 'importing added globals');
+    const fetched = server.requests.map((r) => r.path).filter((p) => p !== '/import-only.html');
+    assert.deepEqual(fetched.sort(), [
+      '/node_modules/wasm-token-manager/index.js',
+      '/node_modules/wasm-token-manager/wasm_token_manager.js',
+      '/node_modules/wasm-token-manager/wasm_token_manager_bg.wasm',
+    ]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    await server.close();
+  }
+});
+
 test('Vite production build with no wasm plugin and no configuration', async () => {
   const dir = prepare('vite');
   execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: dir, stdio: 'pipe' });
