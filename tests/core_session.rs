@@ -666,3 +666,15 @@ fn f1_revocations_are_not_strikes() {
         drain(&mut s);
     }
 }
+
+#[test]
+fn c26_back_online_ends_the_network_backoff() {
+    let mut s = logged_in(T0, 300);
+    s.handle_timeout(T0 + 240_000);
+    let id = starts(&drain(&mut s))[0];
+    s.handle_refresh_response(T0 + 240_000, id, RefreshResponse::NetworkError, 0.99);
+    drain(&mut s);
+    assert!(s.poll_timeout().unwrap() > T0 + 240_400);
+    s.handle_online(T0 + 240_100);
+    assert_eq!(starts(&drain(&mut s)).len(), 1, "the due refresh runs at once when the network is back");
+}

@@ -695,6 +695,15 @@ impl Session {
         }
     }
 
+    /// The browser came back online: a backoff caused by the network ends now (C26), then expiry is
+    /// re-checked as on any wake-up.
+    pub fn handle_online(&mut self, now_ms: u64) {
+        if let Flight::Backoff { .. } = self.flight {
+            self.flight = Flight::Idle;
+        }
+        self.handle_timeout(now_ms);
+    }
+
     /// The page woke up (`pageshow`, `online`, `focus`): re-check expiry against the wall clock.
     /// With `restored_from_cache`, a held token is re-validated by a refresh before further use, since
     /// another tab may have logged out meanwhile (C45).

@@ -497,13 +497,16 @@ fn install_listeners(inner: &Rci, t: &mut Tabs) {
         pump(i);
     });
     tabs::listen(t, &global, "pageshow", cb);
-    for name in ["online", "focus"] {
-        let cb = handler(|i, _| {
-            with_core(i, |c| c.handle_wake(now_ms(), false));
-            pump(i);
-        });
-        tabs::listen(t, &global, name, cb);
-    }
+    let cb = handler(|i, _| {
+        with_core(i, |c| c.handle_wake(now_ms(), false));
+        pump(i);
+    });
+    tabs::listen(t, &global, "focus", cb);
+    let cb = handler(|i, _| {
+        with_core(i, |c| c.handle_online(now_ms()));
+        pump(i);
+    });
+    tabs::listen(t, &global, "online", cb);
 }
 
 /// A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
