@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ and packs it into target/npm/wasm-token-manager-<version>.tgz.
 #
-#   release wasm (Cargo.toml [profile.release]: opt-level z, LTO, one codegen unit, panic=abort)
+#   release wasm (Cargo.toml [profile.wasm-release]: opt-level z, one codegen unit; see the sizes measured there)
 #   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> pkg/ from pkg-template/ -> npm pack
 #
 # Needs the tools scripts/bootstrap.sh installs (it runs it unless WTM_SKIP_BOOTSTRAP=1).
@@ -20,9 +20,9 @@ PKG_VERSION="$(node -p 'require("./pkg-template/package.json").version')"
 [ "$CRATE_VERSION" = "$PKG_VERSION" ] \
   || die "pkg-template/package.json version $PKG_VERSION differs from Cargo.toml version $CRATE_VERSION"
 
-say "cargo build --release --target wasm32-unknown-unknown"
-cargo build --release --lib --target wasm32-unknown-unknown
-RAW=target/wasm32-unknown-unknown/release/wasm_token_manager.wasm
+say "cargo build --profile wasm-release --target wasm32-unknown-unknown"
+cargo build --profile wasm-release --lib --target wasm32-unknown-unknown
+RAW=target/wasm32-unknown-unknown/wasm-release/wasm_token_manager.wasm
 
 rm -rf pkg
 mkdir -p pkg
