@@ -38,7 +38,7 @@ async function signedIn(server, options = {}) {
   return { context, page, errors };
 }
 
-test('F1: 100 concurrent requests on a token the server rejects share exactly one refresh call, and all 100 succeed', { timeout: 60_000 }, async () => {
+test('F1/C38: 100 concurrent requests on a token the server rejects share exactly one refresh call, and all 100 succeed', { timeout: 60_000 }, async () => {
   const { context, page, errors } = await signedIn(slow);
   try {
     assert.equal(await page.evaluate(() => window.revokeAccess()), 200);
@@ -251,7 +251,7 @@ test('F2: proactive renewal over several token lifetimes: zero 401s reach the se
   }
 });
 
-test('logout: revokes on the server, fires logout, and later calls carry no bearer', { timeout: 60_000 }, async () => {
+test('logout (S21): revokes on the server, fires logout, and later calls carry no bearer', { timeout: 60_000 }, async () => {
   const { context, page, errors } = await signedIn(slow);
   try {
     const sent = recordRequests(page, /^\/api\/me$/);

@@ -120,7 +120,7 @@ test('demo: "Fire 50 concurrent calls" (F1): all succeed and the counter shows o
   assert.equal(await sessionState(), 'in');
 });
 
-test('demo: "Revoke the access token", then the next call recovers transparently', { timeout: 60_000 }, async () => {
+test('demo: "Revoke the access token", then the next call recovers transparently (C35)', { timeout: 60_000 }, async () => {
   await awayFromScheduledRefresh();
   const before = await server.stats();
   const tokenchanges = (await logKinds()).filter((k) => k === 'tokenchange').length;
@@ -134,7 +134,7 @@ test('demo: "Revoke the access token", then the next call recovers transparently
   assert.equal(await sessionState(), 'in');
 });
 
-test('demo: "Make refresh fail for 30 s" shows refreshfailed with its backoff, keeps the session, and recovers', { timeout: 90_000 }, async () => {
+test('demo: "Make refresh fail for 30 s" shows refreshfailed with its backoff, keeps the session, and recovers (C24)', { timeout: 90_000 }, async () => {
   // The button asks for 30 s; the test checks that and shortens the outage to 4 s on the way to the server.
   const asked = [];
   await page.route('**/demo/fail-refresh', async (route) => {
@@ -193,6 +193,19 @@ test('demo: "Open another tab" opens a second page that shares the session', { t
   assert.equal((await server.stats()).reuseDetected, 0);
   assert.deepEqual(tabErrors, []);
   assert.deepEqual(errors, []);
+});
+
+test('demo: with two tabs open, one refresh call renews both (issue 5)', { timeout: 60_000 }, async () => {
+  const tabs = context.pages();
+  assert.equal(tabs.length, 2);
+  const before = await server.metric(REFRESHES);
+  const olds = await Promise.all(tabs.map((t) => t.evaluate(() => window.tm.expiresAt)));
+  const timeout = Math.max(...olds) - Date.now() + 3_000;
+  await Promise.all(tabs.map((t, i) => t.waitForFunction((old) => window.tm.isAuthenticated && window.tm.expiresAt > old,
+    olds[i], { timeout })));
+  assert.equal((await server.metric(REFRESHES)) - before, 1, 'one refresh call for both tabs');
+  for (const t of tabs) assert.equal(await sessionState(t), 'in');
+  assert.equal((await server.stats()).reuseDetected, 0);
 });
 
 test('demo: a logout in the second tab reaches the first within a second (issue 5)', { timeout: 30_000 }, async () => {
