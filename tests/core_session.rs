@@ -678,3 +678,13 @@ fn c26_back_online_ends_the_network_backoff() {
     s.handle_online(T0 + 240_100);
     assert_eq!(starts(&drain(&mut s)).len(), 1, "the due refresh runs at once when the network is back");
 }
+
+#[test]
+fn c57_keepalive_token_only_when_not_expired() {
+    let mut s = logged_in(T0, 300);
+    assert!(s.token_without_waiting(T0 + 1000).is_some());
+    assert!(s.token_without_waiting(T0 + 300_000).is_none());
+    assert!(drain(&mut s).is_empty(), "nothing is started");
+    assert_eq!(s.refresh_in_flight(), None);
+    assert!(session().token_without_waiting(T0).is_none());
+}

@@ -454,6 +454,21 @@ const scenarios = {
     tm.dispose();
   },
 
+  async keepaliveNeverWaits(make) {
+    const { s, tm } = await loggedIn(make);
+    s.valid = 'revoked';
+    const release = gate(s);
+    tm.refresh();
+    await until(() => s.refreshCount === 1, 'the refresh');
+    // While a refresh is pending, a keepalive request goes out at once with the current token, no retry.
+    const r = await tm.fetch('/api/beacon', { method: 'POST', body: 'bye', keepalive: true });
+    check(r.status === 401 && s.gate !== null, 'the keepalive request waited for the refresh');
+    const sent = s.log.filter((e) => e.path === '/api/beacon');
+    check(sent.length === 1 && sent[0].auth && sent[0].auth.startsWith('Bearer '), 'keepalive: ' + JSON.stringify(sent));
+    release();
+    tm.dispose();
+  },
+
   async fetchRejectsOnlyWhereFetchWould(make) {
     const { s, tm } = await loggedIn(make);
     let err = null;
@@ -772,4 +787,9 @@ async fn c45_c46_lifecycle_events_recheck() {
 #[wasm_bindgen_test]
 async fn c44_abort_while_waiting_for_refresh() {
     scenario("abortWhileWaitingForRefresh").await;
+}
+
+#[wasm_bindgen_test]
+async fn c57_keepalive_never_waits() {
+    scenario("keepaliveNeverWaits").await;
 }

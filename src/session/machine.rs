@@ -337,6 +337,15 @@ impl Session {
         }
     }
 
+    /// The token for a request that cannot wait (`keepalive` during `pagehide`, C57): the current token
+    /// unless it is known to be expired; nothing is started.
+    pub fn token_without_waiting(&self, now_ms: u64) -> Option<AccessToken> {
+        self.token
+            .as_ref()
+            .filter(|h| !h.expiry.is_some_and(|e| e.is_expired(now_ms)))
+            .map(|h| h.token.clone())
+    }
+
     /// The current token and generation.
     pub fn current_token(&self) -> (Option<AccessToken>, u64) {
         (self.token.as_ref().map(|h| h.token.clone()), self.generation)

@@ -404,6 +404,15 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     if own_auth || !inner.opts.allows(&req.url()) {
         return send(&req).await;
     }
+    // A keepalive request (sent while the page goes away) cannot wait for a refresh: it goes out at once,
+    // with the token only if it is not known to be expired, and is never retried (C57).
+    if js::get(&req, "keepalive").as_bool() == Some(true) {
+        let token = inner.core.borrow().token_without_waiting(now_ms());
+        if let Some(t) = &token {
+            attach(&req, t);
+        }
+        return send(&req).await;
+    }
     let signal = js::get(&req, "signal");
     let mut waited = false;
     let (token, generation) = loop {
