@@ -251,6 +251,9 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
         }
         Lock::NotAcquired => call_refresh(&inner, id).await,
         Lock::Unavailable => {
+            if !in_flight(&inner, id) {
+                return; // the other tab's token arrived meanwhile
+            }
             js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
             let ctrl = AbortController::new().ok();
             if let Some(c) = &ctrl {
@@ -265,8 +268,10 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
                     if in_flight(&inner, id) {
                         js::debug(inner.opts.debug, "refresh: no result from the other tab, refreshing here");
                         call_refresh(&inner, id).await;
+                        hold_briefly(&inner, release);
+                    } else {
+                        let _ = release.call0(&JsValue::UNDEFINED);
                     }
-                    hold_briefly(&inner, release);
                 }
                 Lock::Unavailable | Lock::NotAcquired => {
                     if in_flight(&inner, id) {
