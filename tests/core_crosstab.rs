@@ -67,6 +67,7 @@ fn messages_round_trip() {
         Message::Token { epoch: T0, source: TokenSource::Login, token: tok, claims },
         Message::Logout { epoch: 7 },
         Message::Ended { epoch: 0 },
+        Message::Failed { epoch: 3, retry_at: T0 + 500 },
     ] {
         assert_eq!(Message::decode(&m.encode()), Some(m.clone()), "{}", m.encode());
     }
@@ -99,6 +100,10 @@ fn malformed_messages_dropped() {
         token_msg(1, "abc\\r\\nX-Evil: 1", "refresh"),
         token_msg(1, &"a".repeat(MAX_MESSAGE_LEN), "refresh"),
         format!(r#"{{"v":1,"type":"token","epoch":1,"source":"refresh","token":{}}}"#, 5),
+        r#"{"v":1,"type":"failed","epoch":1}"#.into(),
+        r#"{"v":1,"type":"failed","epoch":1,"retryAt":"soon"}"#.into(),
+        r#"{"v":1,"type":"failed","epoch":1,"retryAt":-5}"#.into(),
+        r#"{"v":1,"type":"failed","epoch":1,"retryAt":1,"token":"x"}"#.into(),
     ];
     for c in cases {
         assert_eq!(Message::decode(&c), None, "{c:?} accepted");
@@ -265,3 +270,51 @@ fn duplicate_token_message_is_a_no_op() {
     assert!(!s.handle_message(T0 + 1, m));
     assert!(drain(&mut s).is_empty());
 }
+
+#[test]
+fn f6_a_follower_adopts_the_leaders_failure_and_backs_off() {
+    // The leader's retryable failure is broadcast with its retry time.
+    let mut leader = Session::new(SessionConfig::default());
+    leader.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut leader);
+    let id = leader.request_refresh(T0 + 1);
+    leader.refresh_call_started(T0 + 1, id);
+    drain(&mut leader);
+    let r = RefreshResponse::Http { status: 503, content_type: None, retry_after: Some("20"), body: b"", body_too_large: false };
+    leader.handle_refresh_response(T0 + 2, id, r, 0.5);
+    let failed = broadcasts(&drain(&mut leader)).remove(0);
+    assert_eq!(failed, Message::Failed { epoch: leader.epoch(), retry_at: T0 + 20_002 });
+
+    // A follower still waiting for the election adopts it: no call of its own, same backoff.
+    let mut follower = Session::new(SessionConfig::default());
+    follower.handle_message(T0, Message::decode(&token_msg(leader.epoch(), &token(T0, 300), "login")).unwrap());
+    drain(&mut follower);
+    let fid = follower.request_refresh(T0 + 1);
+    drain(&mut follower);
+    assert!(follower.handle_message(T0 + 3, failed.clone()));
+    let a = drain(&mut follower);
+    assert!(a.contains(&Action::RefreshSettled { id: fid }));
+    assert_eq!(events(&a), vec![Event::RefreshFailed { status: None, retryable: true, retry_at: Some(T0 + 20_002) }]);
+    assert!(broadcasts(&a).is_empty());
+    assert_eq!(follower.poll_timeout(), Some(T0 + 20_002));
+    assert!(follower.is_authenticated(), "the session is kept");
+
+    // A tab whose own call is already running keeps its chance of a success.
+    let mut caller = Session::new(SessionConfig::default());
+    caller.handle_message(T0, Message::decode(&token_msg(leader.epoch(), &token(T0, 300), "login")).unwrap());
+    let cid = caller.request_refresh(T0 + 1);
+    caller.refresh_call_started(T0 + 1, cid);
+    drain(&mut caller);
+    assert!(!caller.handle_message(T0 + 3, failed.clone()));
+    assert_eq!(caller.refresh_in_flight(), Some(cid));
+    // An idle tab is not pushed into a backoff, and a hostile retryAt is clamped.
+    let mut idle = Session::new(SessionConfig::default());
+    assert!(!idle.handle_message(T0, failed));
+    let fid = idle.request_refresh(T0);
+    drain(&mut idle);
+    assert!(idle.handle_message(T0, Message::Failed { epoch: 0, retry_at: MAX_EPOCH_FOR_TEST }));
+    assert!(idle.poll_timeout().unwrap() <= T0 + 330_000);
+    let _ = fid;
+}
+
+const MAX_EPOCH_FOR_TEST: u64 = (1 << 53) - 1;

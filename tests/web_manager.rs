@@ -531,6 +531,28 @@ Object.assign(scenarios, {
     a.dispose(); b.dispose(); c.dispose();
   },
 
+  async crossTabFailureBacksOffEveryTab(make) {
+    const s = install();
+    const { a, b } = pair(make);
+    const handed = once(b, 'tokenchange');
+    await a.login('/auth/login', { method: 'POST' });
+    await handed;
+    s.plan = ['503'];
+    const release = gate(s);
+    const ra = a.refresh();
+    await until(() => s.refreshCount === 1, 'the leader\'s refresh call');
+    const failed = once(b, 'refreshfailed');
+    const rb = b.refresh();
+    await settleMany(10);
+    release();
+    check((await ra) === false && (await rb) === false, 'a failed refresh reported success');
+    const d = await failed;
+    check(d.retryable === true && typeof d.retryAt === 'number', 'follower refreshfailed ' + JSON.stringify(d));
+    await settleMany(20);
+    check(s.refreshCount === 1, 'the follower hit the failing server too: ' + s.refreshCount);
+    check(a.isAuthenticated && b.isAuthenticated, 'a retryable failure ended the session');
+  },
+
   async crossTabLogoutEverywhere(make) {
     const s = install();
     const { a, b } = pair(make);
@@ -792,4 +814,9 @@ async fn c44_abort_while_waiting_for_refresh() {
 #[wasm_bindgen_test]
 async fn c57_keepalive_never_waits() {
     scenario("keepaliveNeverWaits").await;
+}
+
+#[wasm_bindgen_test]
+async fn f6_crosstab_failure_backs_off_every_tab() {
+    scenario("crossTabFailureBacksOffEveryTab").await;
 }

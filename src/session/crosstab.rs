@@ -11,6 +11,9 @@
 //! * `logout`: a tab logged out; every tab clears its token, stops its timers, fires `logout`
 //!   (`reason: 'remote'`) and drops any refresh in flight.
 //! * `ended`: a refresh answered 400/401/403; the session is over for every tab (`sessionexpired`).
+//! * `failed` (`retryAt`, ms since the epoch): the elected tab's refresh failed in a retryable way; a tab
+//!   still waiting for the election adopts the same backoff instead of hitting a failing server in turn
+//!   (a tab whose own call is already running ignores it).
 //!
 //! **Epochs: logout wins.** Each tab keeps an epoch, a logical clock bumped to `max(epoch + 1, now)` on
 //! login, `setAccessToken` and logout, and raised to the sender's epoch when it accepts a remote login or
@@ -70,13 +73,23 @@ pub enum Message {
         /// The sender's epoch.
         epoch: u64,
     },
+    /// A refresh failed in a retryable way; the next attempt is due at `retry_at`.
+    Failed {
+        /// The sender's epoch.
+        epoch: u64,
+        /// When the next attempt may happen (ms since the epoch).
+        retry_at: u64,
+    },
 }
 
 impl Message {
     /// The sender's epoch.
     pub fn epoch(&self) -> u64 {
         match self {
-            Message::Token { epoch, .. } | Message::Logout { epoch } | Message::Ended { epoch } => *epoch,
+            Message::Token { epoch, .. }
+            | Message::Logout { epoch }
+            | Message::Ended { epoch }
+            | Message::Failed { epoch, .. } => *epoch,
         }
     }
 
@@ -97,6 +110,9 @@ impl Message {
             .concat(),
             Message::Logout { .. } => [r#"{"v":1,"type":"logout","epoch":"#, &epoch, "}"].concat(),
             Message::Ended { .. } => [r#"{"v":1,"type":"ended","epoch":"#, &epoch, "}"].concat(),
+            Message::Failed { retry_at, .. } => {
+                [r#"{"v":1,"type":"failed","epoch":"#, &epoch, r#","retryAt":"#, &retry_at.to_string(), "}"].concat()
+            }
         }
     }
 
@@ -126,6 +142,9 @@ impl Message {
             }
             ("logout", None, None) => Some(Message::Logout { epoch }),
             ("ended", None, None) => Some(Message::Ended { epoch }),
+            ("failed", None, None) => {
+                Some(Message::Failed { epoch, retry_at: obj.get("retryAt")?.integer(MAX_EPOCH)? })
+            }
             _ => None,
         }
     }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use super::body::{parse_token_body, TokenBody};
 use super::crosstab::Message;
 use super::error::{BodyError, TokenError};
-use super::policy::{backoff_delay, plan_expiry, Expiry, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
-use super::retry_after::parse_retry_after;
+use super::policy::{backoff_delay, plan_expiry, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
+use super::retry_after::{parse_retry_after, MAX_RETRY_AFTER_MS};
 use super::token::{AccessToken, UnverifiedClaims};
 
 /// The circuit breaker's window (C33): refresh-then-401 strikes older than this are forgotten (ms).
@@ -197,7 +197,7 @@ pub enum RefreshResponse<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flight {
     Idle,
-    Running { id: RefreshId, deadline: u64 },
+    Running { id: RefreshId, deadline: u64, calling: bool },
     Backoff { until: u64 },
 }
 
@@ -373,7 +373,7 @@ impl Session {
         let id = RefreshId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
         let deadline = now_ms.saturating_add(self.cfg.election_ms).saturating_add(self.cfg.refresh_timeout_ms);
-        self.flight = Flight::Running { id, deadline };
+        self.flight = Flight::Running { id, deadline, calling: false };
         self.actions.push_back(Action::StartRefresh { id });
         id
     }
@@ -604,6 +604,7 @@ impl Session {
                 let until = now_ms.saturating_add(delay);
                 self.flight = Flight::Backoff { until };
                 self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: true, retry_at: Some(until) }));
+                self.actions.push_back(Action::Broadcast(Message::Failed { epoch: self.epoch, retry_at: until }));
             }
         }
         self.actions.push_back(Action::RefreshSettled { id });
@@ -613,7 +614,7 @@ impl Session {
     /// proactive refresh. Doing nothing when nothing is due is correct: timers are hints.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         match self.flight {
-            Flight::Running { id, deadline } if now_ms >= deadline => {
+            Flight::Running { id, deadline, .. } if now_ms >= deadline => {
                 self.actions.push_back(Action::AbortRefresh { id });
                 self.settle(now_ms, id, Outcome::Retryable { status: None, retry_after_ms: None }, 0.5);
                 return;
@@ -639,7 +640,8 @@ impl Session {
     pub fn refresh_call_started(&mut self, now_ms: u64, id: RefreshId) {
         if let Flight::Running { id: current, .. } = self.flight {
             if current == id {
-                self.flight = Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms) };
+                self.flight =
+                    Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms), calling: true };
             }
         }
     }
@@ -681,6 +683,19 @@ impl Session {
             Message::Logout { epoch } => {
                 self.adopt_epoch(epoch);
                 self.end_locally(LogoutReason::Remote);
+            }
+            Message::Failed { epoch, retry_at } => {
+                // Only a tab still waiting for the election adopts another tab's failure; a tab whose own
+                // call is running keeps its chance of a success.
+                let Flight::Running { id, calling: false, .. } = self.flight else {
+                    return false;
+                };
+                self.adopt_epoch(epoch);
+                let until = retry_at.clamp(now_ms, now_ms.saturating_add(MAX_RETRY_AFTER_MS + BACKOFF_CAP_MS));
+                self.attempts = self.attempts.saturating_add(1);
+                self.flight = Flight::Backoff { until };
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status: None, retryable: true, retry_at: Some(until) }));
+                self.actions.push_back(Action::RefreshSettled { id });
             }
             Message::Ended { epoch } => {
                 self.adopt_epoch(epoch);
