@@ -318,3 +318,22 @@ fn f6_a_follower_adopts_the_leaders_failure_and_backs_off() {
 }
 
 const MAX_EPOCH_FOR_TEST: u64 = (1 << 53) - 1;
+
+#[test]
+fn f4_without_locks_a_peer_refresh_is_awaited() {
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut s);
+    assert!(!s.peer_refreshing(T0, 11_000));
+    let m = Message::decode(&Message::Refreshing { epoch: s.epoch() }.encode()).unwrap();
+    assert!(s.handle_message(T0 + 10, m));
+    assert!(drain(&mut s).is_empty(), "an announcement changes nothing by itself");
+    assert!(s.peer_refreshing(T0 + 20, 11_000));
+    assert!(!s.peer_refreshing(T0 + 11_010, 11_000), "bounded");
+    // The peer's token ends the wait.
+    assert!(s.handle_message(T0 + 30, Message::decode(&token_msg(s.epoch(), &token(T0 + 1000, 300), "refresh")).unwrap()));
+    assert!(!s.peer_refreshing(T0 + 40, 11_000));
+    // A stale announcement is ignored.
+    assert!(!s.handle_message(T0 + 50, Message::Refreshing { epoch: s.epoch() - 1 }));
+    assert!(Message::decode(r#"{"v":1,"type":"refreshing","epoch":1,"token":"x"}"#).is_none());
+}

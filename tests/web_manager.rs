@@ -630,6 +630,17 @@ Object.assign(scenarios, {
     await settleMany(10);
     check(a.isAuthenticated && b.isAuthenticated && logouts === 0, 'logged out without locks');
     check(s.refreshCount >= 1 && s.refreshCount <= 2, 'refresh calls ' + s.refreshCount);
+    // A tab that hears another tab announce its call waits for that tab's token instead of calling too.
+    const before = s.refreshCount;
+    const release = gate(s);
+    const ra = a.refresh();
+    await until(() => s.refreshCount === before + 1, 'the first tab\'s call');
+    await settleMany(10);
+    const rb = b.refresh();
+    await settleMany(10);
+    release();
+    check((await ra) === true && (await rb) === true, 'refresh() results');
+    check(s.refreshCount === before + 1, 'the second tab called /refresh as well: ' + (s.refreshCount - before));
     a.dispose(); b.dispose();
   },
 

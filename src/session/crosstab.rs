@@ -11,6 +11,8 @@
 //! * `logout`: a tab logged out; every tab clears its token, stops its timers, fires `logout`
 //!   (`reason: 'remote'`) and drops any refresh in flight.
 //! * `ended`: a refresh answered 400/401/403; the session is over for every tab (`sessionexpired`).
+//! * `refreshing`: without Web Locks, a tab announces its refresh call; a tab about to refresh waits
+//!   (bounded) for that tab's token instead of rotating the cookie a second time.
 //! * `failed` (`retryAt`, ms since the epoch): the elected tab's refresh failed in a retryable way; a tab
 //!   still waiting for the election adopts the same backoff instead of hitting a failing server in turn
 //!   (a tab whose own call is already running ignores it).
@@ -29,8 +31,10 @@
 //! refreshes by itself, relying on the server's reuse grace window. If the holder's tab closes, the browser
 //! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang.
 //!
-//! **Degrading.** Without Web Locks every tab refreshes on its own (the server's grace window keeps that
-//! safe); without `BroadcastChannel` every tab works alone. Both are reported with `console.debug` when the
+//! **Degrading.** Without Web Locks a tab announces its refresh (`refreshing`) and the others wait for its
+//! token for at most `lockTimeoutSeconds`; proactive timers get a little random jitter so that tabs holding
+//! the same token do not all fire in the same millisecond. Tabs that still collide each refresh (the
+//! server's grace window keeps that safe); without `BroadcastChannel` every tab works alone. Both are reported with `console.debug` when the
 //! `debug` option is on, never as errors.
 //!
 //! **Validation.** Unknown versions, unknown types, missing or mistyped fields, oversized messages and
@@ -73,6 +77,11 @@ pub enum Message {
         /// The sender's epoch.
         epoch: u64,
     },
+    /// Without Web Locks: a tab is calling `/refresh` now.
+    Refreshing {
+        /// The sender's epoch.
+        epoch: u64,
+    },
     /// A refresh failed in a retryable way; the next attempt is due at `retry_at`.
     Failed {
         /// The sender's epoch.
@@ -89,6 +98,7 @@ impl Message {
             Message::Token { epoch, .. }
             | Message::Logout { epoch }
             | Message::Ended { epoch }
+            | Message::Refreshing { epoch }
             | Message::Failed { epoch, .. } => *epoch,
         }
     }
@@ -110,6 +120,7 @@ impl Message {
             .concat(),
             Message::Logout { .. } => [r#"{"v":1,"type":"logout","epoch":"#, &epoch, "}"].concat(),
             Message::Ended { .. } => [r#"{"v":1,"type":"ended","epoch":"#, &epoch, "}"].concat(),
+            Message::Refreshing { .. } => [r#"{"v":1,"type":"refreshing","epoch":"#, &epoch, "}"].concat(),
             Message::Failed { retry_at, .. } => {
                 [r#"{"v":1,"type":"failed","epoch":"#, &epoch, r#","retryAt":"#, &retry_at.to_string(), "}"].concat()
             }
@@ -142,6 +153,7 @@ impl Message {
             }
             ("logout", None, None) => Some(Message::Logout { epoch }),
             ("ended", None, None) => Some(Message::Ended { epoch }),
+            ("refreshing", None, None) => Some(Message::Refreshing { epoch }),
             ("failed", None, None) => {
                 Some(Message::Failed { epoch, retry_at: obj.get("retryAt")?.integer(MAX_EPOCH)? })
             }

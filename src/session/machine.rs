@@ -247,6 +247,7 @@ pub struct Session {
     next_id: u64,
     visible: bool,
     strikes: Vec<u64>,
+    peer_refreshing_at: Option<u64>,
     last_strike_generation: u64,
     suspended_until: u64,
     actions: VecDeque<Action>,
@@ -268,6 +269,7 @@ impl Session {
             next_id: 1,
             visible: true,
             strikes: Vec::new(),
+            peer_refreshing_at: None,
             last_strike_generation: 0,
             suspended_until: 0,
             actions: VecDeque::new(),
@@ -635,6 +637,13 @@ impl Session {
         }
     }
 
+    /// Whether another tab announced a refresh call (`refreshing`, used without Web Locks) less than
+    /// `within_ms` ago and nothing was heard from it since: this tab should wait for its token (bounded)
+    /// before calling `/refresh` itself.
+    pub fn peer_refreshing(&self, now_ms: u64, within_ms: u64) -> bool {
+        self.peer_refreshing_at.is_some_and(|at| now_ms.saturating_sub(at) < within_ms)
+    }
+
     /// The shell's own refresh call for `id` starts now (after any cross-tab election): the refresh
     /// timeout counts from here.
     pub fn refresh_call_started(&mut self, now_ms: u64, id: RefreshId) {
@@ -662,6 +671,9 @@ impl Session {
         if msg.epoch() < self.epoch {
             return false;
         }
+        if !matches!(msg, Message::Refreshing { .. }) {
+            self.peer_refreshing_at = None;
+        }
         match msg {
             Message::Token { epoch, source, token, claims } => {
                 self.adopt_epoch(epoch);
@@ -683,6 +695,10 @@ impl Session {
             Message::Logout { epoch } => {
                 self.adopt_epoch(epoch);
                 self.end_locally(LogoutReason::Remote);
+            }
+            Message::Refreshing { epoch } => {
+                self.adopt_epoch(epoch);
+                self.peer_refreshing_at = Some(now_ms);
             }
             Message::Failed { epoch, retry_at } => {
                 // Only a tab still waiting for the election adopts another tab's failure; a tab whose own

@@ -155,7 +155,18 @@ fn rearm(inner: &Rci) {
         js::clear_timeout(&id);
     }
     if let Some(at) = deadline {
-        let delay = clamp_timer_delay(at.saturating_sub(now_ms()));
+        let mut delay_ms = at.saturating_sub(now_ms());
+        // Without Web Locks, tabs holding the same token would all fire in the same millisecond: spread
+        // them a little so that the first one's announcement reaches the others in time.
+        let lockless = {
+            let t = inner.tabs.borrow();
+            t.channel.is_some() && t.lock_name.is_none()
+        };
+        if lockless {
+            let spread = (inner.opts.session.margin_ms / 4).min(LOCKLESS_JITTER_MS);
+            delay_ms = delay_ms.saturating_add((js_sys::Math::random() * spread as f64) as u64);
+        }
+        let delay = clamp_timer_delay(delay_ms);
         let cb: Option<JsValue> = inner.timer_cb.borrow().as_ref().map(|c| c.as_ref().clone());
         if let Some(cb) = cb {
             let id = js::set_timeout(cb.unchecked_ref(), delay as i32);
@@ -228,6 +239,17 @@ async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> 
     result.map(|_| ())
 }
 
+/// Waits for refresh `id` to settle, at most `bound_ms`.
+async fn wait_settled_bounded(inner: &Rci, id: RefreshId, bound_ms: u32) {
+    let settled = settle_promise(inner, id);
+    let mut resolve: Option<Function> = None;
+    let timer = Promise::new(&mut |res, _| resolve = Some(res));
+    if let Some(r) = resolve {
+        let _ = js::set_timeout(&r, bound_ms.min(i32::MAX as u32) as i32);
+    }
+    let _ = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &timer))).await;
+}
+
 fn in_flight(inner: &Inner, id: RefreshId) -> bool {
     !is_disposed(inner) && inner.core.borrow().refresh_in_flight() == Some(id)
 }
@@ -241,6 +263,20 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
     // A lock this tab still holds from its previous refresh must not make it wait for itself.
     release_held(&inner);
     let Some(name) = lock_name else {
+        let channel = inner.tabs.borrow().channel.clone();
+        if let Some(ch) = channel {
+            // No Web Locks: wait (bounded) for a tab that announced its call, else announce ours.
+            let bound = inner.opts.lock_timeout_ms;
+            if inner.core.borrow().peer_refreshing(now_ms(), u64::from(bound)) {
+                js::debug(inner.opts.debug, "refresh: another tab is refreshing (no Web Locks), waiting for its token");
+                wait_settled_bounded(&inner, id, bound).await;
+                if !in_flight(&inner, id) {
+                    return;
+                }
+            }
+            let epoch = inner.core.borrow().epoch();
+            tabs::post(&ch, &Message::Refreshing { epoch }.encode());
+        }
         call_refresh(&inner, id).await;
         return;
     };
@@ -305,6 +341,9 @@ fn release_held(inner: &Inner) {
 
 /// How long the elected tab keeps the lock after broadcasting its result (ms).
 const HOLD_LOCK_MS: i32 = 100;
+
+/// The largest random delay added to timers when tabs cannot use Web Locks (ms).
+const LOCKLESS_JITTER_MS: u64 = 1000;
 
 async fn call_refresh(inner: &Rci, id: RefreshId) {
     if !in_flight(inner, id) {
@@ -544,9 +583,11 @@ impl TokenManager {
             if t.channel.is_none() {
                 js::debug(opts.debug, "BroadcastChannel unavailable: this tab works on its own");
             }
+            if t.channel.is_some() || tabs::locks_available() {
+                opts.session.election_ms = u64::from(opts.lock_timeout_ms);
+            }
             if tabs::locks_available() {
                 t.lock_name = Some(["wasm-token-manager-refresh:", name].concat());
-                opts.session.election_ms = u64::from(opts.lock_timeout_ms);
             } else {
                 js::debug(opts.debug, "Web Locks unavailable: each tab refreshes on its own (server grace window)");
             }
