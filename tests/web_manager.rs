@@ -50,6 +50,7 @@ function install() {
     }
     if (url.pathname === '/auth/logout') { s.valid = null; return new Response(null, { status: 204 }); }
     if (url.pathname === '/net-error') throw new TypeError('Failed to fetch');
+    if (url.pathname === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
     if (url.pathname.startsWith('/open')) return json({ ok: true });
     if (e.auth && s.valid && e.auth === 'Bearer ' + s.valid) return json({ ok: true, body });
     return json({ error: 'invalid_token' }, 401);
@@ -469,6 +470,16 @@ const scenarios = {
     tm.dispose();
   },
 
+  async forbiddenAndOtherOrigin401PassThrough(make) {
+    const { s, tm } = await loggedIn(make);
+    const r = await tm.fetch('/forbidden');
+    check(r.status === 403 && s.refreshCount === 0, 'a 403 triggered a refresh');
+    const o = await tm.fetch('https://other.example/api/x');
+    check(o.status === 401 && s.refreshCount === 0, 'a 401 from another origin triggered a refresh');
+    check(s.log.filter((e) => e.path === '/forbidden').length === 1, 'the 403 was retried');
+    tm.dispose();
+  },
+
   async fetchRejectsOnlyWhereFetchWould(make) {
     const { s, tm } = await loggedIn(make);
     let err = null;
@@ -830,4 +841,9 @@ async fn c57_keepalive_never_waits() {
 #[wasm_bindgen_test]
 async fn f6_crosstab_failure_backs_off_every_tab() {
     scenario("crossTabFailureBacksOffEveryTab").await;
+}
+
+#[wasm_bindgen_test]
+async fn c36_c37_forbidden_and_other_origin_401_pass_through() {
+    scenario("forbiddenAndOtherOrigin401PassThrough").await;
 }
