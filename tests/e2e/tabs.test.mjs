@@ -110,14 +110,7 @@ test('F3: 5 tabs at the same expiry: one refresh call, no reuse detection, no lo
   }
 });
 
-// Without Web Locks the tabs refresh on their own and rely on the server's reuse grace. In about 1 run in 8 a
-// tab that already holds the rotated cookie rotates it again while another tab's refresh with the original cookie
-// is still on its way; the server's grace covers only the immediate parent, so it sees reuse and revokes the
-// family. Reported to the lead (needs a fix in the server's grace or in the lock-less client path).
-test('F4: the same 5 tabs without navigator.locks: no logout, no family revoked, every tab renewed within 2 s', {
-  timeout: 60_000,
-  todo: 'F4 fails intermittently: lock-less tabs can rotate twice inside the grace window and the server revokes the family',
-}, async () => {
+test('F4: the same 5 tabs without navigator.locks: no logout, no family revoked, every tab renewed within 2 s', { timeout: 60_000 }, async () => {
   const noLocks = () => {
     delete Navigator.prototype.locks;
     delete window.navigator.locks;
