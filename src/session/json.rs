@@ -352,6 +352,19 @@ fn decimal_to_f64(text: &[u8]) -> f64 {
     } else {
         m * 10f64.powi(exp10 as i32)
     };
+    // The scaling above is not correctly rounded, so a decimal just under f64::MAX can overflow; JSON readers
+    // that round correctly (serde_json) accept every decimal up to the midpoint between f64::MAX and 2^1024.
+    // Compare the first 19 significant digits with that midpoint, 1.797693134862315807…e308.
+    let value = if value.is_infinite() && i64::from(digits) + exp10 == 309 {
+        let m19 = (digits..19).fold(mantissa, |m, _| m.saturating_mul(10));
+        if m19 <= 1_797_693_134_862_315_807 {
+            f64::MAX
+        } else {
+            value
+        }
+    } else {
+        value
+    };
     if negative {
         -value
     } else {
