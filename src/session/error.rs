@@ -14,8 +14,6 @@ pub enum ErrorCode {
     BadResponse,
     /// The manager was disposed; create a new one.
     Disposed,
-    /// A network-level failure (the same cases where `fetch` rejects).
-    Network,
 }
 
 impl ErrorCode {
@@ -26,7 +24,6 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "INVALID_TOKEN",
             ErrorCode::BadResponse => "BAD_RESPONSE",
             ErrorCode::Disposed => "DISPOSED",
-            ErrorCode::Network => "NETWORK",
         }
     }
 }

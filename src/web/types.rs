@@ -70,8 +70,8 @@ export interface TokenManagerEvents extends EventTarget {
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }
 
-/** The stable `code` of a {@link TokenManagerError}. */
-export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'NETWORK';
+/** The stable `code` of a {@link TokenManagerError}. Network failures are not among them: the manager's `fetch` rejects with the platform's `TypeError`, as `fetch` does. */
+export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED';
 
 /** Errors thrown or rejected by the manager: `Error`s with `name === 'TokenManagerError'` and a stable `code`. */
 export interface TokenManagerError extends Error {
