@@ -33,7 +33,7 @@ function install() {
     const body = hasBody ? await req.text() : '';
     const e = { url: req.url, origin: url.origin, path: url.pathname, method: req.method,
       auth: req.headers.get('authorization'), credentials: req.credentials, redirect: req.redirect,
-      xrw: req.headers.get('x-requested-with'), contentType: req.headers.get('content-type'), body };
+      xrw: req.headers.get('x-requested-with'), csrf: req.headers.get('x-csrf'), contentType: req.headers.get('content-type'), body };
     s.log.push(e);
     if (url.pathname === '/auth/refresh') {
       s.refreshCount += 1;
@@ -259,6 +259,31 @@ const scenarios = {
     release();
     check((await a) && (await b) && s.refreshCount === 2, 'refresh() did not join: ' + s.refreshCount);
     tm.dispose();
+  },
+
+  async refreshHeadersDefaultAndReplaced(make) {
+    const s = install();
+    const calls = (path) => s.log.filter((e) => e.path === path);
+    const cases = [
+      [undefined, 'fetch', null], // the default: the custom header the reference server requires (S15, S16)
+      [{}, null, null], // an explicit value replaces the default: {} sends none
+      [{ 'X-CSRF': '1' }, null, '1'],
+    ];
+    for (const [refreshHeaders, xrw, csrf] of cases) {
+      const o = { refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', crossTab: false };
+      if (refreshHeaders !== undefined) o.refreshHeaders = refreshHeaders;
+      const tm = make(o);
+      const before = s.log.length;
+      check((await tm.refresh()) === true, 'refresh() resolved false');
+      await tm.logout();
+      const sent = s.log.slice(before).filter((e) => e.path === '/auth/refresh' || e.path === '/auth/logout');
+      check(sent.length === 2, JSON.stringify(refreshHeaders) + ': calls ' + JSON.stringify(sent));
+      for (const e of sent) {
+        check(e.xrw === xrw && e.csrf === csrf, JSON.stringify(refreshHeaders) + ': ' + e.path + ' sent X-Requested-With ' + e.xrw + ', X-CSRF ' + e.csrf);
+      }
+      tm.dispose();
+    }
+    check(calls('/auth/refresh').length === 3 && calls('/auth/logout').length === 3, 'call counts');
   },
 
   async sessionRestore(make) {
@@ -741,6 +766,11 @@ async fn c24_c26_retryable_failure_keeps_session() {
 #[wasm_bindgen_test]
 async fn refresh_call_shape_and_tokenchange() {
     scenario("refreshCallShapeAndEvents").await;
+}
+
+#[wasm_bindgen_test]
+async fn s15_s16_refresh_headers_default_and_replaced() {
+    scenario("refreshHeadersDefaultAndReplaced").await;
 }
 
 #[wasm_bindgen_test]

@@ -5,6 +5,10 @@ use super::token::UnverifiedClaims;
 
 /// Default renewal margin before expiry, in ms (60 s).
 pub const DEFAULT_MARGIN_MS: u64 = 60_000;
+/// The headers of refresh and logout calls when the application sets no `refreshHeaders`: a custom header,
+/// which a cross-site form or image cannot send, that the reference server requires as CSRF defence (S15,
+/// S16). An explicit `refreshHeaders` replaces it.
+pub const DEFAULT_REFRESH_HEADERS: &[(&str, &str)] = &[("X-Requested-With", "fetch")];
 /// Default refresh timeout, in ms (10 s).
 pub const DEFAULT_REFRESH_TIMEOUT_MS: u64 = 10_000;
 /// First backoff step, in ms.

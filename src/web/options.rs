@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::Url;
 
 use super::js::{self, error};
-use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig};
+use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig, DEFAULT_REFRESH_HEADERS};
 
 const KNOWN: [&str; 10] = [
     "refreshUrl",
@@ -132,9 +132,12 @@ impl Options {
             Some(tf.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad("tokenField", "must be a non-empty string"))?)
         };
 
+        // An explicit `refreshHeaders` replaces the default (`{}` sends none).
         let hv = js::get(v, "refreshHeaders");
         let mut headers = Vec::new();
-        if !hv.is_undefined() {
+        if hv.is_undefined() {
+            headers.extend(DEFAULT_REFRESH_HEADERS.iter().map(|(k, v)| (String::from(*k), String::from(*v))));
+        } else {
             if !hv.is_object() || js_sys::Array::is_array(&hv) {
                 return Err(bad("refreshHeaders", "must be an object of header names to string values"));
             }

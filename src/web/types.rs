@@ -16,7 +16,7 @@ export interface TokenManagerOptions {
   refreshMarginSeconds?: number;
   /** The JSON field carrying the token in login and refresh answers. Default `'accessToken'`, and `'access_token'` is understood too. */
   tokenField?: string;
-  /** Extra headers on refresh and logout calls, e.g. `{ 'X-Requested-With': 'fetch' }` (CSRF defence). */
+  /** Headers sent on refresh and logout calls as CSRF defence. Default `{ 'X-Requested-With': 'fetch' }`, the custom header the reference server requires; a value given here replaces the default (`{}` sends none). A cross-origin `refreshUrl` or `logoutUrl` must allow these headers in its CORS preflight. */
   refreshHeaders?: Record<string, string>;
   /** Abort a refresh call after this long. Default 10. */
   refreshTimeoutSeconds?: number;
