@@ -287,8 +287,49 @@ fn c22_expires_in_earlier_than_exp_wins() {
 
 #[test]
 fn c23_body_over_64_kib_rejected() {
-    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY_LEN));
+    assert_eq!(MAX_BODY_BYTES, 64 * 1024);
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
     assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap_err(), BodyError::TooLarge);
+}
+
+#[test]
+fn c23_capped_body_stops_at_64_kib() {
+    let mut b = CappedBody::new();
+    let chunk = [b' '; 1000];
+    let mut pushed = 0;
+    // A never-ending stream: chunks are accepted up to the cap, and the first that does not fit is refused.
+    let refused = loop {
+        match b.push(&chunk) {
+            Ok(()) => pushed += chunk.len(),
+            Err(e) => break e,
+        }
+        assert!(pushed <= MAX_BODY_BYTES);
+    };
+    assert_eq!(refused, BodyError::TooLarge);
+    assert_eq!(pushed, MAX_BODY_BYTES / 1000 * 1000);
+    assert_eq!(b.bytes().len(), pushed, "a refused chunk is not appended");
+    assert!(b.fits(MAX_BODY_BYTES - pushed) && !b.fits(MAX_BODY_BYTES - pushed + 1));
+    assert!(!b.fits(usize::MAX), "no overflow on a huge declared chunk");
+    // Exactly the cap is accepted; one byte more is not.
+    let mut exact = CappedBody::new();
+    assert!(exact.push(&vec![b'x'; MAX_BODY_BYTES]).is_ok());
+    assert_eq!(exact.push(b"x"), Err(BodyError::TooLarge));
+}
+
+#[test]
+fn c23_capped_body_reads_like_response_text() {
+    let t = jwt(r#"{"exp":1700000300}"#);
+    let json = format!(r#"{{"accessToken":"{t}"}}"#);
+    let mut b = CappedBody::new();
+    // Chunk boundaries do not matter, and a leading byte order mark is dropped as Response.text() drops it.
+    b.push(b"\xEF\xBB").unwrap();
+    b.push(b"\xBF").unwrap();
+    for part in json.as_bytes().chunks(7) {
+        b.push(part).unwrap();
+    }
+    assert_eq!(b.bytes(), json.as_bytes());
+    assert!(parse_token_body(b.bytes(), JSON, None).is_ok());
+    assert_eq!(CappedBody::new().bytes(), b"");
 }
 
 #[test]

@@ -286,6 +286,49 @@ const scenarios = {
     check(calls('/auth/refresh').length === 3 && calls('/auth/logout').length === 3, 'call counts');
   },
 
+  async neverEndingBodyIsCapped(make) {
+    const s = install();
+    const fake = globalThis.fetch;
+    const streams = { refresh: null, login: null };
+    // A 200 whose body never ends: a chunk on every pull, up to 1 MiB; then it stalls, still open.
+    const endless = (name) => {
+      const st = { pulled: 0, cancelled: false };
+      streams[name] = st;
+      const body = new ReadableStream({
+        pull(c) { if (st.pulled * 4096 < 1024 * 1024) { st.pulled += 1; c.enqueue(new Uint8Array(4096).fill(0x20)); } },
+        cancel() { st.cancelled = true; },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+    };
+    globalThis.fetch = async (input, init) => {
+      const path = new URL(new Request(input, init).url).pathname;
+      if (path === '/auth/refresh') { s.refreshCount += 1; return endless('refresh'); }
+      if (path === '/auth/login') return endless('login');
+      return fake(input, init);
+    };
+    // The refresh timeout cannot be what ends the call here.
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false, refreshTimeoutSeconds: 3600 });
+    let failed = null;
+    tm.events.addEventListener('refreshfailed', (e) => { failed = e.detail; });
+    let done = false;
+    const r = tm.refresh().then((ok) => { done = true; return ok; });
+    await until(() => done || streams.refresh && streams.refresh.pulled * 4096 >= 1024 * 1024, 'the refresh to end or the whole stream to be read');
+    check(done, 'the refresh is still reading after ' + streams.refresh.pulled * 4096 + ' bytes');
+    check((await r) === false, 'refresh() resolved true');
+    check(streams.refresh.cancelled, 'the refresh body stream was not cancelled');
+    check(streams.refresh.pulled * 4096 <= 64 * 1024 + 2 * 4096, 'read ' + streams.refresh.pulled * 4096 + ' bytes');
+    check(failed && failed.status === 200 && failed.retryable === true, 'not a retryable malformed answer: ' + JSON.stringify(failed));
+    check(!tm.isAuthenticated && s.refreshCount === 1, 'state after the capped refresh');
+    // The login answer is capped the same way.
+    const e = await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', 'endless login body');
+    check(e.message.includes('64 KiB'), 'message ' + e.message);
+    await until(() => streams.login.cancelled, 'the login body stream to be cancelled');
+    // login() reads a copy (the stream is teed, which pulls a few chunks ahead): still far below the 1 MiB on offer.
+    check(streams.login.pulled * 4096 <= 2 * 64 * 1024, 'login read ' + streams.login.pulled * 4096 + ' bytes');
+    check(!tm.isAuthenticated, 'a capped login stored a token');
+    tm.dispose();
+  },
+
   async sessionRestore(make) {
     let s = install();
     let tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
@@ -771,6 +814,11 @@ async fn refresh_call_shape_and_tokenchange() {
 #[wasm_bindgen_test]
 async fn s15_s16_refresh_headers_default_and_replaced() {
     scenario("refreshHeadersDefaultAndReplaced").await;
+}
+
+#[wasm_bindgen_test]
+async fn c23_never_ending_body_capped_and_cancelled() {
+    scenario("neverEndingBodyIsCapped").await;
 }
 
 #[wasm_bindgen_test]

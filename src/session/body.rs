@@ -2,10 +2,49 @@
 
 use super::error::BodyError;
 use super::json::{parse_object, Scalar};
+use super::policy::MAX_BODY_BYTES;
 use super::token::{AccessToken, UnverifiedClaims};
 
-/// The largest login or refresh body read, in bytes (C23).
-pub const MAX_BODY_LEN: usize = 64 * 1024;
+/// A UTF-8 byte order mark, which `Response.text()` strips and the strict JSON reader refuses.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A login or refresh body read chunk by chunk, never past [`MAX_BODY_BYTES`] (C23).
+///
+/// The shell feeds the chunks of `response.body` to [`push`](Self::push) as they arrive; when a chunk is
+/// refused it cancels the stream and reports the answer as too large, so a huge or never-ending body is
+/// never read beyond the cap (nor until the refresh timeout). Check [`fits`](Self::fits) before copying a
+/// chunk out of JavaScript.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CappedBody {
+    bytes: Vec<u8>,
+}
+
+impl CappedBody {
+    /// An empty body.
+    pub fn new() -> Self {
+        CappedBody::default()
+    }
+
+    /// Whether `len` more bytes still fit under the cap.
+    pub fn fits(&self, len: usize) -> bool {
+        self.bytes.len().checked_add(len).is_some_and(|n| n <= MAX_BODY_BYTES)
+    }
+
+    /// Appends a chunk, or refuses it with [`BodyError::TooLarge`] when the body would exceed the cap (then
+    /// nothing is appended: stop reading and cancel the stream).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        if !self.fits(chunk.len()) {
+            return Err(BodyError::TooLarge);
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The body read so far, without a leading UTF-8 byte order mark (as `Response.text()` decodes it).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.strip_prefix(UTF8_BOM).unwrap_or(&self.bytes)
+    }
+}
 
 /// The default field carrying the token; when the application does not set `tokenField`,
 /// [`FALLBACK_TOKEN_FIELD`] is also understood.
@@ -43,7 +82,7 @@ pub fn parse_token_body(
     if !content_type.is_some_and(is_json_content_type) {
         return Err(BodyError::NotJson);
     }
-    if body.len() > MAX_BODY_LEN {
+    if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
     let text = core::str::from_utf8(body).map_err(|_| BodyError::Malformed)?;

@@ -80,7 +80,7 @@ impl std::error::Error for TokenError {}
 pub enum BodyError {
     /// The `Content-Type` is not `application/json` (C21).
     NotJson,
-    /// The body exceeds [`crate::session::MAX_BODY_LEN`] (C23).
+    /// The body exceeds [`crate::session::MAX_BODY_BYTES`] (C23).
     TooLarge,
     /// Not a JSON object, duplicate keys, or the token field is missing or not a string (C19, C20).
     Malformed,

@@ -187,7 +187,7 @@ pub enum RefreshResponse<'a> {
         retry_after: Option<&'a str>,
         /// The body.
         body: &'a [u8],
-        /// The body exceeded the cap and was not read.
+        /// The body exceeded the cap (or declared that it would): reading stopped there.
         body_too_large: bool,
     },
     /// `fetch` rejected (offline, DNS, CORS, a redirect with `redirect: 'error'`).

@@ -18,7 +18,7 @@ mod policy;
 mod retry_after;
 mod token;
 
-pub use body::{is_json_content_type, parse_token_body, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, MAX_BODY_LEN};
+pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD};
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{BodyError, ErrorCode, TokenError};
 pub use machine::{
@@ -27,7 +27,7 @@ pub use machine::{
 pub use origin::{AllowedOrigins, Origin};
 pub use policy::{
     backoff_delay, clamp_timer_delay, plan_expiry, Expiry, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS,
-    DEFAULT_REFRESH_HEADERS, DEFAULT_REFRESH_TIMEOUT_MS, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
+    DEFAULT_REFRESH_HEADERS, DEFAULT_REFRESH_TIMEOUT_MS, MAX_BODY_BYTES, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
 };
 pub use retry_after::{parse_http_date, parse_retry_after, MAX_RETRY_AFTER_MS};
 pub use token::{b64url_decode, check_b64token, decode_unverified, AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};

@@ -9,6 +9,9 @@ pub const DEFAULT_MARGIN_MS: u64 = 60_000;
 /// which a cross-site form or image cannot send, that the reference server requires as CSRF defence (S15,
 /// S16). An explicit `refreshHeaders` replaces it.
 pub const DEFAULT_REFRESH_HEADERS: &[(&str, &str)] = &[("X-Requested-With", "fetch")];
+/// The largest login or refresh body read, in bytes (64 KiB, C23). The shell reads `response.body` chunk by
+/// chunk into a [`crate::session::CappedBody`] and cancels the stream at the first chunk that does not fit.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Default refresh timeout, in ms (10 s).
 pub const DEFAULT_REFRESH_TIMEOUT_MS: u64 = 10_000;
 /// First backoff step, in ms.

@@ -18,6 +18,29 @@ extern "C" {
     pub fn clear_timeout(id: &JsValue);
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// A `ReadableStream` (`response.body`), bound here with only the members the shell uses.
+    pub type BodyStream;
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    pub fn get_reader(this: &BodyStream) -> Result<StreamReader, JsValue>;
+    #[wasm_bindgen(method, js_name = cancel)]
+    pub fn cancel_stream(this: &BodyStream) -> Promise;
+    /// A `ReadableStreamDefaultReader`.
+    pub type StreamReader;
+    #[wasm_bindgen(method, catch)]
+    pub fn read(this: &StreamReader) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = cancel)]
+    pub fn cancel_reader(this: &StreamReader) -> Result<Promise, JsValue>;
+}
+
+/// Lets a promise settle on its own, its rejection handled (so that it is not reported as unhandled).
+pub fn discard(p: Promise) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+    });
+}
+
 /// The wall clock in ms since the epoch (never negative, never NaN).
 pub fn now_ms() -> u64 {
     let t = js_sys::Date::now();

@@ -14,8 +14,8 @@ use super::options::Options;
 use super::tabs::{self, Lock, Tabs};
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use crate::session::{
-    clamp_timer_delay, Action, ErrorCode, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session,
-    Message, TokenSource, Unauthorized, MAX_BODY_LEN,
+    clamp_timer_delay, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
+    RefreshResponse, Session, Message, TokenSource, Unauthorized, MAX_BODY_BYTES,
 };
 
 #[derive(Default)]
@@ -370,31 +370,20 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         Ok(p) => JsFuture::from(p).await,
         Err(e) => Err(e),
     };
-    let mut http: Option<(u16, Option<String>, Option<String>, String, bool)> = None;
+    let mut http: Option<(u16, Option<String>, Option<String>, CappedBody, bool)> = None;
     if let Ok(resp) = result.and_then(|v| v.dyn_into::<Response>().map_err(JsValue::from)) {
         let h = resp.headers();
         let status = resp.status();
         let ct = h.get("content-type").ok().flatten();
         let ra = h.get("retry-after").ok().flatten();
-        let mut body = String::new();
+        let mut body = CappedBody::new();
         let mut too_large = false;
         let mut failed = false;
         if (200..300).contains(&status) {
-            let declared = h.get("content-length").ok().flatten().and_then(|s| s.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > MAX_BODY_LEN as u64) {
-                too_large = true;
-            } else {
-                match resp.text() {
-                    Ok(p) => match JsFuture::from(p).await {
-                        Ok(t) => body = t.as_string().unwrap_or_default(),
-                        Err(_) => failed = true,
-                    },
-                    Err(_) => failed = true,
-                }
-                if body.len() > MAX_BODY_LEN {
-                    too_large = true;
-                    body = String::new();
-                }
+            match read_capped(&resp).await {
+                BodyRead::Complete(b) => body = b,
+                BodyRead::TooLarge => too_large = true,
+                BodyRead::Failed(_) => failed = true,
             }
         }
         if !failed {
@@ -410,7 +399,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
             status: *status,
             content_type: ct.as_deref(),
             retry_after: ra.as_deref(),
-            body: body.as_bytes(),
+            body: body.bytes(),
             body_too_large: *too_large,
         },
         None => RefreshResponse::NetworkError,
@@ -418,6 +407,64 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
     let jitter = js_sys::Math::random();
     with_core(inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
     pump(inner);
+}
+
+/// How reading a login or refresh body ended.
+enum BodyRead {
+    /// The whole body, within the cap.
+    Complete(CappedBody),
+    /// The body is, or declares itself, larger than [`MAX_BODY_BYTES`]; the stream was cancelled (C23).
+    TooLarge,
+    /// Reading failed (the connection broke, the call was aborted, a chunk was not bytes).
+    Failed(JsValue),
+}
+
+/// Reads `resp`'s body chunk by chunk into a [`CappedBody`] and cancels the stream at the first chunk that
+/// does not fit, so a huge or never-ending body is read no further than the cap (C23).
+async fn read_capped(resp: &Response) -> BodyRead {
+    let stream = js::get(resp, "body");
+    if stream.is_null() || stream.is_undefined() {
+        return BodyRead::Complete(CappedBody::new());
+    }
+    let stream: js::BodyStream = stream.unchecked_into();
+    let declared = resp.headers().get("content-length").ok().flatten().and_then(|s| s.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        js::discard(stream.cancel_stream());
+        return BodyRead::TooLarge;
+    }
+    let reader = match stream.get_reader() {
+        Ok(r) => r,
+        Err(e) => return BodyRead::Failed(e),
+    };
+    let cancel = |reader: &js::StreamReader| {
+        if let Ok(p) = reader.cancel_reader() {
+            js::discard(p);
+        }
+    };
+    let mut body = CappedBody::new();
+    loop {
+        let next = match reader.read() {
+            Ok(p) => JsFuture::from(p).await,
+            Err(e) => Err(e),
+        };
+        let next = match next {
+            Ok(n) => n,
+            Err(e) => return BodyRead::Failed(e),
+        };
+        if js::get(&next, "done").as_bool() == Some(true) {
+            return BodyRead::Complete(body);
+        }
+        let value = js::get(&next, "value");
+        let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() else {
+            cancel(&reader);
+            return BodyRead::Failed(js_sys::TypeError::new("response body chunk is not a Uint8Array").into());
+        };
+        // Checked before the chunk is copied out of JavaScript.
+        if !body.fits(chunk.length() as usize) || body.push(&chunk.to_vec()).is_err() {
+            cancel(&reader);
+            return BodyRead::TooLarge;
+        }
+    }
 }
 
 fn attach(req: &Request, token: &crate::session::AccessToken) {
@@ -653,11 +700,23 @@ impl TokenManager {
                 return Ok(v);
             }
             let ct = resp.headers().get("content-type").ok().flatten();
-            let text = JsFuture::from(resp.clone()?.text()?).await?.as_string().unwrap_or_default();
+            // A copy is read (at most MAX_BODY_BYTES, C23), so that the caller can still read the Response.
+            let body = match read_capped(&resp.clone()?).await {
+                BodyRead::Complete(b) => b,
+                BodyRead::TooLarge => {
+                    // The caller gets no Response: cancel its copy too, so that the source stops.
+                    let original = js::get(&resp, "body");
+                    if original.is_object() {
+                        js::discard(original.unchecked_into::<js::BodyStream>().cancel_stream());
+                    }
+                    return Err(error(BodyError::TooLarge.code(), BodyError::TooLarge.message()));
+                }
+                BodyRead::Failed(e) => return Err(e),
+            };
             if is_disposed(&inner) {
                 return Err(disposed_error());
             }
-            let r = with_core(&inner, |c| c.set_token_body(now_ms(), text.as_bytes(), ct.as_deref(), TokenSource::Login));
+            let r = with_core(&inner, |c| c.set_token_body(now_ms(), body.bytes(), ct.as_deref(), TokenSource::Login));
             pump(&inner);
             match r {
                 Ok(()) => Ok(v),
