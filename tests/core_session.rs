@@ -331,6 +331,28 @@ fn c42_logout_during_refresh_drops_result() {
 }
 
 #[test]
+fn s16_logout_confirmed_only_by_a_2xx_answer() {
+    for status in [200, 204, 299] {
+        assert_eq!(logout_result(Some(status)), Ok(()), "{status}");
+    }
+    for status in [Some(403), Some(500), Some(302), Some(401), Some(0), None] {
+        let e = logout_result(status).unwrap_err();
+        assert_eq!(e.status, status);
+        assert_eq!(e.code(), ErrorCode::LogoutFailed);
+        assert!(e.message().contains("still be active"), "{}", e.message());
+    }
+    // Whatever the server answers, the local logout already happened and is not undone.
+    let mut s = logged_in(T0, 300);
+    assert!(s.logout(T0 + 10, LogoutReason::User));
+    drain(&mut s);
+    let _ = logout_result(Some(403));
+    assert!(!s.is_authenticated() && s.is_ended());
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(sent_token(&s.prepare_request(T0 + 20, false)), None, "no session restore after a refused logout");
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
 fn c43_login_during_refresh_drops_old_result() {
     let mut s = logged_in(T0, 300);
     s.handle_timeout(T0 + 240_000);

@@ -24,7 +24,7 @@ export function mint(lifeS) {
 const json = (obj, status = 200) => new Response(JSON.stringify(obj), { status, headers: { 'content-type': 'application/json' } });
 
 function install() {
-  const s = { log: [], valid: null, plan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null };
+  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null };
   globalThis.__fake = s;
   globalThis.fetch = async (input, init) => {
     const req = new Request(input, init);
@@ -48,7 +48,14 @@ function install() {
       if (s.loginBody) return json(s.loginBody);
       s.valid = mint(s.life); return json({ accessToken: s.valid, user: 'u' });
     }
-    if (url.pathname === '/auth/logout') { s.valid = null; return new Response(null, { status: 204 }); }
+    if (url.pathname === '/auth/logout') {
+      const step = s.logoutPlan.length ? s.logoutPlan.shift() : 'ok';
+      if (step === 'network') throw new TypeError('Failed to fetch');
+      if (step === 'hang') return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)));
+      if (step !== 'ok' && step !== '200') return json({ error: 'x' }, Number(step)); // the server session stays alive
+      s.valid = null;
+      return step === '200' ? json({}) : new Response(null, { status: 204 });
+    }
     if (url.pathname === '/net-error') throw new TypeError('Failed to fetch');
     if (url.pathname === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
     if (url.pathname.startsWith('/open')) return json({ ok: true });
@@ -363,6 +370,56 @@ const scenarios = {
     check(api(s)[0].auth === null && s.refreshCount === 0, 'a token or a refresh after logout');
     await tm.logout();
     check(reasons.length === 1, 'logout is not idempotent');
+    tm.dispose();
+  },
+
+  async logoutFailureRejectsButWinsLocally(make) {
+    for (const step of ['403', '500', 'network', 'hang']) {
+      const s = install();
+      const crossTab = 'wtm-test-logout-' + step + '-' + Math.random();
+      const raw = new BroadcastChannel(crossTab);
+      const heard = [];
+      raw.addEventListener('message', (e) => { try { heard.push(JSON.parse(e.data).type); } catch (_) { /* not ours */ } });
+      // 'hang': the logout call never answers and is aborted after refreshTimeoutSeconds.
+      const tm = make({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', crossTab, refreshTimeoutSeconds: step === 'hang' ? 0.05 : 10 });
+      await tm.login('/auth/login', { method: 'POST' });
+      check(tm.isAuthenticated, step + ': login');
+      const reasons = [];
+      tm.events.addEventListener('logout', (e) => reasons.push(e.detail.reason));
+      const release = gate(s);
+      const pending = tm.refresh();
+      await until(() => s.refreshCount === 1, step + ': the refresh call');
+      s.logoutPlan = [step];
+      const e = await expectError(tm.logout(), 'LOGOUT_FAILED', step);
+      const want = step === 'network' || step === 'hang' ? null : Number(step);
+      check(e.status === want, step + ': status ' + e.status + ' expected ' + want);
+      // Logout won locally all the same.
+      check(reasons.join() === 'user', step + ': logout events ' + JSON.stringify(reasons));
+      check(!tm.isAuthenticated && tm.expiresAt === null, step + ': still authenticated');
+      release();
+      check((await pending) === false, step + ': the refresh in flight brought the session back');
+      check(!tm.isAuthenticated, step + ': authenticated after the refresh result');
+      await until(() => heard.includes('logout'), step + ': the other tabs were not told');
+      // The server kept the session and its cookie, but nothing restores it from there automatically.
+      check(s.valid !== null, step + ': the scripted server dropped the session');
+      const before = s.refreshCount;
+      await tm.fetch('/api/a');
+      check(api(s).length === 1 && api(s)[0].auth === null && s.refreshCount === before, step + ': a token or a refresh after the logout');
+      // Idempotent: logging out again posts again and resolves once the server accepts.
+      s.logoutPlan = ['200'];
+      await tm.logout();
+      check(s.log.filter((x) => x.path === '/auth/logout').length === 2, step + ': the second logout was not posted');
+      check(s.valid === null, step + ': the second logout did not reach the server');
+      check(reasons.length === 1, step + ': logout fired again');
+      raw.close();
+      tm.dispose();
+    }
+    // Without logoutUrl there is nothing to confirm: it resolves and posts nothing.
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    tm.setAccessToken(mint(3600));
+    await tm.logout();
+    check(!tm.isAuthenticated && s.log.length === 0, 'logout without logoutUrl');
     tm.dispose();
   },
 
@@ -829,6 +886,11 @@ async fn session_restore_once() {
 #[wasm_bindgen_test]
 async fn logout_clears_and_fires() {
     scenario("logoutClearsAndFires").await;
+}
+
+#[wasm_bindgen_test]
+async fn c42_s16_logout_failure_rejects_logout_failed_but_wins_locally() {
+    scenario("logoutFailureRejectsButWinsLocally").await;
 }
 
 #[wasm_bindgen_test]

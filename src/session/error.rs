@@ -14,6 +14,9 @@ pub enum ErrorCode {
     BadResponse,
     /// The manager was disposed; create a new one.
     Disposed,
+    /// The server did not confirm a logout: the session ended locally, but the server session and its
+    /// refresh cookie may still be alive (tell the user; logging out again retries).
+    LogoutFailed,
 }
 
 impl ErrorCode {
@@ -24,6 +27,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "INVALID_TOKEN",
             ErrorCode::BadResponse => "BAD_RESPONSE",
             ErrorCode::Disposed => "DISPOSED",
+            ErrorCode::LogoutFailed => "LOGOUT_FAILED",
         }
     }
 }
@@ -115,3 +119,44 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
+
+/// The logout call was not answered 2xx (see [`logout_result`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogoutError {
+    /// The HTTP status of the logout call, or `None` for a network error or timeout.
+    pub status: Option<u16>,
+}
+
+impl LogoutError {
+    /// The stable code, [`ErrorCode::LogoutFailed`].
+    pub const fn code(self) -> ErrorCode {
+        ErrorCode::LogoutFailed
+    }
+
+    /// A short English description, safe to show.
+    pub const fn message(self) -> &'static str {
+        match self.status {
+            Some(_) => "the server refused the logout: the session may still be active on the server",
+            None => "the logout call failed (network error or timeout): the session may still be active on the server",
+        }
+    }
+}
+
+impl fmt::Display for LogoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for LogoutError {}
+
+/// Whether the server confirmed a logout: only a 2xx answer does. `status` is the HTTP status of the logout
+/// call, or `None` when it failed at the network level or timed out. The local logout
+/// ([`crate::session::Session::logout`]) has happened either way; an error only says that the server session
+/// and its refresh cookie may still be alive.
+pub fn logout_result(status: Option<u16>) -> Result<(), LogoutError> {
+    match status {
+        Some(200..=299) => Ok(()),
+        _ => Err(LogoutError { status }),
+    }
+}

@@ -436,6 +436,9 @@ impl Session {
 
     /// Logs out: clears the token, cancels timers and any refresh in flight (its result is dropped, C42),
     /// and fires `logout` unless already logged out. Returns whether anything changed (idempotent).
+    ///
+    /// Logout wins locally whatever the server says: the shell then posts to the logout endpoint and judges
+    /// its answer with [`crate::session::logout_result`], which changes nothing here.
     pub fn logout(&mut self, now_ms: u64, reason: LogoutReason) -> bool {
         self.bump_epoch(now_ms);
         let changed = self.end_locally(reason);

@@ -20,7 +20,7 @@ mod token;
 
 pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD};
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
-pub use error::{BodyError, ErrorCode, TokenError};
+pub use error::{logout_result, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{
     BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
 };

@@ -34,6 +34,13 @@ extern "C" {
     pub fn cancel_reader(this: &StreamReader) -> Result<Promise, JsValue>;
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `AbortSignal.timeout(ms)`: a signal that aborts by itself (throws where it is not supported).
+    #[wasm_bindgen(js_namespace = AbortSignal, js_name = timeout, catch)]
+    pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue>;
+}
+
 /// Lets a promise settle on its own, its rejection handled (so that it is not reported as unhandled).
 pub fn discard(p: Promise) {
     wasm_bindgen_futures::spawn_local(async move {

@@ -14,7 +14,7 @@ use super::options::Options;
 use super::tabs::{self, Lock, Tabs};
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use crate::session::{
-    clamp_timer_delay, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
+    clamp_timer_delay, logout_result, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
     RefreshResponse, Session, Message, TokenSource, Unauthorized, MAX_BODY_BYTES,
 };
 
@@ -761,8 +761,17 @@ impl TokenManager {
         })
     }
 
-    /// Logs out: clears the token, cancels timers and any refresh in flight, fires `logout`, then posts to
-    /// `logoutUrl` with credentials. Idempotent; resolves even when the logout call fails.
+    /// Logs out. Locally it always wins, at once and whatever the server answers: the token is cleared,
+    /// timers stop, the result of any refresh in flight is dropped, the other tabs are told, `logout` fires,
+    /// and no automatic refresh (no session restore from the cookie) happens until `login`, `setAccessToken`
+    /// or `refresh()`. Then it posts to `logoutUrl` with credentials and `refreshHeaders`, aborted after
+    /// `refreshTimeoutSeconds`.
+    ///
+    /// Resolves when the server answered 2xx, or at once without `logoutUrl`. Otherwise rejects with a
+    /// `TokenManagerError` whose `code` is `LOGOUT_FAILED` and whose `status` is the HTTP status, or `null`
+    /// for a network error or timeout: the server session and its refresh cookie may still be alive, so tell
+    /// the user. Idempotent: every call posts again (so calling it again retries); `logout` fires only when
+    /// something changed.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn logout(&self) -> Promise {
         if is_disposed(&self.inner) {
@@ -770,19 +779,33 @@ impl TokenManager {
         }
         with_core(&self.inner, |c| c.logout(now_ms(), LogoutReason::User));
         pump(&self.inner);
-        let url = self.inner.opts.logout_url.clone();
+        let Some(url) = self.inner.opts.logout_url.clone() else {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        };
         let init = object(&[
             ("method", &JsValue::from_str("POST")),
             ("credentials", &JsValue::from_str("include")),
             ("headers", &self.inner.opts.headers_object()),
         ]);
+        if let Ok(signal) = js::abort_signal_timeout(self.inner.opts.session.refresh_timeout_ms as f64) {
+            js::set(&init, "signal", &signal);
+        }
+        let debug = self.inner.opts.debug;
         future_to_promise(async move {
-            if let Some(u) = url {
-                if let Ok(p) = js::global_fetch_init(&JsValue::from_str(&u), &init) {
-                    let _ = JsFuture::from(p).await;
+            let answer = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
+                Ok(p) => JsFuture::from(p).await,
+                Err(e) => Err(e),
+            };
+            let status = answer.ok().and_then(|v| v.dyn_ref::<Response>().map(|r| r.status()));
+            match logout_result(status) {
+                Ok(()) => Ok(JsValue::UNDEFINED),
+                Err(e) => {
+                    js::debug(debug, "logout: the server did not confirm it");
+                    let err = error(e.code(), e.message());
+                    js::set(&err, "status", &opt_number(e.status.map(u64::from)));
+                    Err(err)
                 }
             }
-            Ok(JsValue::UNDEFINED)
         })
     }
 

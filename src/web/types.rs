@@ -18,7 +18,7 @@ export interface TokenManagerOptions {
   tokenField?: string;
   /** Headers sent on refresh and logout calls as CSRF defence. Default `{ 'X-Requested-With': 'fetch' }`, the custom header the reference server requires; a value given here replaces the default (`{}` sends none). A cross-origin `refreshUrl` or `logoutUrl` must allow these headers in its CORS preflight. */
   refreshHeaders?: Record<string, string>;
-  /** Abort a refresh call after this long. Default 10. */
+  /** Abort a refresh or logout call after this long. Default 10. */
   refreshTimeoutSeconds?: number;
   /** The BroadcastChannel name shared by the tabs of this app (default: derived from `refreshUrl`), or `false` to turn cross-tab coordination off. */
   crossTab?: string | false;
@@ -71,12 +71,14 @@ export interface TokenManagerEvents extends EventTarget {
 }
 
 /** The stable `code` of a {@link TokenManagerError}. Network failures are not among them: the manager's `fetch` rejects with the platform's `TypeError`, as `fetch` does. */
-export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED';
+export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED';
 
 /** Errors thrown or rejected by the manager: `Error`s with `name === 'TokenManagerError'` and a stable `code`. */
 export interface TokenManagerError extends Error {
   name: 'TokenManagerError';
   code: TokenManagerErrorCode;
+  /** With `LOGOUT_FAILED` (the server did not confirm `logout()`; the local logout happened anyway): the HTTP status of the logout call, or null for a network error or timeout. */
+  status?: number | null;
 }
 
 /** The manager's `fetch`: the same contract as the global `fetch`. */

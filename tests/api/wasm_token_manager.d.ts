@@ -15,7 +15,7 @@ export interface TokenManagerOptions {
     tokenField?: string;
     /** Headers sent on refresh and logout calls as CSRF defence. Default `{ 'X-Requested-With': 'fetch' }`, the custom header the reference server requires; a value given here replaces the default (`{}` sends none). A cross-origin `refreshUrl` or `logoutUrl` must allow these headers in its CORS preflight. */
     refreshHeaders?: Record<string, string>;
-    /** Abort a refresh call after this long. Default 10. */
+    /** Abort a refresh or logout call after this long. Default 10. */
     refreshTimeoutSeconds?: number;
     /** The BroadcastChannel name shared by the tabs of this app (default: derived from `refreshUrl`), or `false` to turn cross-tab coordination off. */
     crossTab?: string | false;
@@ -68,12 +68,14 @@ export interface TokenManagerEvents extends EventTarget {
 }
 
 /** The stable `code` of a {@link TokenManagerError}. Network failures are not among them: the manager's `fetch` rejects with the platform's `TypeError`, as `fetch` does. */
-export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED';
+export type TokenManagerErrorCode = 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED';
 
 /** Errors thrown or rejected by the manager: `Error`s with `name === 'TokenManagerError'` and a stable `code`. */
 export interface TokenManagerError extends Error {
     name: 'TokenManagerError';
     code: TokenManagerErrorCode;
+    /** With `LOGOUT_FAILED` (the server did not confirm `logout()`; the local logout happened anyway): the HTTP status of the logout call, or null for a network error or timeout. */
+    status?: number | null;
 }
 
 /** The manager's `fetch`: the same contract as the global `fetch`. */
@@ -100,8 +102,17 @@ export class TokenManager {
      */
     login(input: RequestInfo | URL, init?: RequestInit | null): Promise<Response>;
     /**
-     * Logs out: clears the token, cancels timers and any refresh in flight, fires `logout`, then posts to
-     * `logoutUrl` with credentials. Idempotent; resolves even when the logout call fails.
+     * Logs out. Locally it always wins, at once and whatever the server answers: the token is cleared,
+     * timers stop, the result of any refresh in flight is dropped, the other tabs are told, `logout` fires,
+     * and no automatic refresh (no session restore from the cookie) happens until `login`, `setAccessToken`
+     * or `refresh()`. Then it posts to `logoutUrl` with credentials and `refreshHeaders`, aborted after
+     * `refreshTimeoutSeconds`.
+     *
+     * Resolves when the server answered 2xx, or at once without `logoutUrl`. Otherwise rejects with a
+     * `TokenManagerError` whose `code` is `LOGOUT_FAILED` and whose `status` is the HTTP status, or `null`
+     * for a network error or timeout: the server session and its refresh cookie may still be alive, so tell
+     * the user. Idempotent: every call posts again (so calling it again retries); `logout` fires only when
+     * something changed.
      */
     logout(): Promise<void>;
     /**
