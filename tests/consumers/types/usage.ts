@@ -48,7 +48,9 @@ async function app(): Promise<void> {
   tm.events.addEventListener('sessionexpired', () => {});
   try { await tm.fetch('/x'); } catch (e) {
     const err = e as TokenManagerError;
-    const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'NETWORK' = err.code;
+    const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED' = err.code;
+    const status: number | null | undefined = err.status;
+    void status;
     void code;
   }
   tm.dispose();
