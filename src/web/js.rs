@@ -1,5 +1,8 @@
 //! Small bindings to globals (not `window`, so the shell also runs in workers) and JS helpers.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -41,9 +44,30 @@ extern "C" {
     pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue>;
 }
 
+/// A boxed future, so that the executor glue is instantiated once for every async body (size).
+type Job<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// `future_to_promise`, instantiated once: every async export goes through this.
+pub fn promise(f: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    to_promise(Box::pin(f))
+}
+
+fn to_promise(f: Job<Result<JsValue, JsValue>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(f)
+}
+
+/// `spawn_local`, instantiated once.
+pub fn spawn(f: impl Future<Output = ()> + 'static) {
+    spawn_job(Box::pin(f))
+}
+
+fn spawn_job(f: Job<()>) {
+    wasm_bindgen_futures::spawn_local(f)
+}
+
 /// Lets a promise settle on its own, its rejection handled (so that it is not reported as unhandled).
 pub fn discard(p: Promise) {
-    wasm_bindgen_futures::spawn_local(async move {
+    spawn(async move {
         let _ = wasm_bindgen_futures::JsFuture::from(p).await;
     });
 }

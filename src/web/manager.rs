@@ -6,7 +6,7 @@ use std::rc::Rc;
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget, Request, Response};
 
 use super::js::{self, error, now_ms, object, opt_number};
@@ -74,7 +74,7 @@ fn perform(inner: &Rci, action: Action) {
     match action {
         Action::StartRefresh { id } => {
             let i = inner.clone();
-            spawn_local(async move { run_refresh(i, id).await });
+            js::spawn(async move { run_refresh(i, id).await });
         }
         Action::AbortRefresh { id } => {
             let ctrls = {
@@ -487,7 +487,7 @@ fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
     // A ReadableStream body cannot be replayed: such a request is never retried.
     let stream = js::get(&js::get(&init, "body"), "getReader").is_function();
     let inner = inner.clone();
-    future_to_promise(async move { managed_fetch(inner, req, !stream).await })
+    js::promise(async move { managed_fetch(inner, req, !stream).await })
 }
 
 async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
@@ -693,7 +693,7 @@ impl TokenManager {
         js::set(&merged, "credentials", &JsValue::from_str("include"));
         let inner = self.inner.clone();
         let input: JsValue = input.into();
-        future_to_promise(async move {
+        js::promise(async move {
             let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
             let resp: Response = v.clone().dyn_into()?;
             if !resp.ok() {
@@ -754,7 +754,7 @@ impl TokenManager {
         pump(&self.inner);
         let settled = settle_promise(&self.inner, id);
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        js::promise(async move {
             let _ = JsFuture::from(settled).await;
             let ok = inner.core.borrow().token_since(generation).is_some();
             Ok(JsValue::from_bool(ok))
@@ -791,7 +791,7 @@ impl TokenManager {
             js::set(&init, "signal", &signal);
         }
         let debug = self.inner.opts.debug;
-        future_to_promise(async move {
+        js::promise(async move {
             let answer = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
                 Ok(p) => JsFuture::from(p).await,
                 Err(e) => Err(e),
