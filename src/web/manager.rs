@@ -36,7 +36,7 @@ pub(crate) struct Inner {
     opts: Options,
     events: EventTarget,
     tabs: RefCell<Tabs>,
-    timer_cb: RefCell<Option<Closure<dyn Fn()>>>,
+    timer_cb: RefCell<Option<Closure<dyn Fn(JsValue)>>>,
     fetch_fn: RefCell<Option<Closure<dyn Fn(JsValue, JsValue) -> Promise>>>,
 }
 
@@ -229,7 +229,7 @@ async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> 
         return Ok(());
     };
     let sig = signal.clone();
-    let on_abort = Closure::<dyn Fn()>::new(move || {
+    let on_abort = Closure::<dyn Fn(JsValue)>::new(move |_: JsValue| {
         let _ = reject.call1(&JsValue::UNDEFINED, &js::get(&sig, "reason"));
     });
     let _ = target.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
@@ -557,18 +557,21 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     Ok(second)
 }
 
+/// A JS callback running `f` while the manager is alive and not disposed (one closure type for all).
+fn handler(inner: &Rci, f: fn(&Rci, JsValue)) -> Closure<dyn Fn(JsValue)> {
+    let weak = Rc::downgrade(inner);
+    Closure::<dyn Fn(JsValue)>::new(move |ev: JsValue| {
+        if let Some(i) = weak.upgrade() {
+            if !is_disposed(&i) {
+                f(&i, ev);
+            }
+        }
+    })
+}
+
 /// Listens to the other tabs and to the page lifecycle. Timers are hints: waking up re-checks the clock.
 fn install_listeners(inner: &Rci, t: &mut Tabs) {
-    let handler = |f: fn(&Rci, JsValue)| {
-        let weak = Rc::downgrade(inner);
-        Closure::<dyn Fn(JsValue)>::new(move |ev: JsValue| {
-            if let Some(i) = weak.upgrade() {
-                if !is_disposed(&i) {
-                    f(&i, ev);
-                }
-            }
-        })
-    };
+    let handler = |f: fn(&Rci, JsValue)| handler(inner, f);
     if let Some(ch) = t.channel.clone() {
         let cb = handler(|i, ev| {
             let data = js::get(&ev, "data").as_string();
@@ -651,12 +654,7 @@ impl TokenManager {
         install_listeners(&inner, &mut t);
         *inner.tabs.borrow_mut() = t;
         with_core(&inner, |c| c.set_visible(now_ms(), tabs::page_visible()));
-        let weak = Rc::downgrade(&inner);
-        let timer = Closure::<dyn Fn()>::new(move || {
-            if let Some(i) = weak.upgrade() {
-                on_timer(&i);
-            }
-        });
+        let timer = handler(&inner, |i, _| on_timer(i));
         *inner.timer_cb.borrow_mut() = Some(timer);
         // The bound fetch keeps the manager alive: `ky.create({ fetch: new TokenManager(o).fetch })` works.
         let strong = inner.clone();
