@@ -492,7 +492,7 @@ fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
 
 async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
     let own_auth = req.headers().has("authorization").unwrap_or(true);
-    if own_auth || !inner.opts.allows(&req.url()) {
+    if own_auth || !inner.opts.allows(&js::get(&req, "url").as_string().unwrap_or_default()) {
         return send(&req).await;
     }
     // A keepalive request (sent while the page goes away) cannot wait for a refresh: it goes out at once,

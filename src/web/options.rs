@@ -4,7 +4,6 @@
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::Url;
 
 use super::js::{self, error};
 use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig, DEFAULT_REFRESH_HEADERS};
@@ -45,27 +44,42 @@ pub fn base_url() -> Option<String> {
     js::get(&js::global("location"), "href").as_string()
 }
 
+/// A parsed `URL`, read through `Reflect` (one import for every property, instead of one per getter).
+pub struct Url(JsValue);
+
+impl Url {
+    /// `new URL(url)`, or `None` where it throws.
+    pub fn new(url: &str) -> Option<Url> {
+        js::construct("URL", &[&JsValue::from_str(url)]).ok().map(Url)
+    }
+
+    /// The string property `name` (`protocol`, `hostname`, `href`...).
+    pub fn get(&self, name: &str) -> String {
+        js::get(&self.0, name).as_string().unwrap_or_default()
+    }
+}
+
 /// Resolves a URL against the current global's location.
 pub fn resolve(url: &str) -> Option<Url> {
     match base_url() {
-        Some(base) => Url::new_with_base(url, &base).ok(),
-        None => Url::new(url).ok(),
+        Some(base) => js::construct("URL", &[&JsValue::from_str(url), &JsValue::from_str(&base)]).ok().map(Url),
+        None => Url::new(url),
     }
 }
 
 /// The tuple origin of a parsed URL, for http(s) URLs.
 pub fn origin_of(url: &Url) -> Option<Origin> {
-    Origin::new(&url.protocol(), &url.hostname(), &url.port())
+    Origin::new(&url.get("protocol"), &url.get("hostname"), &url.get("port"))
 }
 
 fn http_url(v: &JsValue, option: &str) -> Result<String, JsValue> {
     let s = v.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad(option, "must be a non-empty URL string"))?;
     let url = resolve(&s).ok_or_else(|| bad(option, "is not a valid URL"))?;
-    let p = url.protocol();
+    let p = url.get("protocol");
     if p != "https:" && p != "http:" {
         return Err(bad(option, "must be an http(s) URL"));
     }
-    Ok(url.href())
+    Ok(url.get("href"))
 }
 
 fn seconds(v: &JsValue, option: &str, default_ms: u64, allow_zero: bool) -> Result<u64, JsValue> {
@@ -96,7 +110,7 @@ impl Options {
 
         let origins_v = js::get(v, "apiOrigins");
         let origins = if origins_v.is_undefined() {
-            let own = base_url().and_then(|b| Url::new(&b).ok()).and_then(|u| origin_of(&u));
+            let own = base_url().and_then(|b| Url::new(&b)).and_then(|u| origin_of(&u));
             AllowedOrigins::new(own.into_iter().collect())
         } else {
             if !js_sys::Array::is_array(&origins_v) {
@@ -104,12 +118,10 @@ impl Options {
             }
             let mut list = Vec::new();
             for item in js_sys::Array::from(&origins_v).iter() {
-                let parsed = item.as_string().and_then(|s| Url::new(&s).ok()).filter(|u| {
-                    (u.pathname() == "/" || u.pathname().is_empty())
-                        && u.search().is_empty()
-                        && u.hash().is_empty()
-                        && u.username().is_empty()
-                        && u.password().is_empty()
+                let parsed = item.as_string().and_then(|s| Url::new(&s)).filter(|u| {
+                    let path = u.get("pathname");
+                    (path == "/" || path.is_empty())
+                        && ["search", "hash", "username", "password"].iter().all(|k| u.get(k).is_empty())
                 });
                 match parsed.as_ref().and_then(origin_of) {
                     Some(o) => list.push(o),
@@ -180,7 +192,7 @@ impl Options {
 
     /// Whether a request URL (absolute, as `Request.url` gives it) may receive the bearer.
     pub fn allows(&self, url: &str) -> bool {
-        Url::new(url).ok().and_then(|u| origin_of(&u)).is_some_and(|o| self.origins.allows(&o))
+        Url::new(url).and_then(|u| origin_of(&u)).is_some_and(|o| self.origins.allows(&o))
     }
 
     /// The headers of refresh and logout calls, as a plain object.
