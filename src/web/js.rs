@@ -100,14 +100,39 @@ pub fn global(name: &str) -> JsValue {
     get(&js_sys::global(), name)
 }
 
+fn array(items: &[&JsValue]) -> js_sys::Array {
+    let array = js_sys::Array::new();
+    for a in items {
+        array.push(a);
+    }
+    array
+}
+
 /// `new globalThis[name](...args)`.
 pub fn construct(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let ctor: Function = global(name).dyn_into()?;
-    let array = js_sys::Array::new();
-    for a in args {
-        array.push(a);
+    Reflect::construct(&ctor, &array(args))
+}
+
+/// `obj[name](...args)`: `Err` when that is not a function or it throws. One import for every method the
+/// shell calls, instead of one web-sys binding (and its glue) each.
+pub fn call(obj: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let f: Function = get(obj, name).dyn_into()?;
+    Reflect::apply(&f, obj, &array(args))
+}
+
+/// `message.headers.get(name)` of a `Request` or `Response`.
+pub fn header(message: &JsValue, name: &str) -> Option<String> {
+    call(&get(message, "headers"), "get", &[&JsValue::from_str(name)]).ok()?.as_string()
+}
+
+/// `response.status`, or 0 when `v` is not a `Response`.
+pub fn status(v: &JsValue) -> u16 {
+    if v.is_instance_of::<web_sys::Response>() {
+        get(v, "status").as_f64().unwrap_or(0.0) as u16
+    } else {
+        0
     }
-    Reflect::construct(&ctor, &array)
 }
 
 /// A plain object from key/value pairs.

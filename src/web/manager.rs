@@ -7,7 +7,7 @@ use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget, Request, Response};
+use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget};
 
 use super::js::{self, error, now_ms, object, opt_number};
 use super::options::Options;
@@ -371,11 +371,10 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         Err(e) => Err(e),
     };
     let mut http: Option<(u16, Option<String>, Option<String>, CappedBody, bool)> = None;
-    if let Ok(resp) = result.and_then(|v| v.dyn_into::<Response>().map_err(JsValue::from)) {
-        let h = resp.headers();
-        let status = resp.status();
-        let ct = h.get("content-type").ok().flatten();
-        let ra = h.get("retry-after").ok().flatten();
+    if let Some(resp) = result.ok().filter(|v| v.is_instance_of::<web_sys::Response>()) {
+        let status = js::status(&resp);
+        let ct = js::header(&resp, "content-type");
+        let ra = js::header(&resp, "retry-after");
         let mut body = CappedBody::new();
         let mut too_large = false;
         let mut failed = false;
@@ -421,13 +420,13 @@ enum BodyRead {
 
 /// Reads `resp`'s body chunk by chunk into a [`CappedBody`] and cancels the stream at the first chunk that
 /// does not fit, so a huge or never-ending body is read no further than the cap (C23).
-async fn read_capped(resp: &Response) -> BodyRead {
+async fn read_capped(resp: &JsValue) -> BodyRead {
     let stream = js::get(resp, "body");
     if stream.is_null() || stream.is_undefined() {
         return BodyRead::Complete(CappedBody::new());
     }
     let stream: js::BodyStream = stream.unchecked_into();
-    let declared = resp.headers().get("content-length").ok().flatten().and_then(|s| s.trim().parse::<u64>().ok());
+    let declared = js::header(resp, "content-length").and_then(|s| s.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         js::discard(stream.cancel_stream());
         return BodyRead::TooLarge;
@@ -467,11 +466,12 @@ async fn read_capped(resp: &Response) -> BodyRead {
     }
 }
 
-fn attach(req: &Request, token: &crate::session::AccessToken) {
-    let _ = req.headers().set("authorization", &["Bearer ", token.expose()].concat());
+fn attach(req: &JsValue, token: &crate::session::AccessToken) {
+    let value = JsValue::from_str(&["Bearer ", token.expose()].concat());
+    let _ = js::call(&js::get(req, "headers"), "set", &[&JsValue::from_str("authorization"), &value]);
 }
 
-async fn send(req: &Request) -> Result<JsValue, JsValue> {
+async fn send(req: &JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(js::global_fetch(req)?).await
 }
 
@@ -480,8 +480,8 @@ fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
     if is_disposed(inner) {
         return Promise::reject(&disposed_error());
     }
-    let req: Request = match js::construct("Request", &[&input, &init]) {
-        Ok(r) => r.unchecked_into(),
+    let req = match js::construct("Request", &[&input, &init]) {
+        Ok(r) => r,
         Err(e) => return Promise::reject(&e),
     };
     // A ReadableStream body cannot be replayed: such a request is never retried.
@@ -490,8 +490,9 @@ fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
     js::promise(async move { managed_fetch(inner, req, !stream).await })
 }
 
-async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
-    let own_auth = req.headers().has("authorization").unwrap_or(true);
+async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) -> Result<JsValue, JsValue> {
+    let own_auth = js::call(&js::get(&req, "headers"), "has", &[&JsValue::from_str("authorization")])
+        .map_or(true, |v| v.as_bool() != Some(false));
     if own_auth || !inner.opts.allows(&js::get(&req, "url").as_string().unwrap_or_default()) {
         return send(&req).await;
     }
@@ -521,12 +522,12 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
         }
     };
     // Clone before the first send, so that the body survives for a retry.
-    let spare = if replayable { req.clone().ok() } else { None };
+    let spare = if replayable { js::call(&req, "clone", &[]).ok() } else { None };
     if let Some(t) = &token {
         attach(&req, t);
     }
     let first = send(&req).await?;
-    let status = first.dyn_ref::<Response>().map(|r| r.status()).unwrap_or(0);
+    let status = js::status(&first);
     if status != 401 {
         return Ok(first);
     }
@@ -550,7 +551,7 @@ async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsV
     attach(&spare, &token);
     let second = send(&spare).await?;
     if let Some(g) = refreshed {
-        if second.dyn_ref::<Response>().map(|r| r.status()) == Some(401) {
+        if js::status(&second) == 401 {
             with_core(&inner, |c| c.handle_retry_unauthorized(now_ms(), g));
         }
     }
@@ -693,13 +694,13 @@ impl TokenManager {
         let input: JsValue = input.into();
         js::promise(async move {
             let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
-            let resp: Response = v.clone().dyn_into()?;
-            if !resp.ok() {
+            let resp: web_sys::Response = v.clone().dyn_into()?;
+            if js::get(&resp, "ok").as_bool() != Some(true) {
                 return Ok(v);
             }
-            let ct = resp.headers().get("content-type").ok().flatten();
+            let ct = js::header(&resp, "content-type");
             // A copy is read (at most MAX_BODY_BYTES, C23), so that the caller can still read the Response.
-            let body = match read_capped(&resp.clone()?).await {
+            let body = match read_capped(&js::call(&resp, "clone", &[])?).await {
                 BodyRead::Complete(b) => b,
                 BodyRead::TooLarge => {
                     // The caller gets no Response: cancel its copy too, so that the source stops.
@@ -794,7 +795,7 @@ impl TokenManager {
                 Ok(p) => JsFuture::from(p).await,
                 Err(e) => Err(e),
             };
-            let status = answer.ok().and_then(|v| v.dyn_ref::<Response>().map(|r| r.status()));
+            let status = answer.ok().filter(|v| v.is_instance_of::<web_sys::Response>()).map(|v| js::status(&v));
             match logout_result(status) {
                 Ok(()) => Ok(JsValue::UNDEFINED),
                 Err(e) => {

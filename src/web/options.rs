@@ -153,13 +153,14 @@ impl Options {
             if !hv.is_object() || js_sys::Array::is_array(&hv) {
                 return Err(bad("refreshHeaders", "must be an object of header names to string values"));
             }
-            let check = web_sys::Headers::new().map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
+            let check = js::construct("Headers", &[]).map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
             for entry in Object::entries(hv.unchecked_ref()).iter() {
                 let name = js::get(&entry, "0").as_string().unwrap_or_default();
                 let value = js::get(&entry, "1")
                     .as_string()
                     .ok_or_else(|| bad("refreshHeaders", "must have string values"))?;
-                if check.append(&name, &value).is_err() || name.eq_ignore_ascii_case("authorization") {
+                let appended = js::call(&check, "append", &[&JsValue::from_str(&name), &JsValue::from_str(&value)]);
+                if appended.is_err() || name.eq_ignore_ascii_case("authorization") {
                     return Err(bad("refreshHeaders", "contains an invalid header name or value"));
                 }
                 headers.push((name, value));
