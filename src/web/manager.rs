@@ -7,7 +7,6 @@ use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, CustomEvent, CustomEventInit, EventTarget};
 
 use super::js::{self, error, now_ms, object, opt_number};
 use super::options::Options;
@@ -24,8 +23,10 @@ struct Shell {
     timer: Option<JsValue>,
     timer_deadline: Option<u64>,
     settles: Vec<(RefreshId, Promise, Function)>,
-    aborts: Vec<(RefreshId, AbortController)>,
-    lock_waits: Vec<(RefreshId, AbortController)>,
+    /// The `AbortController`s of refresh calls.
+    aborts: Vec<(RefreshId, JsValue)>,
+    /// The `AbortController`s of follower tabs' waits for the election lock.
+    lock_waits: Vec<(RefreshId, JsValue)>,
     /// The release of the election lock this tab still holds for a moment after a refresh.
     held_lock: Option<Function>,
 }
@@ -34,7 +35,8 @@ pub(crate) struct Inner {
     core: RefCell<Session>,
     shell: RefCell<Shell>,
     opts: Options,
-    events: EventTarget,
+    /// The `EventTarget` at `tm.events`.
+    events: JsValue,
     tabs: RefCell<Tabs>,
     timer_cb: RefCell<Option<Closure<dyn Fn(JsValue)>>>,
     fetch_fn: RefCell<Option<Closure<dyn Fn(JsValue, JsValue) -> Promise>>>,
@@ -79,12 +81,12 @@ fn perform(inner: &Rci, action: Action) {
         Action::AbortRefresh { id } => {
             let ctrls = {
                 let mut sh = inner.shell.borrow_mut();
-                let mut taken: Vec<AbortController> = Vec::new();
+                let mut taken: Vec<JsValue> = Vec::new();
                 sh.aborts.retain(|(i, c)| if *i == id { taken.push(c.clone()); false } else { true });
                 taken
             };
             for c in ctrls {
-                c.abort();
+                abort(&c);
             }
         }
         Action::RefreshSettled { id } => {
@@ -92,13 +94,13 @@ fn perform(inner: &Rci, action: Action) {
                 let mut sh = inner.shell.borrow_mut();
                 let pos = sh.settles.iter().position(|(i, _, _)| *i == id);
                 let resolve = pos.map(|p| sh.settles.swap_remove(p).2);
-                let mut waits: Vec<AbortController> = Vec::new();
+                let mut waits: Vec<JsValue> = Vec::new();
                 sh.lock_waits.retain(|(i, c)| if *i == id { waits.push(c.clone()); false } else { true });
                 (resolve, waits)
             };
             // A follower tab waiting for the election stops waiting once the result is here.
             for c in waits {
-                c.abort();
+                abort(&c);
             }
             if let Some(r) = resolve {
                 let _ = r.call0(&JsValue::UNDEFINED);
@@ -112,6 +114,11 @@ fn perform(inner: &Rci, action: Action) {
             }
         }
     }
+}
+
+/// `controller.abort()`.
+fn abort(controller: &JsValue) {
+    let _ = js::call(controller, "abort", &[]);
 }
 
 fn dispatch(inner: &Rci, e: Event) {
@@ -132,11 +139,9 @@ fn dispatch(inner: &Rci, e: Event) {
         Event::Logout { reason } => ("logout", object(&[("reason", &JsValue::from_str(reason.as_str()))])),
     };
     js::debug(inner.opts.debug, name);
-    let init = CustomEventInit::new();
-    init.set_detail(&detail);
-    if let Ok(ev) = CustomEvent::new_with_event_init_dict(name, &init) {
+    if let Ok(ev) = js::construct("CustomEvent", &[&JsValue::from_str(name), &object(&[("detail", &detail)])]) {
         // Listener exceptions are reported by the browser, not thrown here.
-        let _ = inner.events.dispatch_event(&ev);
+        let _ = js::call(&inner.events, "dispatchEvent", &[&ev]);
     }
 }
 
@@ -214,10 +219,10 @@ async fn wait_settled(inner: &Rci, id: RefreshId) {
 /// Waits for refresh `id` like [`wait_settled`], but rejects with the signal's reason as soon as the
 /// caller's `AbortSignal` fires (C44); the refresh goes on for the others.
 async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> Result<(), JsValue> {
-    let Some(target) = signal.dyn_ref::<EventTarget>() else {
+    if !js::get(signal, "addEventListener").is_function() {
         wait_settled(inner, id).await;
         return Ok(());
-    };
+    }
     if js::get(signal, "aborted").as_bool() == Some(true) {
         return Err(js::get(signal, "reason"));
     }
@@ -232,9 +237,10 @@ async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> 
     let on_abort = Closure::<dyn Fn(JsValue)>::new(move |_: JsValue| {
         let _ = reject.call1(&JsValue::UNDEFINED, &js::get(&sig, "reason"));
     });
-    let _ = target.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), on_abort.as_ref()];
+    let _ = js::call(signal, "addEventListener", &listener);
     let result = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &aborted))).await;
-    let _ = target.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    let _ = js::call(signal, "removeEventListener", &listener);
     drop(on_abort);
     result.map(|_| ())
 }
@@ -291,7 +297,7 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
                 return; // the other tab's token arrived meanwhile
             }
             js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
-            let ctrl = AbortController::new().ok();
+            let ctrl = js::construct("AbortController", &[]).ok();
             if let Some(c) = &ctrl {
                 inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
             }
@@ -352,7 +358,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
     with_core(inner, |c| c.refresh_call_started(now_ms(), id));
     pump(inner); // the refresh timeout now counts from here: re-arm the timer
     js::debug(inner.opts.debug, "refresh: calling refreshUrl");
-    let ctrl = AbortController::new().ok();
+    let ctrl = js::construct("AbortController", &[]).ok();
     if let Some(c) = &ctrl {
         inner.shell.borrow_mut().aborts.push((id, c.clone()));
     }
@@ -364,7 +370,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         ("headers", &inner.opts.headers_object()),
     ]);
     if let Some(c) = &ctrl {
-        js::set(&init, "signal", &c.signal());
+        js::set(&init, "signal", &js::get(c, "signal"));
     }
     let result = match js::global_fetch_init(&JsValue::from_str(&inner.opts.refresh_url), &init) {
         Ok(p) => JsFuture::from(p).await,
@@ -627,7 +633,7 @@ impl TokenManager {
     #[wasm_bindgen(constructor)]
     pub fn new(options: TokenManagerOptions) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
-        let events = EventTarget::new()?;
+        let events = js::construct("EventTarget", &[])?;
         let mut t = Tabs::default();
         if let Some(name) = &opts.cross_tab {
             t.channel = tabs::open_channel(name);
@@ -823,8 +829,7 @@ impl TokenManager {
     /// The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`.
     #[wasm_bindgen(getter)]
     pub fn events(&self) -> TokenManagerEvents {
-        let t: &JsValue = self.inner.events.as_ref();
-        t.clone().unchecked_into()
+        self.inner.events.clone().unchecked_into()
     }
 
     /// Stops timers and listeners and forgets the token; later calls reject with `DISPOSED`.
@@ -851,7 +856,7 @@ impl TokenManager {
         t.close();
         release_held(inner);
         for (_, c) in aborts {
-            c.abort();
+            abort(&c);
         }
         for (_, _, resolve) in settles {
             let _ = resolve.call0(&JsValue::UNDEFINED);

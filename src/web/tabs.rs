@@ -6,7 +6,6 @@ use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, EventTarget};
 
 use super::js::{self, object};
 
@@ -18,7 +17,7 @@ pub struct Tabs {
     /// The Web Locks name of the refresh election, when cross-tab is on and the API exists.
     pub lock_name: Option<String>,
     /// Every listener added, to remove on dispose.
-    pub listeners: Vec<(EventTarget, &'static str, Closure<dyn Fn(JsValue)>)>,
+    pub listeners: Vec<(JsValue, &'static str, Closure<dyn Fn(JsValue)>)>,
 }
 
 /// Posts a message to the other tabs (ignoring failures: a closed channel is not an error).
@@ -32,7 +31,7 @@ impl Tabs {
     /// Removes listeners and closes the channel.
     pub fn close(&mut self) {
         for (target, name, cb) in self.listeners.drain(..) {
-            let _ = target.remove_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+            let _ = js::call(&target, "removeEventListener", &[&JsValue::from_str(name), cb.as_ref()]);
         }
         if let Some(ch) = self.channel.take() {
             if let Ok(f) = js::get(&ch, "close").dyn_into::<Function>() {
@@ -57,10 +56,8 @@ pub fn locks_available() -> bool {
 
 /// Adds `cb` as a listener for `name` on `target`, when `target` is an `EventTarget`.
 pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: Closure<dyn Fn(JsValue)>) {
-    if let Some(t) = target.dyn_ref::<EventTarget>() {
-        if t.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref()).is_ok() {
-            tabs.listeners.push((t.clone(), name, cb));
-        }
+    if js::call(target, "addEventListener", &[&JsValue::from_str(name), cb.as_ref()]).is_ok() {
+        tabs.listeners.push((target.clone(), name, cb));
     }
 }
 
@@ -82,7 +79,7 @@ pub enum Lock {
 
 /// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits at most
 /// `timeout_ms` and can be aborted earlier through `ctrl`. Never `steal`.
-pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&AbortController>) -> Lock {
+pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&JsValue>) -> Lock {
     let locks = js::get(&js::global("navigator"), "locks");
     let Ok(request) = js::get(&locks, "request").dyn_into::<Function>() else {
         return Lock::NotAcquired;
@@ -101,7 +98,7 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
     });
     let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
     if let Some(c) = ctrl {
-        js::set(&options, "signal", &c.signal());
+        js::set(&options, "signal", &js::get(c, "signal"));
         if let Ok(abort) = js::get(c, "abort").dyn_into::<Function>() {
             let _ = js::set_timeout(&abort.bind0(c), timeout_ms.min(i32::MAX as u32) as i32);
         }
