@@ -233,16 +233,13 @@ async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> 
         wait_settled(inner, id).await;
         return Ok(());
     };
-    let sig = signal.clone();
-    let on_abort = Closure::<dyn Fn(JsValue)>::new(move |_: JsValue| {
-        let _ = reject.call1(&JsValue::UNDEFINED, &js::get(&sig, "reason"));
-    });
-    let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), on_abort.as_ref()];
+    // `abort` rejects `aborted` (with the event; the settle promise never rejects), and the caller gets the
+    // signal's reason, as `fetch` gives it.
+    let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), &reject];
     let _ = js::call(signal, "addEventListener", &listener);
     let result = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &aborted))).await;
     let _ = js::call(signal, "removeEventListener", &listener);
-    drop(on_abort);
-    result.map(|_| ())
+    result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
 }
 
 /// Waits for refresh `id` to settle, at most `bound_ms`.
