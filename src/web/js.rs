@@ -44,6 +44,10 @@ extern "C" {
     pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue>;
 }
 
+/// The one shape of every Rust callback handed to JS (listeners, the timer, the bound `fetch`, the Web
+/// Locks callback): each distinct closure type costs its own shims in the wasm and the JS glue.
+pub type Callback = Closure<dyn Fn(JsValue, JsValue) -> JsValue>;
+
 /// A boxed future, so that the executor glue is instantiated once for every async body (size).
 type Job<T> = Pin<Box<dyn Future<Output = T>>>;
 

@@ -38,8 +38,8 @@ pub(crate) struct Inner {
     /// The `EventTarget` at `tm.events`.
     events: JsValue,
     tabs: RefCell<Tabs>,
-    timer_cb: RefCell<Option<Closure<dyn Fn(JsValue)>>>,
-    fetch_fn: RefCell<Option<Closure<dyn Fn(JsValue, JsValue) -> Promise>>>,
+    timer_cb: RefCell<Option<js::Callback>>,
+    fetch_fn: RefCell<Option<js::Callback>>,
 }
 
 type Rci = Rc<Inner>;
@@ -562,14 +562,15 @@ async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) -> Result<JsV
 }
 
 /// A JS callback running `f` while the manager is alive and not disposed (one closure type for all).
-fn handler(inner: &Rci, f: fn(&Rci, JsValue)) -> Closure<dyn Fn(JsValue)> {
+fn handler(inner: &Rci, f: fn(&Rci, JsValue)) -> js::Callback {
     let weak = Rc::downgrade(inner);
-    Closure::<dyn Fn(JsValue)>::new(move |ev: JsValue| {
+    Closure::new(move |ev: JsValue, _: JsValue| {
         if let Some(i) = weak.upgrade() {
             if !is_disposed(&i) {
                 f(&i, ev);
             }
         }
+        JsValue::UNDEFINED
     })
 }
 
@@ -662,9 +663,7 @@ impl TokenManager {
         *inner.timer_cb.borrow_mut() = Some(timer);
         // The bound fetch keeps the manager alive: `ky.create({ fetch: new TokenManager(o).fetch })` works.
         let strong = inner.clone();
-        let f = Closure::<dyn Fn(JsValue, JsValue) -> Promise>::new(move |input: JsValue, init: JsValue| {
-            fetch_entry(&strong, input, init)
-        });
+        let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| fetch_entry(&strong, input, init).into());
         *inner.fetch_fn.borrow_mut() = Some(f);
         Ok(TokenManager { inner })
     }

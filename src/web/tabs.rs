@@ -17,7 +17,7 @@ pub struct Tabs {
     /// The Web Locks name of the refresh election, when cross-tab is on and the API exists.
     pub lock_name: Option<String>,
     /// Every listener added, to remove on dispose.
-    pub listeners: Vec<(JsValue, &'static str, Closure<dyn Fn(JsValue)>)>,
+    pub listeners: Vec<(JsValue, &'static str, js::Callback)>,
 }
 
 /// Posts a message to the other tabs (ignoring failures: a closed channel is not an error).
@@ -55,7 +55,7 @@ pub fn locks_available() -> bool {
 }
 
 /// Adds `cb` as a listener for `name` on `target`, when `target` is an `EventTarget`.
-pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: Closure<dyn Fn(JsValue)>) {
+pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: js::Callback) {
     if js::call(target, "addEventListener", &[&JsValue::from_str(name), cb.as_ref()]).is_ok() {
         tabs.listeners.push((target.clone(), name, cb));
     }
@@ -92,10 +92,12 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
         return Lock::NotAcquired;
     };
     let hold = release.clone();
-    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+    // JS owns the callback (freed when collected); Web Locks calls it once.
+    let callback: js::Callback = Closure::new(move |lock: JsValue, _: JsValue| {
         let _ = granted_fn.call1(&JsValue::UNDEFINED, &lock);
-        hold.into()
+        hold.clone().into()
     });
+    let callback = callback.into_js_value();
     let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
     if let Some(c) = ctrl {
         js::set(&options, "signal", &js::get(c, "signal"));
