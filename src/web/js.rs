@@ -10,31 +10,14 @@ use crate::session::ErrorCode;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The global `fetch`, looked up at every call (tests and polyfills may replace it).
-    #[wasm_bindgen(js_name = fetch, catch)]
-    pub fn global_fetch(input: &JsValue) -> Result<Promise, JsValue>;
+    /// The global `fetch`, looked up at every call (tests and polyfills may replace it). An `undefined`
+    /// `init` is no `init`.
     #[wasm_bindgen(js_name = fetch, catch)]
     pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = setTimeout)]
     pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     pub fn clear_timeout(id: &JsValue);
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// A `ReadableStream` (`response.body`), bound here with only the members the shell uses.
-    pub type BodyStream;
-    #[wasm_bindgen(method, catch, js_name = getReader)]
-    pub fn get_reader(this: &BodyStream) -> Result<StreamReader, JsValue>;
-    #[wasm_bindgen(method, js_name = cancel)]
-    pub fn cancel_stream(this: &BodyStream) -> Promise;
-    /// A `ReadableStreamDefaultReader`.
-    pub type StreamReader;
-    #[wasm_bindgen(method, catch)]
-    pub fn read(this: &StreamReader) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(method, catch, js_name = cancel)]
-    pub fn cancel_reader(this: &StreamReader) -> Result<Promise, JsValue>;
 }
 
 #[wasm_bindgen]
@@ -123,6 +106,13 @@ pub fn construct(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
 pub fn call(obj: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let f: Function = get(obj, name).dyn_into()?;
     Reflect::apply(&f, obj, &array(args))
+}
+
+/// `stream.cancel()` of a `ReadableStream` or its reader, the promise left to settle on its own.
+pub fn cancel(stream: &JsValue) {
+    if let Ok(p) = call(stream, "cancel", &[]) {
+        discard(p.unchecked_into());
+    }
 }
 
 /// `message.headers.get(name)` of a `Request` or `Response`.

@@ -428,25 +428,19 @@ async fn read_capped(resp: &JsValue) -> BodyRead {
     if stream.is_null() || stream.is_undefined() {
         return BodyRead::Complete(CappedBody::new());
     }
-    let stream: js::BodyStream = stream.unchecked_into();
     let declared = js::header(resp, "content-length").and_then(|s| s.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        js::discard(stream.cancel_stream());
+        js::cancel(&stream);
         return BodyRead::TooLarge;
     }
-    let reader = match stream.get_reader() {
+    let reader = match js::call(&stream, "getReader", &[]) {
         Ok(r) => r,
         Err(e) => return BodyRead::Failed(e),
     };
-    let cancel = |reader: &js::StreamReader| {
-        if let Ok(p) = reader.cancel_reader() {
-            js::discard(p);
-        }
-    };
     let mut body = CappedBody::new();
     loop {
-        let next = match reader.read() {
-            Ok(p) => JsFuture::from(p).await,
+        let next = match js::call(&reader, "read", &[]) {
+            Ok(p) => JsFuture::from(Promise::from(p)).await,
             Err(e) => Err(e),
         };
         let next = match next {
@@ -458,12 +452,12 @@ async fn read_capped(resp: &JsValue) -> BodyRead {
         }
         let value = js::get(&next, "value");
         let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() else {
-            cancel(&reader);
+            js::cancel(&reader);
             return BodyRead::Failed(js_sys::TypeError::new("response body chunk is not a Uint8Array").into());
         };
         // Checked before the chunk is copied out of JavaScript.
         if !body.fits(chunk.length() as usize) || body.push(&chunk.to_vec()).is_err() {
-            cancel(&reader);
+            js::cancel(&reader);
             return BodyRead::TooLarge;
         }
     }
@@ -475,7 +469,7 @@ fn attach(req: &JsValue, token: &crate::session::AccessToken) {
 }
 
 async fn send(req: &JsValue) -> Result<JsValue, JsValue> {
-    JsFuture::from(js::global_fetch(req)?).await
+    JsFuture::from(js::global_fetch_init(req, &JsValue::UNDEFINED)?).await
 }
 
 /// The manager's `fetch`. Builds the `Request` synchronously (like `fetch`), then runs asynchronously.
@@ -708,7 +702,7 @@ impl TokenManager {
                     // The caller gets no Response: cancel its copy too, so that the source stops.
                     let original = js::get(&resp, "body");
                     if original.is_object() {
-                        js::discard(original.unchecked_into::<js::BodyStream>().cancel_stream());
+                        js::cancel(&original);
                     }
                     return Err(error(BodyError::TooLarge.code(), BodyError::TooLarge.message()));
                 }
