@@ -108,6 +108,11 @@ pub fn call(obj: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsV
     Reflect::apply(&f, obj, &array(args))
 }
 
+/// `f(arg)`, ignoring what it returns or throws (resolve and release functions).
+pub fn run(f: &Function, arg: &JsValue) {
+    let _ = Reflect::apply(f, &JsValue::UNDEFINED, &array(&[arg]));
+}
+
 /// `stream.cancel()` of a `ReadableStream` or its reader, the promise left to settle on its own.
 pub fn cancel(stream: &JsValue) {
     if let Ok(p) = call(stream, "cancel", &[]) {

@@ -103,7 +103,7 @@ fn perform(inner: &Rci, action: Action) {
                 abort(&c);
             }
             if let Some(r) = resolve {
-                let _ = r.call0(&JsValue::UNDEFINED);
+                js::run(&r, &JsValue::UNDEFINED);
             }
         }
         Action::Event(e) => dispatch(inner, e),
@@ -309,7 +309,7 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
                         call_refresh(&inner, id).await;
                         hold_briefly(&inner, release);
                     } else {
-                        let _ = release.call0(&JsValue::UNDEFINED);
+                        js::run(&release, &JsValue::UNDEFINED);
                     }
                 }
                 Lock::Unavailable | Lock::NotAcquired => {
@@ -330,7 +330,7 @@ fn hold_briefly(inner: &Rci, release: Function) {
     let _ = js::set_timeout(&release, HOLD_LOCK_MS);
     let previous = inner.shell.borrow_mut().held_lock.replace(release);
     if let Some(p) = previous {
-        let _ = p.call0(&JsValue::UNDEFINED);
+        js::run(&p, &JsValue::UNDEFINED);
     }
 }
 
@@ -338,7 +338,7 @@ fn release_held(inner: &Inner) {
     let held = inner.shell.borrow_mut().held_lock.take();
     if let Some(r) = held {
         // Resolving twice is harmless: the timer may have released it already.
-        let _ = r.call0(&JsValue::UNDEFINED);
+        js::run(&r, &JsValue::UNDEFINED);
     }
 }
 
@@ -849,7 +849,7 @@ impl TokenManager {
             abort(&c);
         }
         for (_, _, resolve) in settles {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
+            js::run(&resolve, &JsValue::UNDEFINED);
         }
     }
 }

@@ -22,9 +22,7 @@ pub struct Tabs {
 
 /// Posts a message to the other tabs (ignoring failures: a closed channel is not an error).
 pub fn post(channel: &JsValue, text: &str) {
-    if let Ok(f) = js::get(channel, "postMessage").dyn_into::<Function>() {
-        let _ = f.call1(channel, &JsValue::from_str(text));
-    }
+    let _ = js::call(channel, "postMessage", &[&JsValue::from_str(text)]);
 }
 
 impl Tabs {
@@ -34,9 +32,7 @@ impl Tabs {
             let _ = js::call(&target, "removeEventListener", &[&JsValue::from_str(name), cb.as_ref()]);
         }
         if let Some(ch) = self.channel.take() {
-            if let Ok(f) = js::get(&ch, "close").dyn_into::<Function>() {
-                let _ = f.call0(&ch);
-            }
+            let _ = js::call(&ch, "close", &[]);
         }
     }
 }
@@ -81,9 +77,9 @@ pub enum Lock {
 /// `timeout_ms` and can be aborted earlier through `ctrl`. Never `steal`.
 pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&JsValue>) -> Lock {
     let locks = js::get(&js::global("navigator"), "locks");
-    let Ok(request) = js::get(&locks, "request").dyn_into::<Function>() else {
+    if !js::get(&locks, "request").is_function() {
         return Lock::NotAcquired;
-    };
+    }
     let mut release_fn: Option<Function> = None;
     let release = Promise::new(&mut |res, _| release_fn = Some(res));
     let mut granted_fn: Option<Function> = None;
@@ -94,29 +90,29 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
     let hold = release.clone();
     // JS owns the callback (freed when collected); Web Locks calls it once.
     let callback: js::Callback = Closure::new(move |lock: JsValue, _: JsValue| {
-        let _ = granted_fn.call1(&JsValue::UNDEFINED, &lock);
+        js::run(&granted_fn, &lock);
         hold.clone().into()
     });
     let callback = callback.into_js_value();
     let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
     if let Some(c) = ctrl {
         js::set(&options, "signal", &js::get(c, "signal"));
-        if let Ok(abort) = js::get(c, "abort").dyn_into::<Function>() {
-            let _ = js::set_timeout(&abort.bind0(c), timeout_ms.min(i32::MAX as u32) as i32);
+        if let Ok(abort) = js::call(&js::get(c, "abort"), "bind", &[c]) {
+            let _ = js::set_timeout(abort.unchecked_ref(), timeout_ms.min(i32::MAX as u32) as i32);
         }
     }
-    let pending = match request.call3(&locks, &JsValue::from_str(name), &options, &callback) {
+    let pending = match js::call(&locks, "request", &[&JsValue::from_str(name), &options, &callback]) {
         Ok(p) => p,
         Err(_) => return Lock::NotAcquired,
     };
     match JsFuture::from(Promise::race(&Array::of2(&granted, &pending))).await {
         Ok(lock) if lock.is_object() => Lock::Held(release_fn),
         Ok(_) => {
-            let _ = release_fn.call0(&JsValue::UNDEFINED);
+            js::run(&release_fn, &JsValue::UNDEFINED);
             Lock::Unavailable
         }
         Err(_) => {
-            let _ = release_fn.call0(&JsValue::UNDEFINED);
+            js::run(&release_fn, &JsValue::UNDEFINED);
             Lock::NotAcquired
         }
     }
@@ -131,16 +127,14 @@ pub async fn yield_to_messages() {
     let (port1, port2) = (js::get(&ch, "port1"), js::get(&ch, "port2"));
     let mut resolve: Option<Function> = None;
     let p = Promise::new(&mut |res, _| resolve = Some(res));
-    let (Some(r), Ok(post)) = (resolve, js::get(&port2, "postMessage").dyn_into::<Function>()) else {
+    let Some(r) = resolve.filter(|_| js::get(&port2, "postMessage").is_function()) else {
         return;
     };
     js::set(&port1, "onmessage", &r);
-    if post.call1(&port2, &JsValue::NULL).is_ok() {
+    if js::call(&port2, "postMessage", &[&JsValue::NULL]).is_ok() {
         let _ = JsFuture::from(p).await;
     }
     for port in [&port1, &port2] {
-        if let Ok(close) = js::get(port, "close").dyn_into::<Function>() {
-            let _ = close.call0(port);
-        }
+        let _ = js::call(port, "close", &[]);
     }
 }
