@@ -61,7 +61,7 @@ pub fn discard(p: Promise) {
 
 /// The wall clock in ms since the epoch (never negative, never NaN).
 pub fn now_ms() -> u64 {
-    let t = js_sys::Date::now();
+    let t = static_call("Date", "now", &[]).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
     if t.is_finite() && t > 0.0 {
         t as u64
     } else {
@@ -87,7 +87,8 @@ pub fn global(name: &str) -> JsValue {
     get(&js_sys::global(), name)
 }
 
-fn array(items: &[&JsValue]) -> js_sys::Array {
+/// An `Array` of these items.
+pub fn array(items: &[&JsValue]) -> js_sys::Array {
     let array = js_sys::Array::new();
     for a in items {
         array.push(a);
@@ -106,6 +107,31 @@ pub fn construct(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
 pub fn call(obj: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let f: Function = get(obj, name).dyn_into()?;
     Reflect::apply(&f, obj, &array(args))
+}
+
+/// `globalThis[object][method](...args)`, e.g. `Object.keys(o)`.
+pub fn static_call(object: &str, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    call(&global(object), method, args)
+}
+
+/// `Math.random()`.
+pub fn random() -> f64 {
+    static_call("Math", "random", &[]).ok().and_then(|v| v.as_f64()).unwrap_or(0.0)
+}
+
+/// `Array.isArray(v)`.
+pub fn is_array(v: &JsValue) -> bool {
+    static_call("Array", "isArray", &[v]).ok().and_then(|r| r.as_bool()) == Some(true)
+}
+
+/// The items of the array `Object[method](v)` (`keys`, `entries`) or `Array.from(v)`: empty where it throws.
+pub fn list(object: &str, method: &str, v: &JsValue) -> js_sys::Array {
+    static_call(object, method, &[v]).map(|a| a.unchecked_into()).unwrap_or_default()
+}
+
+/// `Promise.race([a, b])`.
+pub fn race(a: &Promise, b: &Promise) -> Promise {
+    Promise::race(&array(&[a, b]))
 }
 
 /// `f(arg)`, ignoring what it returns or throws (resolve and release functions).
@@ -145,9 +171,9 @@ pub fn object(pairs: &[(&str, &JsValue)]) -> JsValue {
 
 /// A JS `Error` with `name === 'TokenManagerError'` and a stable `code`.
 pub fn error(code: ErrorCode, message: &str) -> JsValue {
-    let e = js_sys::Error::new(message);
-    e.set_name("TokenManagerError");
-    let e: JsValue = e.into();
+    let message = JsValue::from_str(message);
+    let e = construct("Error", &[&message]).unwrap_or(message);
+    set(&e, "name", &JsValue::from_str("TokenManagerError"));
     set(&e, "code", &JsValue::from_str(code.as_str()));
     e
 }
@@ -163,6 +189,6 @@ pub fn opt_number(v: Option<u64>) -> JsValue {
 /// `console.debug`, when debugging is on. Never pass a token here.
 pub fn debug(enabled: bool, message: &str) {
     if enabled {
-        web_sys::console::debug_2(&JsValue::from_str("[wasm-token-manager]"), &JsValue::from_str(message));
+        let _ = static_call("console", "debug", &[&JsValue::from_str("[wasm-token-manager]"), &JsValue::from_str(message)]);
     }
 }

@@ -169,7 +169,7 @@ fn rearm(inner: &Rci) {
         };
         if lockless {
             let spread = (inner.opts.session.margin_ms / 4).min(LOCKLESS_JITTER_MS);
-            delay_ms = delay_ms.saturating_add((js_sys::Math::random() * spread as f64) as u64);
+            delay_ms = delay_ms.saturating_add((js::random() * spread as f64) as u64);
         }
         let delay = clamp_timer_delay(delay_ms);
         let cb: Option<JsValue> = inner.timer_cb.borrow().as_ref().map(|c| c.as_ref().clone());
@@ -237,7 +237,7 @@ async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> 
     // signal's reason, as `fetch` gives it.
     let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), &reject];
     let _ = js::call(signal, "addEventListener", &listener);
-    let result = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &aborted))).await;
+    let result = JsFuture::from(js::race(&settled, &aborted)).await;
     let _ = js::call(signal, "removeEventListener", &listener);
     result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
 }
@@ -250,7 +250,7 @@ async fn wait_settled_bounded(inner: &Rci, id: RefreshId, bound_ms: u32) {
     if let Some(r) = resolve {
         let _ = js::set_timeout(&r, bound_ms.min(i32::MAX as u32) as i32);
     }
-    let _ = JsFuture::from(Promise::race(&js_sys::Array::of2(&settled, &timer))).await;
+    let _ = JsFuture::from(js::race(&settled, &timer)).await;
 }
 
 fn in_flight(inner: &Inner, id: RefreshId) -> bool {
@@ -406,7 +406,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         },
         None => RefreshResponse::NetworkError,
     };
-    let jitter = js_sys::Math::random();
+    let jitter = js::random();
     with_core(inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
     pump(inner);
 }
@@ -453,7 +453,8 @@ async fn read_capped(resp: &JsValue) -> BodyRead {
         let value = js::get(&next, "value");
         let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() else {
             js::cancel(&reader);
-            return BodyRead::Failed(js_sys::TypeError::new("response body chunk is not a Uint8Array").into());
+            let message = JsValue::from_str("response body chunk is not a Uint8Array");
+            return BodyRead::Failed(js::construct("TypeError", &[&message]).unwrap_or(message));
         };
         // Checked before the chunk is copied out of JavaScript.
         if !body.fits(chunk.length() as usize) || body.push(&chunk.to_vec()).is_err() {
@@ -682,7 +683,7 @@ impl TokenManager {
         if let Some(init) = init {
             let src: JsValue = init.into();
             if src.is_object() {
-                Object::assign(&merged, src.unchecked_ref());
+                let _ = js::static_call("Object", "assign", &[&merged, &src]);
             }
         }
         js::set(&merged, "credentials", &JsValue::from_str("include"));

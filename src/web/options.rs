@@ -3,7 +3,6 @@
 
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::js::{self, error};
 use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig, DEFAULT_REFRESH_HEADERS};
@@ -97,8 +96,7 @@ impl Options {
         if !v.is_object() {
             return Err(bad("refreshUrl", "is required: pass an options object such as { refreshUrl: '/auth/refresh' }"));
         }
-        let obj: &Object = v.unchecked_ref();
-        for key in Object::keys(obj).iter() {
+        for key in js::list("Object", "keys", v).iter() {
             let k = key.as_string().unwrap_or_default();
             if !KNOWN.contains(&k.as_str()) {
                 return Err(bad(&k, "is not a TokenManager option"));
@@ -113,11 +111,11 @@ impl Options {
             let own = base_url().and_then(|b| Url::new(&b)).and_then(|u| origin_of(&u));
             AllowedOrigins::new(own.into_iter().collect())
         } else {
-            if !js_sys::Array::is_array(&origins_v) {
+            if !js::is_array(&origins_v) {
                 return Err(bad("apiOrigins", "must be an array of origin strings such as 'https://api.example.com'"));
             }
             let mut list = Vec::new();
-            for item in js_sys::Array::from(&origins_v).iter() {
+            for item in js::list("Array", "from", &origins_v).iter() {
                 let parsed = item.as_string().and_then(|s| Url::new(&s)).filter(|u| {
                     let path = u.get("pathname");
                     (path == "/" || path.is_empty())
@@ -150,11 +148,11 @@ impl Options {
         if hv.is_undefined() {
             headers.extend(DEFAULT_REFRESH_HEADERS.iter().map(|(k, v)| (String::from(*k), String::from(*v))));
         } else {
-            if !hv.is_object() || js_sys::Array::is_array(&hv) {
+            if !hv.is_object() || js::is_array(&hv) {
                 return Err(bad("refreshHeaders", "must be an object of header names to string values"));
             }
             let check = js::construct("Headers", &[]).map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
-            for entry in Object::entries(hv.unchecked_ref()).iter() {
+            for entry in js::list("Object", "entries", &hv).iter() {
                 let name = js::get(&entry, "0").as_string().unwrap_or_default();
                 let value = js::get(&entry, "1")
                     .as_string()

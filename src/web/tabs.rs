@@ -2,7 +2,7 @@
 //! the `visibilitychange` / `pageshow` / `online` / `focus` listeners. The protocol is described in
 //! [`crate::session::crosstab`]; this module only moves bytes and events.
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -105,7 +105,7 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
         Ok(p) => p,
         Err(_) => return Lock::NotAcquired,
     };
-    match JsFuture::from(Promise::race(&Array::of2(&granted, &pending))).await {
+    match JsFuture::from(js::race(&granted, &pending.unchecked_into())).await {
         Ok(lock) if lock.is_object() => Lock::Held(release_fn),
         Ok(_) => {
             js::run(&release_fn, &JsValue::UNDEFINED);
