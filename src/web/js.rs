@@ -8,23 +8,29 @@ use wasm_bindgen::prelude::*;
 
 use crate::session::ErrorCode;
 
-#[wasm_bindgen]
-extern "C" {
-    /// The global `fetch`, looked up at every call (tests and polyfills may replace it). An `undefined`
-    /// `init` is no `init`.
-    #[wasm_bindgen(js_name = fetch, catch)]
-    pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(js_name = setTimeout)]
-    pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    pub fn clear_timeout(id: &JsValue);
+/// `globalThis[name](...args)`, looked up at every call (tests and polyfills may replace `fetch`).
+fn global_call(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    call(&js_sys::global(), name, args)
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// `AbortSignal.timeout(ms)`: a signal that aborts by itself (throws where it is not supported).
-    #[wasm_bindgen(js_namespace = AbortSignal, js_name = timeout, catch)]
-    pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue>;
+/// The global `fetch`. An `undefined` `init` is no `init`.
+pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
+    global_call("fetch", &[input, init]).map(JsCast::unchecked_into)
+}
+
+/// `setTimeout(callback, delay_ms)`: the timer id.
+pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue {
+    global_call("setTimeout", &[callback, &JsValue::from(delay_ms)]).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `clearTimeout(id)`.
+pub fn clear_timeout(id: &JsValue) {
+    let _ = global_call("clearTimeout", &[id]);
+}
+
+/// `AbortSignal.timeout(ms)`: a signal that aborts by itself (fails where it is not supported).
+pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue> {
+    static_call("AbortSignal", "timeout", &[&JsValue::from_f64(ms)])
 }
 
 /// The one shape of every Rust callback handed to JS (listeners, the timer, the bound `fetch`, the Web
