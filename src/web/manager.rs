@@ -72,6 +72,13 @@ fn pump(inner: &Rci) {
     rearm(inner);
 }
 
+/// Removes the controllers of refresh `id` from `list` and returns them.
+fn take(list: &mut Vec<(RefreshId, JsValue)>, id: RefreshId) -> Vec<JsValue> {
+    let mut taken = Vec::new();
+    list.retain(|(i, c)| if *i == id { taken.push(c.clone()); false } else { true });
+    taken
+}
+
 fn perform(inner: &Rci, action: Action) {
     match action {
         Action::StartRefresh { id } => {
@@ -79,12 +86,7 @@ fn perform(inner: &Rci, action: Action) {
             js::spawn(async move { run_refresh(i, id).await });
         }
         Action::AbortRefresh { id } => {
-            let ctrls = {
-                let mut sh = inner.shell.borrow_mut();
-                let mut taken: Vec<JsValue> = Vec::new();
-                sh.aborts.retain(|(i, c)| if *i == id { taken.push(c.clone()); false } else { true });
-                taken
-            };
+            let ctrls = take(&mut inner.shell.borrow_mut().aborts, id);
             for c in ctrls {
                 abort(&c);
             }
@@ -94,8 +96,7 @@ fn perform(inner: &Rci, action: Action) {
                 let mut sh = inner.shell.borrow_mut();
                 let pos = sh.settles.iter().position(|(i, _, _)| *i == id);
                 let resolve = pos.map(|p| sh.settles.swap_remove(p).2);
-                let mut waits: Vec<JsValue> = Vec::new();
-                sh.lock_waits.retain(|(i, c)| if *i == id { waits.push(c.clone()); false } else { true });
+                let waits = take(&mut sh.lock_waits, id);
                 (resolve, waits)
             };
             // A follower tab waiting for the election stops waiting once the result is here.
@@ -299,7 +300,7 @@ async fn run_refresh(inner: Rci, id: RefreshId) {
                 inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
             }
             let lock = tabs::acquire(&name, false, inner.opts.lock_timeout_ms, ctrl.as_ref()).await;
-            inner.shell.borrow_mut().lock_waits.retain(|(i, _)| *i != id);
+            take(&mut inner.shell.borrow_mut().lock_waits, id);
             match lock {
                 Lock::Held(release) => {
                     // Double-check: the other tab's token may be on its way.
@@ -392,10 +393,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
             http = Some((status, ct, ra, body, too_large));
         }
     }
-    {
-        let mut sh = inner.shell.borrow_mut();
-        sh.aborts.retain(|(i, _)| *i != id);
-    }
+    take(&mut inner.shell.borrow_mut().aborts, id);
     let response = match &http {
         Some((status, ct, ra, body, too_large)) => RefreshResponse::Http {
             status: *status,
