@@ -61,7 +61,13 @@ fn disposed_error() -> JsValue {
 /// Drains the core's actions and performs them with no borrow held, then re-arms the timer.
 fn pump(inner: &Rci) {
     loop {
-        let actions: Vec<Action> = with_core(inner, |c| std::iter::from_fn(|| c.poll_action()).collect());
+        let actions = with_core(inner, |c| {
+            let mut actions = Vec::new();
+            while let Some(a) = c.poll_action() {
+                actions.push(a);
+            }
+            actions
+        });
         if actions.is_empty() {
             break;
         }
