@@ -109,7 +109,7 @@ impl Options {
         let origins_v = js::get(v, "apiOrigins");
         let origins = if origins_v.is_undefined() {
             let own = base_url().and_then(|b| Url::new(&b)).and_then(|u| origin_of(&u));
-            AllowedOrigins::new(own.into_iter().collect())
+            AllowedOrigins::new(own.map_or_else(Vec::new, |o| vec![o]))
         } else {
             if !js::is_array(&origins_v) {
                 return Err(bad("apiOrigins", "must be an array of origin strings such as 'https://api.example.com'"));
@@ -146,7 +146,9 @@ impl Options {
         let hv = js::get(v, "refreshHeaders");
         let mut headers = Vec::new();
         if hv.is_undefined() {
-            headers.extend(DEFAULT_REFRESH_HEADERS.iter().map(|(k, v)| (String::from(*k), String::from(*v))));
+            for (k, v) in DEFAULT_REFRESH_HEADERS {
+                headers.push((String::from(*k), String::from(*v)));
+            }
         } else {
             if !hv.is_object() || js::is_array(&hv) {
                 return Err(bad("refreshHeaders", "must be an object of header names to string values"));
