@@ -24,8 +24,14 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
 
 /// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime) into ms since the epoch.
 pub fn parse_http_date(v: &str) -> Option<u64> {
-    let words: Vec<&str> = v.split_ascii_whitespace().collect();
-    match words.as_slice() {
+    // At most six words in any of the three forms: more is no HTTP-date (no Vec needed).
+    let mut words = [""; 6];
+    let mut n = 0;
+    for w in v.split_ascii_whitespace() {
+        *words.get_mut(n)? = w;
+        n += 1;
+    }
+    match words.get(..n)? {
         // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
         [wd, day, mon, year, time, "GMT"] if wd.ends_with(',') && year.len() == 4 => {
             build(num(year)?, month(mon)?, num(day)?, time)
