@@ -13,9 +13,32 @@ fn global_call(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     call(&js_sys::global(), name, args)
 }
 
-/// The global `fetch`. An `undefined` `init` is no `init`.
+/// The property of a manager's bound `fetch` that holds the platform `fetch` it sends with.
+const PLATFORM_FETCH: &str = "__wasmTokenManagerPlatformFetch";
+
+/// The `fetch` the manager sends with: `globalThis.fetch`, looked up at every call (tests and polyfills may
+/// replace it), unless an app has installed a manager's own `fetch` there (`globalThis.fetch = tm.fetch`):
+/// then the platform `fetch` that manager saw when it was created, so a send never re-enters a wrapper.
+fn platform_fetch() -> JsValue {
+    let current = global("fetch");
+    let platform = get(&current, PLATFORM_FETCH);
+    if platform.is_function() {
+        platform
+    } else {
+        current
+    }
+}
+
+/// Marks a manager's bound `fetch` with the platform `fetch` of this moment (see [`platform_fetch`]).
+pub fn mark_bound_fetch(bound: &JsValue) {
+    set(bound, PLATFORM_FETCH, &platform_fetch());
+}
+
+/// Sends with the platform `fetch` (see [`platform_fetch`]), as `globalThis` requires. An `undefined`
+/// `init` is no `init`.
 pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsValue> {
-    global_call("fetch", &[input, init]).map(JsCast::unchecked_into)
+    let f: Function = platform_fetch().dyn_into()?;
+    Reflect::apply(&f, &js_sys::global(), &array(&[input, init])).map(JsCast::unchecked_into)
 }
 
 /// `setTimeout(callback, delay_ms)`: the timer id.

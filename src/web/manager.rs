@@ -663,6 +663,9 @@ impl TokenManager {
         // The bound fetch keeps the manager alive: `ky.create({ fetch: new TokenManager(o).fetch })` works.
         let strong = inner.clone();
         let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| fetch_entry(&strong, input, init).into());
+        // An app may install it as the global fetch (`globalThis.fetch = tm.fetch`): sends then go to the
+        // platform fetch of this moment, never back through a wrapper.
+        js::mark_bound_fetch(f.as_ref());
         *inner.fetch_fn.borrow_mut() = Some(f);
         Ok(TokenManager { inner })
     }
