@@ -46,9 +46,9 @@ const BAD_WHITESPACE: &[&str] = &["\u{a0}", "\u{feff}", "\u{b}"];
 /// Mostly well-formed pieces, with a small chance of an ill-formed one.
 fn piece<'a>(rng: &mut Rng, good: &'a [&'a str], bad: &'a [&'a str]) -> &'a str {
     if rng.below(25) == 0 {
-        rng.pick(bad)
+        rng.pick::<&str>(bad)
     } else {
-        rng.pick(good)
+        rng.pick::<&str>(good)
     }
 }
 
@@ -79,7 +79,7 @@ fn object(rng: &mut Rng, depth: usize, out: &mut String) {
         }
         out.push_str(piece(rng, WHITESPACE, BAD_WHITESPACE));
         out.push('"');
-        out.push_str(rng.pick(KEYS));
+        out.push_str(rng.pick::<&str>(KEYS));
         out.push('"');
         out.push_str(piece(rng, WHITESPACE, BAD_WHITESPACE));
         out.push(':');
