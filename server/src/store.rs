@@ -372,8 +372,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rotation_grace_and_reuse() {
+    /// A store holding one session `s` of user `u`, created at 0 with its first refresh token.
+    fn store_with_session() -> (MemoryStore, RefreshToken) {
         let s = MemoryStore::new();
         let t0 = RefreshToken::generate();
         s.create(NewSession {
@@ -384,6 +384,12 @@ mod tests {
             idle_ttl: 100,
             session_max: 1000,
         });
+        (s, t0)
+    }
+
+    #[test]
+    fn rotation_grace_and_reuse() {
+        let (s, t0) = store_with_session();
         let t1 = RefreshToken::generate();
         assert!(matches!(
             s.refresh(&t0.hash(), t1.clone(), policy(1), &ok),
@@ -407,16 +413,7 @@ mod tests {
 
     #[test]
     fn raw_child_is_kept_only_for_the_grace_window() {
-        let s = MemoryStore::new();
-        let t0 = RefreshToken::generate();
-        s.create(NewSession {
-            sid: "s".into(),
-            sub: "u".into(),
-            token: t0.clone(),
-            now: 0,
-            idle_ttl: 100,
-            session_max: 1000,
-        });
+        let (s, t0) = store_with_session();
         let raw_held = |s: &MemoryStore| {
             s.lock()
                 .families
@@ -437,16 +434,7 @@ mod tests {
 
     #[test]
     fn limited_rotation_changes_nothing() {
-        let s = MemoryStore::new();
-        let t0 = RefreshToken::generate();
-        s.create(NewSession {
-            sid: "s".into(),
-            sub: "u".into(),
-            token: t0.clone(),
-            now: 0,
-            idle_ttl: 100,
-            session_max: 1000,
-        });
+        let (s, t0) = store_with_session();
         let deny = |_: &str| Err(7);
         assert!(matches!(
             s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &deny),
