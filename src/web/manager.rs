@@ -627,10 +627,16 @@ pub struct TokenManager {
 #[wasm_bindgen]
 impl TokenManager {
     /// Creates a manager. Throws a `TokenManagerError` (`INVALID_OPTION`) naming a bad option.
+    ///
+    /// `events`: the `EventTarget` to fire events on (the package entry creates it before the wasm is
+    /// loaded, so that `tm.events` exists at once); a new one when omitted.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: TokenManagerOptions) -> Result<TokenManager, JsValue> {
+    pub fn new(options: TokenManagerOptions, events: Option<web_sys::EventTarget>) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
-        let events = js::construct("EventTarget", &[])?;
+        let events = match events {
+            Some(target) => target.into(),
+            None => js::construct("EventTarget", &[])?,
+        };
         let mut t = Tabs::default();
         if let Some(name) = &opts.cross_tab {
             t.channel = tabs::open_channel(name);
@@ -660,9 +666,14 @@ impl TokenManager {
         with_core(&inner, |c| c.set_visible(now_ms(), tabs::page_visible()));
         let timer = handler(&inner, |i, _| on_timer(i));
         *inner.timer_cb.borrow_mut() = Some(timer);
-        // The bound fetch keeps the manager alive: `ky.create({ fetch: new TokenManager(o).fetch })` works.
-        let strong = inner.clone();
-        let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| fetch_entry(&strong, input, init).into());
+        // The bound fetch holds the manager weakly, so that the manager and its bound fetch can be reclaimed
+        // once the manager is freed (the package entry's own bound fetch keeps the entry's manager alive).
+        // Used after that, it rejects with `DISPOSED`.
+        let weak = Rc::downgrade(&inner);
+        let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| match weak.upgrade() {
+            Some(strong) => fetch_entry(&strong, input, init).into(),
+            None => Promise::reject(&disposed_error()).into(),
+        });
         // An app may install it as the global fetch (`globalThis.fetch = tm.fetch`): sends then go to the
         // platform fetch of this moment, never back through a wrapper.
         js::mark_bound_fetch(f.as_ref());

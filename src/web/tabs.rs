@@ -42,7 +42,12 @@ pub fn open_channel(name: &str) -> Option<JsValue> {
     if !js::global("BroadcastChannel").is_function() {
         return None;
     }
-    js::construct("BroadcastChannel", &[&JsValue::from_str(name)]).ok()
+    let channel = js::construct("BroadcastChannel", &[&JsValue::from_str(name)]).ok()?;
+    // Node's BroadcastChannel (a jsdom test environment uses it) keeps the process alive unless unref'd.
+    if js::get(&channel, "unref").is_function() {
+        let _ = js::call(&channel, "unref", &[]);
+    }
+    Some(channel)
 }
 
 /// Whether the Web Locks API is there.

@@ -11,6 +11,8 @@ export async function check() {
   const now = Math.floor(Date.now() / 1000);
   const token = `${b64url({ alg: 'ES256', typ: 'at+jwt' })}.${b64url({ sub: 'consumer', iat: now, exp: now + 600 })}.c2ln`;
   const tm = new TokenManager({ refreshUrl: '/auth/refresh' });
+  // The synchronous getters reflect the token once the wasm is loaded (it loads at the first construction).
+  await tm.ready;
   const changes = [];
   tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
   // expiresAt is on the local clock: receipt time plus the token's lifetime (exp - iat), so bracket receipt.

@@ -5,7 +5,8 @@ import {
   TokenManager,
   type TokenManagerOptions,
   type TokenManagerFetch,
-  type TokenManagerError,
+  TokenManagerError,
+  type TokenManagerErrorCode,
   type RefreshFailedDetail,
 } from 'wasm-token-manager';
 
@@ -47,13 +48,23 @@ async function app(): Promise<void> {
   tm.events.addEventListener('logout', (e) => { const reason: 'user' | 'remote' = e.detail.reason; void reason; });
   tm.events.addEventListener('sessionexpired', () => {});
   try { await tm.fetch('/x'); } catch (e) {
-    const err = e as TokenManagerError;
-    const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED' = err.code;
-    const status: number | null | undefined = err.status;
-    void status;
-    void code;
+    if (e instanceof TokenManagerError) {
+      const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED'
+        | 'WASM_LOAD_FAILED' | 'UNSUPPORTED_ENVIRONMENT' = e.code;
+      const same: TokenManagerErrorCode = code;
+      const status: number | null | undefined = e.status;
+      const name: 'TokenManagerError' = e.name;
+      void status; void same; void name;
+    }
   }
+  await tm.ready;
   tm.dispose();
+  tm.free();
+  tm[Symbol.dispose]();
+  {
+    using scoped = new TokenManager({ refreshUrl: '/r' });
+    void scoped;
+  }
   void res; void r; void r2; void ok; void authed; void exp;
 }
 void app;
@@ -64,6 +75,10 @@ new TokenManager({});
 new TokenManager({ refreshUrl: '/r', apiOrigins: 'https://api.example.com' });
 // @ts-expect-error crossTab is a channel name or false, never true
 new TokenManager({ refreshUrl: '/r', crossTab: true });
+// exactOptionalPropertyTypes: an option set to undefined means its default, as at run time
+new TokenManager({ refreshUrl: '/r', logoutUrl: undefined, apiOrigins: undefined, debug: undefined, crossTab: null });
+// @ts-expect-error ready is read-only
+tm.ready = Promise.resolve();
 // @ts-expect-error isAuthenticated is read-only
 tm.isAuthenticated = true;
 tm.events.addEventListener('tokenchange', (e) => {

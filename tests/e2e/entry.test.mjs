@@ -1,0 +1,321 @@
+// The package entry (pkg-template/index.js) in headless Chromium against the real auth server: the lazy wasm
+// load and its failures (C64: a Content-Security-Policy without 'wasm-unsafe-eval', a missing module), honest
+// disposal (C63: dispose(), [Symbol.dispose]() and `using`, free()), the exported error class, calls made before
+// the wasm is ready, and the entry's option checks held to the wasm side's.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launchChromium } from './support/browser.mjs';
+import { startAuthServer, ROOT } from './support/server.mjs';
+import { HARNESS_DIR, collectErrors, openHarness, recordRequests, sleep } from './support/app.mjs';
+
+const REFRESHES = 'auth_refresh_requests_total';
+const PAGES = path.join(ROOT, 'target/e2e-entry');
+
+/** A page that imports the package by path (no inline script: a strict CSP would refuse it) and runs `app.js`. */
+function writePage(dir, name, csp, script) {
+  fs.mkdirSync(dir, { recursive: true });
+  const meta = csp ? `<meta http-equiv="Content-Security-Policy" content="${csp}">` : '';
+  fs.writeFileSync(path.join(dir, `${name}.html`), `<!doctype html><html><head><meta charset="utf-8">${meta}
+<link rel="icon" href="data:,"><script type="module" src="./${name}.js"></script></head><body><p id="app">loading</p></body></html>`);
+  fs.writeFileSync(path.join(dir, `${name}.js`), script);
+}
+
+// What an app does when its manager cannot load: it renders anyway, and every call reports why.
+const FAILING_APP = `
+import { TokenManager, TokenManagerError } from '/pkg/index.js';
+document.getElementById('app').textContent = 'rendered';
+const tm = new TokenManager({ refreshUrl: '/auth/refresh' });
+const outcome = (p) => p.then(() => ({ ok: true }), (e) => ({ instance: e instanceof TokenManagerError, code: e.code, message: e.message }));
+window.__result = (async () => ({
+  ready: await outcome(tm.ready),
+  fetch: await outcome(tm.fetch('/api/me')),
+  login: await outcome(tm.login('/auth/login', { method: 'POST', body: '{}' })),
+  refresh: await outcome(tm.refresh()),
+  isAuthenticated: tm.isAuthenticated,
+}))();
+`;
+
+let browser;
+let server; // the harness and the pages above, the package from pkg/
+let broken; // the same with a copy of the package that has no wasm at all (neither file nor inline copy)
+let fallback; // the same with a copy of the package whose .wasm file is missing (as under esbuild)
+let fast; // 2-second access tokens, for the disposal tests
+
+before(async () => {
+  fs.rmSync(PAGES, { recursive: true, force: true });
+  fs.cpSync(HARNESS_DIR, PAGES, { recursive: true });
+  writePage(PAGES, 'csp-strict', "script-src 'self'", FAILING_APP);
+  writePage(PAGES, 'csp-wasm', "script-src 'self' 'wasm-unsafe-eval'", `
+import { TokenManager } from '/pkg/index.js';
+const tm = new TokenManager({ refreshUrl: '/auth/refresh' });
+window.__result = tm.ready.then(() => 'ready', (e) => e.code + ': ' + e.message);
+`);
+  writePage(PAGES, 'failing', '', FAILING_APP);
+  const copy = (name, drop) => {
+    const dir = path.join(ROOT, 'target', name);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.cpSync(path.join(ROOT, 'pkg'), dir, { recursive: true });
+    for (const f of drop) fs.rmSync(path.join(dir, f));
+    return dir;
+  };
+  browser = await launchChromium();
+  [server, broken, fallback, fast] = await Promise.all([
+    startAuthServer({ www: PAGES, accessTtl: 120 }),
+    startAuthServer({ www: PAGES, pkg: copy('pkg-no-wasm', ['wasm_token_manager_bg.wasm', 'wasm_token_manager_bg.inline.js']) }),
+    startAuthServer({ www: PAGES, accessTtl: 120, pkg: copy('pkg-no-wasm-file', ['wasm_token_manager_bg.wasm']) }),
+    startAuthServer({ www: PAGES, accessTtl: 2, args: ['--leeway', '0'] }),
+  ]);
+});
+after(async () => {
+  await browser?.close();
+  await Promise.all([server?.stop(), broken?.stop(), fallback?.stop(), fast?.stop()]);
+});
+
+async function open(srv, page) {
+  const context = await browser.newContext();
+  const tab = await context.newPage();
+  const errors = collectErrors(tab);
+  const api = recordRequests(tab, /^\/(api|auth)\//);
+  await tab.goto(`${srv.url}/${page}`);
+  return { context, tab, errors, api };
+}
+
+function assertFailsEverywhere(result, pattern) {
+  for (const call of ['ready', 'fetch', 'login', 'refresh']) {
+    assert.equal(result[call].code, 'WASM_LOAD_FAILED', `${call}: ${JSON.stringify(result[call])}`);
+    assert.equal(result[call].instance, true, `${call} rejects with a TokenManagerError`);
+    assert.match(result[call].message, pattern);
+  }
+  assert.equal(result.isAuthenticated, false);
+}
+
+test("C64: a CSP without 'wasm-unsafe-eval' breaks only the manager: the app renders, every call names the missing source, nothing is sent", async () => {
+  const { context, tab, api } = await open(server, 'csp-strict.html');
+  try {
+    const result = await tab.evaluate(() => window.__result);
+    assert.equal(await tab.textContent('#app'), 'rendered', "the app's own module ran and rendered");
+    assertFailsEverywhere(result, /'wasm-unsafe-eval'.*script-src/);
+    assert.deepEqual(api, [], 'no request went out: neither without the token nor anything else');
+  } finally {
+    await context.close();
+  }
+});
+
+test("C64: with 'wasm-unsafe-eval' in script-src the same strict page loads the manager", async () => {
+  const { context, tab, errors } = await open(server, 'csp-wasm.html');
+  try {
+    assert.equal(await tab.evaluate(() => window.__result), 'ready');
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('C64: a package whose wasm cannot be had at all fails with WASM_LOAD_FAILED, naming both attempts; the app renders', async () => {
+  const { context, tab, api } = await open(broken, 'failing.html');
+  try {
+    const result = await tab.evaluate(() => window.__result);
+    assert.equal(await tab.textContent('#app'), 'rendered');
+    assertFailsEverywhere(result, /could not be loaded.*404.*inline copy/);
+    assert.deepEqual(api, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('C64: where the .wasm URL yields nothing (a bundler that does not copy assets), the inline copy is loaded and the manager works', async () => {
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    const wasmRequests = [];
+    tab.on('request', (r) => { if (/wasm_token_manager_bg\.(wasm|inline\.js)$/.test(r.url())) wasmRequests.push(new URL(r.url()).pathname); });
+    await tab.goto(`${fallback.url}/index.html`);
+    await tab.waitForFunction(() => window.harnessReady === true);
+    await tab.evaluate(() => window.setup());
+    assert.equal(await tab.evaluate(() => window.loginDemo()), 200);
+    assert.equal(await tab.evaluate(async () => (await window.tm.fetch('/api/me')).status), 200);
+    assert.deepEqual(wasmRequests, ['/pkg/wasm_token_manager_bg.wasm', '/pkg/wasm_token_manager_bg.inline.js']);
+  } finally {
+    await context.close();
+  }
+});
+
+test('C64: where the .wasm is served, the inline copy is never downloaded', async () => {
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    const inline = [];
+    tab.on('request', (r) => { if (r.url().endsWith('.inline.js')) inline.push(r.url()); });
+    await openHarnessIn(tab);
+    assert.equal(await tab.evaluate(() => window.loginDemo()), 200);
+    assert.deepEqual(inline, []);
+  } finally {
+    await context.close();
+  }
+});
+
+async function openHarnessIn(tab, srv = server) {
+  await tab.goto(`${srv.url}/index.html`);
+  await tab.waitForFunction(() => window.harnessReady === true);
+  await tab.evaluate(() => window.setup());
+}
+
+test('calls made before the wasm is ready wait for it, in order: setAccessToken, login and fetch right after construction', async () => {
+  const { page, errors } = await openHarness(await browser.newContext(), server, null);
+  try {
+    const result = await page.evaluate(async () => {
+      const reported = [];
+      window.addEventListener('error', (e) => { reported.push(e.error?.code); e.preventDefault(); });
+      const tm = new window.TokenManager({ refreshUrl: '/auth/refresh' });
+      tm.setAccessToken('not-a-jwt'); // refused only once the wasm is there: reported with reportError
+      tm.setAccessToken(null);
+      tm.setAccessToken('not-a-jwt-either');
+      const authedBeforeReady = tm.isAuthenticated;
+      const login = tm.login('/auth/login', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }),
+      });
+      const me = tm.fetch('/api/me');
+      const [l, m] = await Promise.all([login, me]);
+      const out = {
+        authedBeforeReady, login: l.status, me: m.status, sub: (await m.json()).sub, authed: tm.isAuthenticated,
+        expiresAt: typeof tm.expiresAt, reported,
+      };
+      tm.dispose();
+      return out;
+    });
+    // The last token given before the wasm was ready is checked (and refused) first; the login queued after it
+    // stores its token, and the fetch queued after the login carries that token.
+    assert.deepEqual(result, {
+      authedBeforeReady: true, login: 200, me: 200, sub: 'demo', authed: true, expiresAt: 'number', reported: ['INVALID_TOKEN'],
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('TokenManagerError is a real class: the entry\'s and the wasm side\'s errors are instances, with name and code', async () => {
+  const { page, errors } = await openHarness(await browser.newContext(), server, null);
+  try {
+    const result = await page.evaluate(async () => {
+      const { TokenManager, TokenManagerError } = await import('/pkg/index.js');
+      const caught = (f) => { try { f(); return null; } catch (e) { return e; } };
+      const rejected = (p) => p.then(() => null, (e) => e);
+      const describe = (e) => e && { instance: e instanceof TokenManagerError, isError: e instanceof Error, name: e.name, code: e.code };
+      const before = caught(() => new TokenManager({ refreshUrl: 'ftp://x' })); // the entry's check
+      const tm = new TokenManager({ refreshUrl: '/auth/refresh' });
+      await tm.ready;
+      const after = caught(() => new TokenManager({ refreshUrl: 'ftp://x' })); // the wasm side's check
+      const token = caught(() => tm.setAccessToken('a b'));
+      const login = await rejected(tm.login('/api/me')); // a 401: no token, the Response is returned
+      tm.dispose();
+      const disposed = await rejected(tm.fetch('/api/me'));
+      return { before: describe(before), after: describe(after), token: describe(token), login, disposed: describe(disposed) };
+    });
+    const expect = (code) => ({ instance: true, isError: true, name: 'TokenManagerError', code });
+    assert.deepEqual(result, {
+      before: expect('INVALID_OPTION'), after: expect('INVALID_OPTION'), token: expect('INVALID_TOKEN'), login: null, disposed: expect('DISPOSED'),
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('the entry checks options with the same rules and messages as the wasm side (before and after the wasm is loaded)', async () => {
+  const { page, errors } = await openHarness(await browser.newContext(), server, null);
+  try {
+    const result = await page.evaluate(async () => {
+      const { TokenManager } = await import('/pkg/index.js');
+      const cases = [
+        undefined, null, 'x', {}, { refreshUrl: 5 }, { refreshUrl: '' }, { refreshUrl: 'ftp://x/y' }, { refreshUrl: 'http://[' },
+        { refreshUrl: '/r', logoutUrl: 7 }, { refreshUrl: '/r', logoutUrl: 'javascript:alert(1)' },
+        { refreshUrl: '/r', apiOrigins: 'https://a.com' }, { refreshUrl: '/r', apiOrigins: ['https://a.com/path'] },
+        { refreshUrl: '/r', apiOrigins: ['https://a.com?q'] }, { refreshUrl: '/r', apiOrigins: ['https://u@a.com'] },
+        { refreshUrl: '/r', apiOrigins: ['not a url'] }, { refreshUrl: '/r', apiOrigins: [42] }, { refreshUrl: '/r', apiOrigins: ['file:///x'] },
+        { refreshUrl: '/r', refreshMarginSeconds: -1 }, { refreshUrl: '/r', refreshMarginSeconds: '60' }, { refreshUrl: '/r', refreshMarginSeconds: NaN },
+        { refreshUrl: '/r', refreshMarginSeconds: Infinity }, { refreshUrl: '/r', refreshTimeoutSeconds: 0 }, { refreshUrl: '/r', lockTimeoutSeconds: -2 },
+        { refreshUrl: '/r', tokenField: 3 }, { refreshUrl: '/r', tokenField: '' },
+        { refreshUrl: '/r', refreshHeaders: { a: 1 } }, { refreshUrl: '/r', refreshHeaders: { 'bad name': 'x' } }, { refreshUrl: '/r', refreshHeaders: 'x' },
+        { refreshUrl: '/r', refreshHeaders: ['a'] }, { refreshUrl: '/r', refreshHeaders: { Authorization: 'x' } }, { refreshUrl: '/r', refreshHeaders: { a: 'x\ny' } },
+        { refreshUrl: '/r', crossTab: 3 }, { refreshUrl: '/r', crossTab: true }, { refreshUrl: '/r', crossTab: '' },
+        { refreshUrl: '/r', debug: 'yes' }, { refreshURL: '/r' },
+        // accepted
+        { refreshUrl: '/r', logoutUrl: null, apiOrigins: ['https://a.com', 'http://[::1]:8080', 'https://b.com/'], refreshMarginSeconds: 0,
+          tokenField: 'jwt', refreshHeaders: {}, refreshTimeoutSeconds: 2.5, crossTab: false, lockTimeoutSeconds: 3, debug: false },
+        { refreshUrl: 'https://auth.example/r', crossTab: null, apiOrigins: [] },
+      ];
+      const run = () => cases.map((o) => {
+        try { new TokenManager(o).dispose(); return 'accepted'; } catch (e) { return `${e.code}: ${e.message}`; }
+      });
+      const entry = run(); // no manager was ready before: the entry's own checks
+      const tm = new TokenManager({ refreshUrl: '/r' });
+      await tm.ready;
+      tm.dispose();
+      const wasm = run(); // now the wasm side checks at construction
+      return { entry, wasm };
+    });
+    assert.equal(result.entry.filter((r) => r === 'accepted').length, 2, result.entry.join('\n'));
+    assert.deepEqual(result.entry, result.wasm);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('C63: dispose(), [Symbol.dispose]() (`using`) and free() each stop the manager: no refresh afterwards, a detached fetch rejects DISPOSED, no "null pointer" error', { timeout: 60_000 }, async () => {
+  const ways = ['dispose', 'using', 'free'];
+  const sessions = [];
+  try {
+    for (const way of ways) {
+      const context = await browser.newContext();
+      const { page, errors } = await openHarness(context, fast, { crossTab: false });
+      assert.equal(await page.evaluate(() => window.loginDemo()), 200);
+      sessions.push({ way, context, page, errors });
+    }
+    // Proof that the sessions renew by themselves while alive: 2-second tokens, so a wait of 3 s sees refreshes.
+    const aliveBefore = await fast.metric(REFRESHES);
+    await sleep(3_000);
+    assert.ok(await fast.metric(REFRESHES) > aliveBefore, 'live managers renew their 2-second tokens');
+
+    const how = {
+      dispose: 'window.tm.dispose()',
+      free: 'window.tm.free()',
+      // A manager an app scopes with `using` is disposed at the end of the block (as a string: Node 20, which
+      // runs this file, does not parse `using` yet; Chromium does).
+      using: '{ using scoped = window.tm; void scoped; }',
+    };
+    for (const { way, page } of sessions) {
+      await page.evaluate(`window.detached = window.tm.fetch; ${how[way]};`);
+    }
+    const disposedAt = await fast.metric(REFRESHES);
+    await sleep(5_000); // more than two token lifetimes: a live manager would have renewed at least twice
+    assert.equal(await fast.metric(REFRESHES), disposedAt, 'no refresh call reached the server after disposal');
+
+    for (const { way, page, errors } of sessions) {
+      const after = await page.evaluate(async () => {
+        const tm = window.tm;
+        const settle = (p) => p.then(() => 'resolved', (e) => e.code ?? e.message);
+        const sync = (f) => { try { f(); return 'ok'; } catch (e) { return e.code ?? e.message; } };
+        return {
+          detached: await settle(window.detached('/api/me')),
+          login: await settle(tm.login('/auth/login', { method: 'POST' })),
+          refresh: await settle(tm.refresh()),
+          logout: await settle(tm.logout()),
+          set: sync(() => tm.setAccessToken(null)),
+          again: sync(() => { tm.dispose(); tm.free(); tm[Symbol.dispose](); }),
+          isAuthenticated: tm.isAuthenticated,
+          expiresAt: tm.expiresAt,
+        };
+      });
+      assert.deepEqual(after, {
+        detached: 'DISPOSED', login: 'DISPOSED', refresh: 'DISPOSED', logout: 'DISPOSED', set: 'DISPOSED', again: 'ok', isAuthenticated: false, expiresAt: null,
+      }, way);
+      assert.deepEqual(errors, [], `${way}: no page error (such as "null pointer passed to rust")`);
+    }
+  } finally {
+    await Promise.all(sessions.map((s) => s.context.close()));
+  }
+});
