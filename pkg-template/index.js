@@ -131,8 +131,9 @@ function checkUrl(v, option) {
   if (typeof v !== 'string' || v === '') throw bad(option, 'must be a non-empty URL string');
   let url;
   try {
-    // Where there is no location (a server-side render), relative URLs are checked for syntax only.
-    url = new URL(v, globalThis.location?.href ?? 'http://localhost/');
+    // Relative URLs resolve as fetch resolves them: against the document's base URL (<base href>), in a worker
+    // its location; where there is neither (a server-side render) they are checked for syntax only.
+    url = new URL(v, globalThis.document?.baseURI ?? globalThis.location?.href ?? 'http://localhost/');
   } catch {
     throw bad(option, 'is not a valid URL');
   }
@@ -146,15 +147,15 @@ function checkSeconds(v, option, allowZero) {
   }
 }
 
-function checkOrigin(s) {
+/** The parsed URL when `s` is an origin-shaped URL (nothing but scheme, host and port), else null. */
+function originShaped(s) {
   let u;
   try {
     u = new URL(s);
   } catch {
-    return false;
+    return null;
   }
-  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== ''
-    && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username && !u.password;
+  return (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username && !u.password ? u : null;
 }
 
 /** Validates `options` and returns a copy the app can no longer change. Throws `INVALID_OPTION`. */
@@ -171,8 +172,15 @@ function checkOptions(options) {
       throw bad('apiOrigins', "must be an array of origin strings such as 'https://api.example.com'");
     }
     o.apiOrigins = Array.from(o.apiOrigins);
-    if (!o.apiOrigins.every((s) => typeof s === 'string' && checkOrigin(s))) {
-      throw bad('apiOrigins', "must contain only http(s) origins such as 'https://api.example.com'");
+    for (const s of o.apiOrigins) {
+      // Checked on the text: engines differ on whether `*` is a host code point at all.
+      if (typeof s === 'string' && s.includes('*')) {
+        throw bad('apiOrigins', "must list each origin: wildcards such as 'https://*.example.com' are not supported");
+      }
+      const u = typeof s === 'string' ? originShaped(s) : null;
+      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') {
+        throw bad('apiOrigins', "must contain only http(s) origins such as 'https://api.example.com'");
+      }
     }
   }
   checkSeconds(o.refreshMarginSeconds, 'refreshMarginSeconds', true);

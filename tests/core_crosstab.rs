@@ -121,7 +121,7 @@ fn new_tab_adopts_the_session() {
     let mut s = Session::new(SessionConfig::default());
     let t = token(T0, 300);
     assert!(s.handle_message(T0, Message::decode(&token_msg(T0 - 5000, &t, "login")).unwrap()));
-    assert!(s.is_authenticated());
+    assert!(s.has_token());
     assert_eq!(s.epoch(), T0 - 5000);
 }
 
@@ -138,7 +138,7 @@ fn stale_generation_messages_ignored() {
     assert!(!s.handle_message(T0 + 1, Message::Logout { epoch: e - 1 }));
     assert!(!s.handle_message(T0 + 1, Message::Ended { epoch: e - 1 }));
     assert!(drain(&mut s).is_empty());
-    assert!(s.is_authenticated());
+    assert!(s.has_token());
 }
 
 #[test]
@@ -165,12 +165,12 @@ fn f12_logout_wins_over_a_refresh_in_flight_elsewhere() {
     tab3.handle_refresh_response(T0 + 200_020, id, ok(&body), 0.5);
     let result = broadcasts(&drain(&mut tab3)).remove(0);
     assert!(!tab1.handle_message(T0 + 200_030, result), "a refresh from before the logout revived tab 1");
-    assert!(!tab1.is_authenticated());
+    assert!(!tab1.has_token());
     assert!(tab3.handle_message(T0 + 200_040, logout.clone()));
     let a = drain(&mut tab3);
     assert_eq!(events(&a), vec![Event::Logout { reason: LogoutReason::Remote }]);
     assert!(broadcasts(&a).is_empty());
-    assert!(!tab3.is_authenticated());
+    assert!(!tab3.has_token());
     assert_eq!(tab3.poll_timeout(), None, "timers stopped");
 
     // Order B: the logout arrives while the refresh is in flight: it is cancelled, its result dropped.
@@ -181,7 +181,7 @@ fn f12_logout_wins_over_a_refresh_in_flight_elsewhere() {
     assert!(a.contains(&Action::RefreshSettled { id }));
     tab3b.handle_refresh_response(T0 + 200_020, id, ok(&body), 0.5);
     assert!(drain(&mut tab3b).is_empty());
-    assert!(!tab3b.is_authenticated());
+    assert!(!tab3b.has_token());
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn login_elsewhere_after_logout_is_accepted() {
     drain(&mut s);
     let later = s.epoch() + 5000;
     assert!(s.handle_message(T0 + 6000, Message::decode(&token_msg(later, &token(T0 + 6000, 300), "login")).unwrap()));
-    assert!(s.is_authenticated());
+    assert!(s.has_token());
     assert!(!s.is_ended());
     // A logout from before that login is now stale.
     assert!(!s.handle_message(T0 + 7000, Message::Logout { epoch: later - 1 }));
@@ -205,7 +205,7 @@ fn ended_elsewhere_expires_the_session_here() {
     drain(&mut s);
     assert!(s.handle_message(T0 + 10, Message::Ended { epoch: s.epoch() }));
     assert_eq!(events(&drain(&mut s)), vec![Event::SessionExpired]);
-    assert!(!s.is_authenticated() && s.is_ended());
+    assert!(!s.has_token() && s.is_ended());
 }
 
 #[test]
@@ -275,10 +275,10 @@ fn f6_a_follower_adopts_the_leaders_failure_and_backs_off() {
     assert!(follower.handle_message(T0 + 3, failed.clone()));
     let a = drain(&mut follower);
     assert!(a.contains(&Action::RefreshSettled { id: fid }));
-    assert_eq!(events(&a), vec![Event::RefreshFailed { status: None, retryable: true, retry_at: Some(T0 + 20_002) }]);
+    assert_eq!(events(&a), vec![Event::RefreshFailed { status: None, retryable: true, retry_at: Some(T0 + 20_002), had_token: true }]);
     assert!(broadcasts(&a).is_empty());
     assert_eq!(follower.poll_timeout(), Some(T0 + 20_002));
-    assert!(follower.is_authenticated(), "the session is kept");
+    assert!(follower.has_token(), "the session is kept");
 
     // A tab whose own call is already running keeps its chance of a success.
     let mut caller = Session::new(SessionConfig::default());
@@ -317,4 +317,26 @@ fn f4_without_locks_a_peer_refresh_is_awaited() {
     // A stale announcement is ignored.
     assert!(!s.handle_message(T0 + 50, Message::Refreshing { epoch: s.epoch() - 1 }));
     assert!(Message::decode(r#"{"v":1,"type":"refreshing","epoch":1,"token":"x"}"#).is_none());
+}
+
+#[test]
+fn c60_login_in_another_tab_aborts_this_tabs_refresh_call() {
+    let mut leader = Session::new(SessionConfig::default());
+    leader.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut leader);
+    let mut tab = Session::new(SessionConfig::default());
+    tab.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut tab);
+    let id = tab.request_refresh(T0 + 1);
+    drain(&mut tab);
+    // Another tab signs in (a new session): this tab's call must not store the previous session's cookie.
+    assert!(tab.handle_message(T0 + 2, Message::decode(&token_msg(leader.epoch() + 10, &token(T0, 600), "login")).unwrap()));
+    let a = drain(&mut tab);
+    assert!(a.contains(&Action::AbortRefresh { id }), "{a:?}");
+    assert!(a.contains(&Action::RefreshSettled { id }));
+    // A token another tab got by refreshing the same session does not abort this tab's call.
+    let id2 = tab.request_refresh(T0 + 3);
+    drain(&mut tab);
+    assert!(tab.handle_message(T0 + 4, Message::decode(&token_msg(tab.epoch() + 1, &token(T0, 900), "refresh")).unwrap()));
+    assert!(!drain(&mut tab).contains(&Action::AbortRefresh { id: id2 }));
 }

@@ -74,7 +74,7 @@ fn fresh_token_is_sent_without_refresh() {
     let p = s.prepare_request(T0 + 1000, false);
     assert!(sent_token(&p).is_some());
     assert!(drain(&mut s).is_empty());
-    assert!(s.is_authenticated());
+    assert!(s.has_token());
     assert_eq!(s.expires_at(), Some(T0 + 300_000));
 }
 
@@ -89,10 +89,10 @@ fn login_emits_tokenchange() {
 fn malformed_token_not_stored() {
     let mut s = session();
     assert!(s.set_token(T0, "a.b", None, TokenSource::Set).is_err());
-    assert!(!s.is_authenticated());
+    assert!(!s.has_token());
     assert!(drain(&mut s).is_empty());
     assert!(s.set_token_body(T0, b"<html>", Some("text/html"), TokenSource::Login).is_err());
-    assert!(!s.is_authenticated());
+    assert!(!s.has_token());
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn c42_logout_during_refresh_drops_result() {
     // The late result must not resurrect the session.
     s.handle_refresh_response(T0 + 240_100, id, ok(&body(&token(T0 + 240_100, 300))), 0.5);
     assert!(drain(&mut s).is_empty());
-    assert!(!s.is_authenticated());
+    assert!(!s.has_token());
     assert_eq!(s.poll_timeout(), None);
     // Requests go out without a token and trigger no refresh; logout is idempotent.
     assert_eq!(sent_token(&s.prepare_request(T0 + 240_200, false)), None);
@@ -327,7 +327,7 @@ fn s16_logout_confirmed_only_by_a_2xx_answer() {
     assert!(s.logout(T0 + 10, LogoutReason::User));
     drain(&mut s);
     let _ = logout_result(Some(403));
-    assert!(!s.is_authenticated() && s.is_ended());
+    assert!(!s.has_token() && s.is_ended());
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(sent_token(&s.prepare_request(T0 + 20, false)), None, "no session restore after a refused logout");
     assert!(drain(&mut s).is_empty());
@@ -354,7 +354,7 @@ fn session_restore_tries_one_refresh() {
     assert_eq!(starts(&drain(&mut s)).len(), 1);
     s.handle_refresh_response(T0 + 10, id, ok(&body(&token(T0, 300))), 0.5);
     drain(&mut s);
-    assert!(s.is_authenticated());
+    assert!(s.has_token());
 }
 
 #[test]
@@ -388,9 +388,9 @@ fn c28_refresh_401_is_terminal_sessionexpired_once() {
     let a = drain(&mut s);
     let ev = events(&a);
     assert_eq!(ev.iter().filter(|e| **e == Event::SessionExpired).count(), 1);
-    assert!(ev.contains(&Event::RefreshFailed { status: Some(401), retryable: false, retry_at: None }));
+    assert!(ev.contains(&Event::RefreshFailed { status: Some(401), retryable: false, retry_at: None, had_token: true }));
     assert!(a.contains(&Action::RefreshSettled { id }));
-    assert!(!s.is_authenticated());
+    assert!(!s.has_token());
     // Waiters resolve with their original 401 (no token since); no further refresh calls (count = 1).
     for i in 0..50 {
         let p = s.prepare_request(now + 10 + i, false);
@@ -424,8 +424,8 @@ fn retryable_keeps_session(resp: RefreshResponse<'_>, expect_status: Option<u16>
     s.handle_refresh_response(T0 + 240_100, id, resp, 0.0);
     let a = drain(&mut s);
     let retry_at = T0 + 240_100 + BACKOFF_BASE_MS;
-    assert_eq!(events(&a), vec![Event::RefreshFailed { status: expect_status, retryable: true, retry_at: Some(retry_at) }]);
-    assert!(s.is_authenticated(), "a still-valid token is kept");
+    assert_eq!(events(&a), vec![Event::RefreshFailed { status: expect_status, retryable: true, retry_at: Some(retry_at), had_token: true }]);
+    assert!(s.has_token(), "a still-valid token is kept");
     assert!(sent_token(&s.prepare_request(T0 + 240_200, false)).is_some());
     assert_eq!(s.poll_timeout(), Some(retry_at));
     // No refresh before the backoff ends, one right after.
@@ -568,7 +568,7 @@ fn c45_restored_from_bfcache_revalidates() {
     s.handle_wake(T0 + 10_000, true);
     let id = starts(&drain(&mut s))[0];
     s.handle_refresh_response(T0 + 10_010, id, status(401), 0.5);
-    assert!(!s.is_authenticated());
+    assert!(!s.has_token());
 }
 
 #[test]
@@ -690,4 +690,96 @@ fn c57_keepalive_token_only_when_not_expired() {
     assert!(drain(&mut s).is_empty(), "nothing is started");
     assert_eq!(s.refresh_in_flight(), None);
     assert!(session().token_without_waiting(T0).is_none());
+}
+
+#[test]
+fn c61_refresh_status_classes_misconfigured_endpoint_is_terminal() {
+    // A refreshUrl answering 404 (or 405, 410, 501, another 4xx) is misconfigured: retrying cannot mend it, so
+    // the session ends at once instead of being retried forever.
+    for code in [400, 401, 403, 404, 405, 409, 410, 415, 422, 501] {
+        let mut s = logged_in(T0, 300);
+        let id = s.request_refresh(T0 + 1);
+        drain(&mut s);
+        s.handle_refresh_response(T0 + 2, id, status(code), 0.5);
+        let ev = events(&drain(&mut s));
+        assert!(ev.contains(&Event::RefreshFailed { status: Some(code), retryable: false, retry_at: None, had_token: true }), "{code}");
+        assert!(ev.contains(&Event::SessionExpired), "{code}");
+        assert!(s.is_ended(), "{code}");
+        assert_eq!(s.poll_timeout(), None, "{code}: no further attempt");
+    }
+    // The temporary ones are retried with backoff.
+    for code in [408, 425, 429, 500, 502, 503, 504, 599] {
+        let mut s = logged_in(T0, 300);
+        let id = s.request_refresh(T0 + 1);
+        drain(&mut s);
+        s.handle_refresh_response(T0 + 2, id, status(code), 0.5);
+        let ev = events(&drain(&mut s));
+        assert!(matches!(ev.as_slice(), [Event::RefreshFailed { retryable: true, .. }]), "{code}: {ev:?}");
+        assert!(s.has_token() && !s.is_ended(), "{code}");
+    }
+    for code in [200u16, 408, 429, 500, 503] {
+        assert_eq!(wasm_token_manager::session::refresh_status_retryable(code), code != 200);
+    }
+}
+
+#[test]
+fn c61_refresh_redirect_is_terminal() {
+    let mut s = logged_in(T0, 300);
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    s.handle_refresh_response(T0 + 2, id, RefreshResponse::Redirected, 0.5);
+    let ev = events(&drain(&mut s));
+    assert!(ev.contains(&Event::RefreshFailed { status: None, retryable: false, retry_at: None, had_token: true }));
+    assert!(s.is_ended());
+}
+
+#[test]
+fn c61_cold_start_failure_says_no_token_was_held() {
+    // A visitor who never signed in: the restore attempt fails with 401, and the event says no token was held,
+    // so the app does not show "session expired" to someone who never had a session.
+    let mut s = Session::new(SessionConfig::default());
+    let id = s.request_refresh(T0);
+    drain(&mut s);
+    s.handle_refresh_response(T0 + 1, id, status(401), 0.5);
+    let ev = events(&drain(&mut s));
+    assert_eq!(ev, vec![Event::RefreshFailed { status: Some(401), retryable: false, retry_at: None, had_token: false }]);
+}
+
+#[test]
+fn c61_expired_token_that_cannot_be_renewed_is_not_authenticated() {
+    let mut s = logged_in(T0, 300);
+    assert!(s.is_authenticated(T0 + 1));
+    // The refresh endpoint is down past expiry: the token is still held (for the 401 path) but no longer counts.
+    s.handle_timeout(T0 + 240_000);
+    let id = starts(&drain(&mut s))[0];
+    s.handle_refresh_response(T0 + 240_100, id, status(503), 0.5);
+    drain(&mut s);
+    assert!(s.is_authenticated(T0 + 299_999));
+    assert!(s.has_token() && !s.is_authenticated(T0 + 300_000));
+}
+
+#[test]
+fn c60_login_aborts_the_previous_sessions_refresh_call() {
+    let mut s = logged_in(T0, 300);
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    // The app signs in as someone else while the refresh call is on the wire.
+    s.set_token(T0 + 2, &token(T0, 300), None, TokenSource::Login).unwrap();
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::AbortRefresh { id }), "the old call is aborted, so its Set-Cookie is never stored: {a:?}");
+    assert!(a.contains(&Action::RefreshSettled { id }));
+    // Its answer, if it still arrives, changes nothing.
+    let before = s.expires_at();
+    s.handle_refresh_response(T0 + 3, id, status(200), 0.5);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.expires_at(), before);
+}
+
+#[test]
+fn c60_failed_login_leaves_the_refresh_in_flight_alone() {
+    let mut s = logged_in(T0, 300);
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    assert!(s.set_token(T0 + 2, "not a token", None, TokenSource::Login).is_err());
+    assert!(!drain(&mut s).contains(&Action::AbortRefresh { id }));
 }

@@ -29,26 +29,35 @@ function install() {
   globalThis.fetch = async (input, init) => {
     const req = new Request(input, init);
     const url = new URL(req.url);
+    // Routes ignore the /spa-root prefix of the <base href> scenario (C59); the log keeps the real path.
+    const route = url.pathname.replace(/^\/spa-root(?=\/)/, '');
     const hasBody = !['GET', 'HEAD'].includes(req.method);
     const body = hasBody ? await req.text() : '';
     const e = { url: req.url, origin: url.origin, path: url.pathname, method: req.method,
       auth: req.headers.get('authorization'), credentials: req.credentials, redirect: req.redirect,
-      xrw: req.headers.get('x-requested-with'), csrf: req.headers.get('x-csrf'), contentType: req.headers.get('content-type'), body };
+      xrw: req.headers.get('x-requested-with'), csrf: req.headers.get('x-csrf'), contentType: req.headers.get('content-type'), body,
+      signal: req.signal, mode: req.mode };
     s.log.push(e);
-    if (url.pathname === '/auth/refresh') {
+    if (route === '/auth/refresh') {
       s.refreshCount += 1;
       if (s.gate) await s.gate.promise;
       const step = s.plan.length ? s.plan.shift() : 'ok';
       if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expires_in: s.life }); }
       if (step === 'network') throw new TypeError('Failed to fetch');
       if (step === 'html') return new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } });
+      if (step === 'redirect') {
+        // What fetch gives for a 3xx under redirect: 'manual' (a Response of type opaqueredirect, status 0).
+        const r = new Response(null, { status: 200 });
+        Object.defineProperties(r, { type: { value: 'opaqueredirect' }, status: { value: 0 }, ok: { value: false } });
+        return r;
+      }
       return json({ error: 'x' }, Number(step));
     }
-    if (url.pathname === '/auth/login') {
+    if (route === '/auth/login') {
       if (s.loginBody) return json(s.loginBody);
       s.valid = mint(s.life); return json({ accessToken: s.valid, user: 'u' });
     }
-    if (url.pathname === '/auth/logout') {
+    if (route === '/auth/logout') {
       const step = s.logoutPlan.length ? s.logoutPlan.shift() : 'ok';
       if (step === 'network') throw new TypeError('Failed to fetch');
       if (step === 'hang') return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)));
@@ -56,9 +65,9 @@ function install() {
       s.valid = null;
       return step === '200' ? json({}) : new Response(null, { status: 204 });
     }
-    if (url.pathname === '/net-error') throw new TypeError('Failed to fetch');
-    if (url.pathname === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
-    if (url.pathname.startsWith('/open')) return json({ ok: true });
+    if (route === '/net-error') throw new TypeError('Failed to fetch');
+    if (route === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
+    if (route.startsWith('/open')) return json({ ok: true });
     if (e.auth && s.valid && e.auth === 'Bearer ' + s.valid) return json({ ok: true, body });
     return json({ error: 'invalid_token' }, 401);
   };
@@ -252,7 +261,7 @@ const scenarios = {
     check(tm.isAuthenticated === false && tm.expiresAt === null, 'authenticated at start');
     check((await tm.refresh()) === true, 'refresh() resolved false');
     const e = s.log.find((x) => x.path === '/auth/refresh');
-    check(e.method === 'POST' && e.credentials === 'include' && e.redirect === 'error', 'refresh call shape ' + JSON.stringify(e));
+    check(e.method === 'POST' && e.credentials === 'include' && e.redirect === 'manual', 'refresh call shape ' + JSON.stringify(e));
     check(e.xrw === 'fetch', 'refreshHeaders not sent');
     check(e.auth === null, 'the refresh call carried a bearer');
     check(changes.length === 1 && changes[0].source === 'refresh' && typeof changes[0].expiresAt === 'number', 'tokenchange ' + JSON.stringify(changes));
@@ -414,12 +423,14 @@ const scenarios = {
       raw.close();
       tm.dispose();
     }
-    // Without logoutUrl there is nothing to confirm: it resolves and posts nothing.
+    // Without logoutUrl the server is never told: the local logout happens, and logout() rejects with
+    // LOGOUT_FAILED saying so (C61 kind: a reload would silently sign the user in again).
     const s = install();
     const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
     tm.setAccessToken(mint(3600));
-    await tm.logout();
-    check(!tm.isAuthenticated && s.log.length === 0, 'logout without logoutUrl');
+    const e = await expectError(tm.logout(), 'LOGOUT_FAILED', 'logout without logoutUrl');
+    check(e.status === null && /logoutUrl/.test(e.message), 'the error names the missing logoutUrl: ' + e.message);
+    check(!tm.isAuthenticated && s.log.length === 0, 'logout without logoutUrl still logs out locally and posts nothing');
     tm.dispose();
   },
 
@@ -509,6 +520,7 @@ const scenarios = {
       [{ refreshUrl: '/r', refreshHeaders: { 'bad name': 'x' } }, 'refreshHeaders'], [{ refreshUrl: '/r', refreshHeaders: 'x' }, 'refreshHeaders'],
       [{ refreshUrl: '/r', refreshTimeoutSeconds: 0 }, 'refreshTimeoutSeconds'], [{ refreshUrl: '/r', crossTab: 3 }, 'crossTab'],
       [{ refreshUrl: '/r', crossTab: true }, 'crossTab'], [{ refreshUrl: '/r', debug: 'yes' }, 'debug'], [{ refreshURL: '/r' }, 'refreshURL'],
+      [{ refreshUrl: '/r', apiOrigins: ['http://*:8080'] }, 'wildcards'], [{ refreshUrl: '/r', apiOrigins: ['https://*.example.com'] }, 'wildcards'],
     ];
     for (const [opts, word] of cases) expectThrow(() => make(opts), 'INVALID_OPTION', word, JSON.stringify(opts) || 'undefined');
     const ok = make({ refreshUrl: '/r', logoutUrl: '/l', apiOrigins: ['https://a.com', 'http://[::1]:8080'], refreshMarginSeconds: 0,
@@ -798,6 +810,129 @@ Object.assign(scenarios, {
     await settleMany(5);
     check(s.refreshCount === 1, 'a disposed manager still listens');
   },
+
+  async c59BaseHrefResolvesLikeFetch(make) {
+    // An SPA served with <base href="/">, on a deep route: relative URLs mean what fetch makes of them.
+    const s = install();
+    const base = document.createElement('base');
+    base.href = new URL('/spa-root/', location.href).href;
+    document.head.prepend(base);
+    try {
+      const tm = make({ refreshUrl: 'auth/refresh', logoutUrl: 'auth/logout', crossTab: false });
+      tm.setAccessToken(mint(3600));
+      check(await tm.refresh(), 'refresh through a relative refreshUrl');
+      await tm.logout();
+      const paths = s.log.map((e) => e.path);
+      check(paths.includes('/spa-root/auth/refresh') && paths.includes('/spa-root/auth/logout'), 'resolved against the document base URL: ' + paths.join(', '));
+    } finally {
+      base.remove();
+    }
+  },
+
+  async c60ReloginAbortsThePreviousSessionsRefreshCall(make) {
+    const { s, tm } = await loggedIn(make);
+    const release = gate(s);
+    const r = tm.refresh();
+    await until(() => s.refreshCount === 1, 'the refresh call of the first session');
+    const call = s.log.find((e) => e.path === '/auth/refresh');
+    check(!call.signal.aborted, 'aborted too early');
+    const res = await tm.login('/auth/login', { method: 'POST' });
+    check(res.ok, 'second login');
+    const second = s.valid;
+    check(call.signal.aborted, 'the first session\'s refresh call was not aborted once the new login succeeded: its Set-Cookie would be stored over the new session\'s');
+    release();
+    await r;
+    await settleMany(10);
+    await tm.fetch('/api/a');
+    check(api(s)[0].auth === 'Bearer ' + second, 'the first session\'s refresh answer replaced the new session\'s token');
+  },
+
+  async c60FailedLoginKeepsTheOldSession(make) {
+    const { s, tm } = await loggedIn(make);
+    const release = gate(s);
+    const r = tm.refresh();
+    await until(() => s.refreshCount === 1, 'the refresh call');
+    const call = s.log.find((e) => e.path === '/auth/refresh');
+    s.loginBody = { error: 'no token here' };
+    await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', 'login without a token');
+    check(!call.signal.aborted, 'a failed login aborted the old session\'s refresh');
+    release();
+    check((await r) === true, 'the old session refreshed');
+  },
+
+  async c61RefreshStatusClasses(make) {
+    // A refreshUrl answering 404 (misconfigured) ends the session at once: one call, sessionexpired, not
+    // authenticated; likewise 405, 410 and a redirect. A 503 keeps retrying.
+    for (const step of ['404', '405', '410', 'redirect']) {
+      const s = install();
+      const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+      tm.setAccessToken(mint(3600));
+      const failed = []; let expired = 0;
+      tm.events.addEventListener('refreshfailed', (e) => failed.push(e.detail));
+      tm.events.addEventListener('sessionexpired', () => expired++);
+      s.plan = [step];
+      check((await tm.refresh()) === false, step + ': refresh() resolves false');
+      await settleMany(20);
+      check(s.refreshCount === 1, step + ': retried ' + s.refreshCount);
+      check(failed.length === 1 && failed[0].retryable === false && failed[0].hadToken === true, step + ': ' + JSON.stringify(failed));
+      check(failed[0].status === (step === 'redirect' ? null : Number(step)), step + ': status ' + failed[0].status);
+      check(expired === 1 && !tm.isAuthenticated, step + ': session not ended');
+      tm.dispose();
+    }
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    tm.setAccessToken(mint(3600));
+    const failed = [];
+    tm.events.addEventListener('refreshfailed', (e) => failed.push(e.detail));
+    s.plan = ['503'];
+    await tm.refresh();
+    check(failed.length === 1 && failed[0].retryable === true && tm.isAuthenticated, '503 is retryable and keeps a valid token');
+    // An expired token that cannot be renewed is held (for the 401 path) but does not count as authenticated.
+    tm.setAccessToken(mint(-10));
+    check(!tm.isAuthenticated, 'an expired token counts as authenticated');
+  },
+
+  async c61ColdStartTellsNoSessionFromExpiredSession(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const failed = []; let expired = 0;
+    tm.events.addEventListener('refreshfailed', (e) => failed.push(e.detail));
+    tm.events.addEventListener('sessionexpired', () => expired++);
+    s.plan = ['401'];
+    check((await tm.refresh()) === false, 'no session to restore');
+    check(failed.length === 1 && failed[0].hadToken === false && expired === 0, 'a visitor who never signed in: ' + JSON.stringify(failed));
+  },
+
+  async c61DebugSaysWhyTheBearerWasWithheld(make) {
+    const s = install();
+    const lines = [];
+    const original = console.debug;
+    console.debug = (...args) => lines.push(args.join(' '));
+    try {
+      const tm = make({ refreshUrl: '/auth/refresh', crossTab: false, debug: true });
+      tm.setAccessToken(mint(3600));
+      await tm.fetch('https://other.example/open/1');
+      await tm.fetch('https://other.example/open/2');
+      await tm.fetch('https://third.example/open');
+    } finally {
+      console.debug = original;
+    }
+    const withheld = lines.filter((l) => /withheld/.test(l));
+    check(withheld.length === 2 && withheld[0].includes('https://other.example') && withheld[1].includes('https://third.example'),
+      'once per origin: ' + JSON.stringify(withheld));
+    check(!lines.some((l) => l.includes(s.log[0].auth || 'no-token-sent')), 'a token in the debug output');
+  },
+
+  async noCorsRequestNeverCausesARefresh(make) {
+    // A no-cors request cannot carry Authorization: a 401 answer to it must not look like an expiry.
+    const { s, tm } = await loggedIn(make);
+    const res = await tm.fetch('/api/a', { mode: 'no-cors' });
+    check(res.status === 401, 'the scripted server answers the bearer-less request with 401');
+    await settleMany(10);
+    check(s.refreshCount === 0, 'a no-cors 401 caused a refresh');
+    check(api(s).length === 1 && api(s)[0].auth === null, 'resent or sent with a bearer');
+    check((await tm.fetch('/api/a')).status === 200, 'later requests work');
+  },
 });
 
 export function run(name, rawMake) {
@@ -986,4 +1121,39 @@ async fn f6_crosstab_failure_backs_off_every_tab() {
 #[wasm_bindgen_test]
 async fn c36_c37_forbidden_and_other_origin_401_pass_through() {
     scenario("forbiddenAndOtherOrigin401PassThrough").await;
+}
+
+#[wasm_bindgen_test]
+async fn c59_base_href_resolves_like_fetch() {
+    scenario("c59BaseHrefResolvesLikeFetch").await;
+}
+
+#[wasm_bindgen_test]
+async fn c60_relogin_aborts_the_previous_sessions_refresh_call() {
+    scenario("c60ReloginAbortsThePreviousSessionsRefreshCall").await;
+}
+
+#[wasm_bindgen_test]
+async fn c60_failed_login_keeps_the_old_session() {
+    scenario("c60FailedLoginKeepsTheOldSession").await;
+}
+
+#[wasm_bindgen_test]
+async fn c61_refresh_status_classes() {
+    scenario("c61RefreshStatusClasses").await;
+}
+
+#[wasm_bindgen_test]
+async fn c61_cold_start_tells_no_session_from_expired_session() {
+    scenario("c61ColdStartTellsNoSessionFromExpiredSession").await;
+}
+
+#[wasm_bindgen_test]
+async fn c61_debug_says_why_the_bearer_was_withheld() {
+    scenario("c61DebugSaysWhyTheBearerWasWithheld").await;
+}
+
+#[wasm_bindgen_test]
+async fn no_cors_request_never_causes_a_refresh() {
+    scenario("noCorsRequestNeverCausesARefresh").await;
 }

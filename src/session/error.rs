@@ -123,8 +123,11 @@ impl std::error::Error for BodyError {}
 /// The logout call was not answered 2xx (see [`logout_result`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogoutError {
-    /// The HTTP status of the logout call, or `None` for a network error or timeout.
+    /// The HTTP status of the logout call, or `None` for a network error, a timeout or no call at all.
     pub status: Option<u16>,
+    /// No `logoutUrl` is configured, so no call was made: the server session and its refresh cookie stay alive,
+    /// and a reload restores the session from the cookie.
+    pub no_logout_url: bool,
 }
 
 impl LogoutError {
@@ -135,6 +138,9 @@ impl LogoutError {
 
     /// A short English description, safe to show.
     pub const fn message(self) -> &'static str {
+        if self.no_logout_url {
+            return "no logoutUrl is set, so the server was not told: the session and its refresh cookie are still alive there and a reload signs the user in again; set the logoutUrl option";
+        }
         match self.status {
             Some(_) => "the server refused the logout: the session may still be active on the server",
             None => "the logout call failed (network error or timeout): the session may still be active on the server",
@@ -157,6 +163,12 @@ impl std::error::Error for LogoutError {}
 pub fn logout_result(status: Option<u16>) -> Result<(), LogoutError> {
     match status {
         Some(200..=299) => Ok(()),
-        _ => Err(LogoutError { status }),
+        _ => Err(LogoutError { status, no_logout_url: false }),
     }
+}
+
+/// The answer of `logout()` when no `logoutUrl` is configured: the local logout happened, but the server still
+/// holds the session, so this is a [`LogoutError`] (C61 kind: a misconfiguration must not be silent).
+pub const fn logout_without_url() -> LogoutError {
+    LogoutError { status: None, no_logout_url: true }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use super::body::{parse_token_body, TokenBody};
 use super::crosstab::Message;
 use super::error::{BodyError, TokenError};
-use super::policy::{backoff_delay, plan_expiry, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
+use super::policy::{backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
 use super::retry_after::{parse_retry_after, MAX_RETRY_AFTER_MS};
 use super::token::{AccessToken, UnverifiedClaims};
 
@@ -104,6 +104,10 @@ pub enum Event {
         retryable: bool,
         /// When the next attempt may happen (ms since the epoch), for retryable failures.
         retry_at: Option<u64>,
+        /// Whether a token was held when it failed: `false` for the attempt to restore a session from the cookie
+        /// of a visitor who never signed in (a cold start), so that an app can tell "not signed in" from
+        /// "session expired".
+        had_token: bool,
     },
     /// The server ended the session (`sessionexpired`); fired once per session.
     SessionExpired,
@@ -190,8 +194,11 @@ pub enum RefreshResponse<'a> {
         /// The body exceeded the cap (or declared that it would): reading stopped there.
         body_too_large: bool,
     },
-    /// `fetch` rejected (offline, DNS, CORS, a redirect with `redirect: 'error'`).
+    /// `fetch` rejected (offline, DNS, CORS).
     NetworkError,
+    /// The endpoint answered with a redirect (the call uses `redirect: 'manual'` and never follows one): a
+    /// misconfigured `refreshUrl` or a login page in front of it. Terminal.
+    Redirected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +216,7 @@ struct Held {
 
 enum Outcome {
     Success(TokenBody),
+    /// A failure that retrying the same call cannot mend (see [`refresh_status_retryable`]).
     Terminal(Option<u16>),
     Retryable { status: Option<u16>, retry_after_ms: Option<u64> },
 }
@@ -281,9 +289,16 @@ impl Session {
         &self.cfg
     }
 
-    /// Whether a token is held.
-    pub fn is_authenticated(&self) -> bool {
+    /// Whether a token is held, expired or not (the 401 path still sends an expired one).
+    pub fn has_token(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// Whether a token is held that is not past its estimated expiry at `now_ms` (a token without a known
+    /// expiry counts while held). An expired token that cannot be renewed (the refresh endpoint down) is held
+    /// for the 401 path, but does not count.
+    pub fn is_authenticated(&self, now_ms: u64) -> bool {
+        self.token.as_ref().is_some_and(|h| !h.expiry.is_some_and(|e| e.is_expired(now_ms)))
     }
 
     /// The held token's estimated expiry (ms since the epoch), when known.
@@ -381,7 +396,8 @@ impl Session {
     }
 
     /// Forgets the refresh in flight (its result will be dropped) and wakes its waiters. The call itself is
-    /// not aborted: its answer may carry a rotated refresh cookie that the browser should still store.
+    /// not aborted: its answer may carry a rotated refresh cookie that the browser should still store (a
+    /// logout, the end of the session: that cookie belongs to the same session). See [`Self::abort_flight`].
     fn cancel_flight(&mut self) {
         match self.flight {
             Flight::Running { id, .. } => {
@@ -392,6 +408,16 @@ impl Session {
         self.flight = Flight::Idle;
         self.attempts = 0;
         self.malformed_streak = 0;
+    }
+
+    /// Forgets the refresh in flight and aborts its call (C60): a new session started (a login or
+    /// `setAccessToken` succeeded, here or in another tab), and the old call's answer would store the previous
+    /// session's refresh cookie over the new one's. Nothing started before a new session may change state after it.
+    fn abort_flight(&mut self) {
+        if let Flight::Running { id, .. } = self.flight {
+            self.actions.push_back(Action::AbortRefresh { id });
+        }
+        self.cancel_flight();
     }
 
     fn install(&mut self, now_ms: u64, token: AccessToken, claims: &UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
@@ -406,7 +432,7 @@ impl Session {
     /// flight (its result would belong to an older session, C43) and re-enables automatic refreshes.
     pub fn set_token(&mut self, now_ms: u64, token: &str, expires_in: Option<f64>, source: TokenSource) -> Result<(), TokenError> {
         let (token, claims) = AccessToken::parse_jwt(token)?;
-        self.cancel_flight();
+        self.abort_flight();
         self.bump_epoch(now_ms);
         self.install(now_ms, token.clone(), &claims, expires_in, source);
         self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token, claims }));
@@ -416,7 +442,7 @@ impl Session {
     /// Stores the token from a login answer's body (see [`parse_token_body`]).
     pub fn set_token_body(&mut self, now_ms: u64, body: &[u8], content_type: Option<&str>, source: TokenSource) -> Result<(), BodyError> {
         let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
-        self.cancel_flight();
+        self.abort_flight();
         self.bump_epoch(now_ms);
         self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, source);
         self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: b.token, claims: b.claims }));
@@ -545,6 +571,7 @@ impl Session {
     fn classify(&mut self, now_ms: u64, response: RefreshResponse<'_>) -> Outcome {
         match response {
             RefreshResponse::NetworkError => Outcome::Retryable { status: None, retry_after_ms: None },
+            RefreshResponse::Redirected => Outcome::Terminal(None),
             RefreshResponse::Http { status, content_type, retry_after, body, body_too_large } => match status {
                 200..=299 => {
                     let parsed = if body_too_large {
@@ -566,11 +593,11 @@ impl Session {
                         }
                     }
                 }
-                400 | 401 | 403 => Outcome::Terminal(Some(status)),
-                _ => Outcome::Retryable {
+                _ if refresh_status_retryable(status) => Outcome::Retryable {
                     status: Some(status),
                     retry_after_ms: retry_after.and_then(|v| parse_retry_after(v, now_ms)),
                 },
+                _ => Outcome::Terminal(Some(status)),
             },
         }
     }
@@ -597,7 +624,7 @@ impl Session {
                 if had {
                     self.generation = self.generation.saturating_add(1);
                 }
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: false, retry_at: None }));
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: false, retry_at: None, had_token: had }));
                 if had {
                     self.actions.push_back(Action::Event(Event::SessionExpired));
                 }
@@ -608,7 +635,8 @@ impl Session {
                 self.attempts = self.attempts.saturating_add(1);
                 let until = now_ms.saturating_add(delay);
                 self.flight = Flight::Backoff { until };
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: true, retry_at: Some(until) }));
+                let had_token = self.token.is_some();
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: true, retry_at: Some(until), had_token }));
                 self.actions.push_back(Action::Broadcast(Message::Failed { epoch: self.epoch, retry_at: until }));
             }
         }
@@ -687,6 +715,11 @@ impl Session {
                     Flight::Running { id, .. } => Some(id),
                     _ => None,
                 };
+                // Another tab signed in (or was handed a token): this tab's call belongs to the previous
+                // session, and its answer must not store that session's cookie over the new one (C60).
+                if let (Some(id), TokenSource::Login | TokenSource::Set) = (settled, source) {
+                    self.actions.push_back(Action::AbortRefresh { id });
+                }
                 self.flight = Flight::Idle;
                 self.attempts = 0;
                 self.malformed_streak = 0;
@@ -713,7 +746,8 @@ impl Session {
                 let until = retry_at.clamp(now_ms, now_ms.saturating_add(MAX_RETRY_AFTER_MS + BACKOFF_CAP_MS));
                 self.attempts = self.attempts.saturating_add(1);
                 self.flight = Flight::Backoff { until };
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status: None, retryable: true, retry_at: Some(until) }));
+                let had_token = self.token.is_some();
+                self.actions.push_back(Action::Event(Event::RefreshFailed { status: None, retryable: true, retry_at: Some(until), had_token }));
                 self.actions.push_back(Action::RefreshSettled { id });
             }
             Message::Ended { epoch } => {

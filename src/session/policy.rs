@@ -94,6 +94,20 @@ pub fn backoff_delay(attempt: u32, jitter: f64, retry_after_ms: Option<u64>) -> 
     jittered.max(BACKOFF_BASE_MS).max(retry_after_ms.unwrap_or(0))
 }
 
+/// Whether a non-2xx answer of the refresh endpoint is worth another attempt of the same call (C61).
+///
+/// * Retryable: `408 Request Timeout`, `425 Too Early`, `429 Too Many Requests` (honouring `Retry-After`), and
+///   every `5xx` but `501 Not Implemented`: the server or the path to it is temporarily unwell
+///   (RFC 9110 §15.5.9, §15.6; RFC 6585 §4; RFC 8470 §5.2).
+/// * Terminal, ending the session with `refreshfailed {retryable: false}`: every other status. `400`
+///   (`invalid_grant`, RFC 6749 §5.2), `401` and `403` say the refresh cookie is no good; `404`, `405`, `410`,
+///   `501` and the rest of `4xx` say the endpoint is wrong (a misconfigured `refreshUrl`), which retrying
+///   cannot mend; `1xx`/`3xx` never reach here as statuses (a redirect is [`crate::session::RefreshResponse::Redirected`],
+///   also terminal).
+pub const fn refresh_status_retryable(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429) || (status >= 500 && status <= 599 && status != 501)
+}
+
 /// Clamps a timer delay to what `setTimeout` accepts; a longer wait fires early and is re-armed (C08, C47).
 pub fn clamp_timer_delay(delay_ms: u64) -> u32 {
     delay_ms.min(MAX_TIMER_DELAY_MS) as u32

@@ -13,7 +13,7 @@ use super::options::Options;
 use super::tabs::{self, Lock, Tabs};
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use crate::session::{
-    clamp_timer_delay, logout_result, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
+    clamp_timer_delay, logout_result, logout_without_url, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
     RefreshResponse, Session, Message, TokenSource, Unauthorized, MAX_BODY_BYTES,
 };
 
@@ -29,6 +29,8 @@ struct Shell {
     lock_waits: Vec<(RefreshId, JsValue)>,
     /// The release of the election lock this tab still holds for a moment after a refresh.
     held_lock: Option<Function>,
+    /// The origins `debug` has said the bearer is withheld from (each is said once).
+    withheld_from: Vec<String>,
 }
 
 pub(crate) struct Inner {
@@ -134,12 +136,13 @@ fn dispatch(inner: &Rci, e: Event) {
             "tokenchange",
             object(&[("expiresAt", &opt_number(expires_at)), ("source", &JsValue::from_str(source.as_str()))]),
         ),
-        Event::RefreshFailed { status, retryable, retry_at } => (
+        Event::RefreshFailed { status, retryable, retry_at, had_token } => (
             "refreshfailed",
             object(&[
                 ("status", &opt_number(status.map(u64::from))),
                 ("retryable", &JsValue::from_bool(retryable)),
                 ("retryAt", &opt_number(retry_at)),
+                ("hadToken", &JsValue::from_bool(had_token)),
             ]),
         ),
         Event::SessionExpired => ("sessionexpired", object(&[])),
@@ -369,7 +372,8 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
     let init = object(&[
         ("method", &JsValue::from_str("POST")),
         ("credentials", &JsValue::from_str("include")),
-        ("redirect", &JsValue::from_str("error")),
+        // Never follow a redirect with the cookie; an answer that redirects is terminal (C61).
+        ("redirect", &JsValue::from_str("manual")),
         ("cache", &JsValue::from_str("no-store")),
         ("headers", &inner.opts.headers_object()),
     ]);
@@ -381,7 +385,9 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         Err(e) => Err(e),
     };
     let mut http: Option<(u16, Option<String>, Option<String>, CappedBody, bool)> = None;
+    let mut redirected = false;
     if let Some(resp) = result.ok().filter(|v| v.is_instance_of::<web_sys::Response>()) {
+        redirected = js::get(&resp, "type").as_string().as_deref() == Some("opaqueredirect");
         let status = js::status(&resp);
         let ct = js::header(&resp, "content-type");
         let ra = js::header(&resp, "retry-after");
@@ -395,7 +401,7 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
                 BodyRead::Failed(_) => failed = true,
             }
         }
-        if !failed {
+        if !failed && !redirected {
             http = Some((status, ct, ra, body, too_large));
         }
     }
@@ -408,6 +414,10 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
             body: body.bytes(),
             body_too_large: *too_large,
         },
+        None if redirected => {
+            js::debug(inner.opts.debug, "refresh: refreshUrl answered with a redirect (misconfigured?): the session ends");
+            RefreshResponse::Redirected
+        }
         None => RefreshResponse::NetworkError,
     };
     let jitter = js::random();
@@ -468,6 +478,26 @@ async fn read_capped(resp: &JsValue) -> BodyRead {
     }
 }
 
+/// With `debug`, says once per origin why a request went out without the bearer (C61 kind: a cross-origin API
+/// left out of `apiOrigins` is otherwise a silent 401).
+fn withheld(inner: &Inner, url: &str) {
+    if !inner.opts.debug {
+        return;
+    }
+    let origin = super::options::Url::new(url).map(|u| u.get("origin")).unwrap_or_default();
+    let first = {
+        let mut sh = inner.shell.borrow_mut();
+        let first = !sh.withheld_from.contains(&origin);
+        if first {
+            sh.withheld_from.push(origin.clone());
+        }
+        first
+    };
+    if first {
+        js::debug(true, &["bearer withheld from ", &origin, ": not in apiOrigins"].concat());
+    }
+}
+
 fn attach(req: &JsValue, token: &crate::session::AccessToken) {
     let value = JsValue::from_str(&["Bearer ", token.expose()].concat());
     let _ = js::call(&js::get(req, "headers"), "set", &[&JsValue::from_str("authorization"), &value]);
@@ -495,7 +525,18 @@ fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
 async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) -> Result<JsValue, JsValue> {
     let own_auth = js::call(&js::get(&req, "headers"), "has", &[&JsValue::from_str("authorization")])
         .map_or(true, |v| v.as_bool() != Some(false));
-    if own_auth || !inner.opts.allows(&js::get(&req, "url").as_string().unwrap_or_default()) {
+    let url = js::get(&req, "url").as_string().unwrap_or_default();
+    if own_auth {
+        return send(&req).await;
+    }
+    if !inner.opts.allows(&url) {
+        withheld(&inner, &url);
+        return send(&req).await;
+    }
+    // A `no-cors` request cannot carry `Authorization` (the platform drops the header): it goes out as it is,
+    // and its answer never counts as an expiry (no refresh, no resend).
+    if js::get(&req, "mode").as_string().as_deref() == Some("no-cors") {
+        js::debug(inner.opts.debug, "bearer not sent: a no-cors request cannot carry Authorization");
         return send(&req).await;
     }
     // A keepalive request (sent while the page goes away) cannot wait for a refresh: it goes out at once,
@@ -794,7 +835,10 @@ impl TokenManager {
         with_core(&self.inner, |c| c.logout(now_ms(), LogoutReason::User));
         pump(&self.inner);
         let Some(url) = self.inner.opts.logout_url.clone() else {
-            return Promise::resolve(&JsValue::UNDEFINED);
+            let e = logout_without_url();
+            let err = error(e.code(), e.message());
+            js::set(&err, "status", &JsValue::NULL);
+            return Promise::reject(&err);
         };
         let init = object(&[
             ("method", &JsValue::from_str("POST")),
@@ -826,7 +870,7 @@ impl TokenManager {
     /// Whether a token is held.
     #[wasm_bindgen(getter, js_name = isAuthenticated)]
     pub fn is_authenticated(&self) -> bool {
-        self.inner.core.borrow().is_authenticated()
+        self.inner.core.borrow().is_authenticated(now_ms())
     }
 
     /// The token's estimated expiry in ms since the epoch (local clock), or `null`.

@@ -38,9 +38,12 @@ fn bad(option: &str, must: &str) -> JsValue {
     error(ErrorCode::InvalidOption, &["option '", option, "' ", must].concat())
 }
 
-/// The base URL of the current global (the page or the worker), if any.
+/// The base URL relative URLs resolve against, as `fetch` resolves them (C59): the document's base URL
+/// (`document.baseURI`, which honours `<base href>`), or in a worker its location.
 pub fn base_url() -> Option<String> {
-    js::get(&js::global("location"), "href").as_string()
+    js::get(&js::global("document"), "baseURI")
+        .as_string()
+        .or_else(|| js::get(&js::global("location"), "href").as_string())
 }
 
 /// A parsed `URL`, read through `Reflect` (one import for every property, instead of one per getter).
@@ -121,6 +124,10 @@ impl Options {
                     (path == "/" || path.is_empty())
                         && ["search", "hash", "username", "password"].iter().all(|k| u.get(k).is_empty())
                 });
+                // Checked on the text: engines differ on whether `*` is a host code point at all.
+                if item.as_string().is_some_and(|s| s.contains('*')) {
+                    return Err(bad("apiOrigins", "must list each origin: wildcards such as 'https://*.example.com' are not supported"));
+                }
                 match parsed.as_ref().and_then(origin_of) {
                     Some(o) => list.push(o),
                     None => return Err(bad("apiOrigins", "must contain only http(s) origins such as 'https://api.example.com'")),

@@ -162,7 +162,7 @@ async function openHarnessIn(tab, srv = server) {
   await tab.evaluate(() => window.setup());
 }
 
-test('calls made before the wasm is ready wait for it, in order: setAccessToken, login and fetch right after construction', async () => {
+test('calls made before the wasm is ready wait for it and run in order: setAccessToken, fetch and login right after construction', async () => {
   const { page, errors } = await openHarness(await browser.newContext(), server, null);
   try {
     const result = await page.evaluate(async () => {
@@ -173,22 +173,26 @@ test('calls made before the wasm is ready wait for it, in order: setAccessToken,
       tm.setAccessToken(null);
       tm.setAccessToken('not-a-jwt-either');
       const authedBeforeReady = tm.isAuthenticated;
+      // Both issued before the wasm is ready: the anonymous fetch goes out (and gets its 401, or is retried with
+      // the login's token if that lands first: both are right) and the login signs in; a fetch after the login
+      // carries its token.
+      const anonymous = tm.fetch('/api/me');
       const login = tm.login('/auth/login', {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }),
       });
-      const me = tm.fetch('/api/me');
-      const [l, m] = await Promise.all([login, me]);
+      const [a, l] = await Promise.all([anonymous, login]);
+      const m = await tm.fetch('/api/me');
       const out = {
-        authedBeforeReady, login: l.status, me: m.status, sub: (await m.json()).sub, authed: tm.isAuthenticated,
+        authedBeforeReady, anonymous: a.status === 401 || a.status === 200, login: l.status, me: m.status, sub: (await m.json()).sub, authed: tm.isAuthenticated,
         expiresAt: typeof tm.expiresAt, reported,
       };
       tm.dispose();
       return out;
     });
-    // The last token given before the wasm was ready is checked (and refused) first; the login queued after it
-    // stores its token, and the fetch queued after the login carries that token.
+    // The last token given before the wasm was ready is checked (and refused, reported) first; the calls queued
+    // after it then run.
     assert.deepEqual(result, {
-      authedBeforeReady: true, login: 200, me: 200, sub: 'demo', authed: true, expiresAt: 'number', reported: ['INVALID_TOKEN'],
+      authedBeforeReady: true, anonymous: true, login: 200, me: 200, sub: 'demo', authed: true, expiresAt: 'number', reported: ['INVALID_TOKEN'],
     });
     assert.deepEqual(errors, []);
   } finally {
@@ -235,6 +239,8 @@ test('the entry checks options with the same rules and messages as the wasm side
         { refreshUrl: '/r', apiOrigins: 'https://a.com' }, { refreshUrl: '/r', apiOrigins: ['https://a.com/path'] },
         { refreshUrl: '/r', apiOrigins: ['https://a.com?q'] }, { refreshUrl: '/r', apiOrigins: ['https://u@a.com'] },
         { refreshUrl: '/r', apiOrigins: ['not a url'] }, { refreshUrl: '/r', apiOrigins: [42] }, { refreshUrl: '/r', apiOrigins: ['file:///x'] },
+        { refreshUrl: '/r', apiOrigins: ['http://*:8080'] }, { refreshUrl: '/r', apiOrigins: ['https://*.example.com', 'x'] },
+        { refreshUrl: '/r', apiOrigins: ['x', 'https://*.example.com'] }, { refreshUrl: '/r', apiOrigins: ['https://*.example.com/p'] },
         { refreshUrl: '/r', refreshMarginSeconds: -1 }, { refreshUrl: '/r', refreshMarginSeconds: '60' }, { refreshUrl: '/r', refreshMarginSeconds: NaN },
         { refreshUrl: '/r', refreshMarginSeconds: Infinity }, { refreshUrl: '/r', refreshTimeoutSeconds: 0 }, { refreshUrl: '/r', lockTimeoutSeconds: -2 },
         { refreshUrl: '/r', tokenField: 3 }, { refreshUrl: '/r', tokenField: '' },
