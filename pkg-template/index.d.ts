@@ -6,11 +6,11 @@
 
 /** Options of the {@link TokenManager} constructor. A property set to `undefined` means its default. */
 export interface TokenManagerOptions {
-  /** Required. The refresh endpoint: `POST`, `credentials: 'include'`, `redirect: 'error'`. Relative URLs resolve against the page's location. */
+  /** Required. The refresh endpoint: `POST`, `credentials: 'include'`, `redirect: 'manual'` (a redirect ends the session). Relative URLs resolve as `fetch` resolves them: against `document.baseURI`. */
   refreshUrl: string;
   /** The logout endpoint: `POST`, `credentials: 'include'`. `null` or `undefined`: none. */
   logoutUrl?: string | null | undefined;
-  /** Origins that receive the bearer token, e.g. `['https://api.example.com']`. Default: the page's own origin. */
+  /** Origins that receive the bearer token, e.g. `['https://api.example.com']`; no wildcards. Default: the page's own origin. */
   apiOrigins?: readonly string[] | undefined;
   /** Renew this long before expiry, in seconds (shortened for short-lived tokens, never before half-life). Default 60. */
   refreshMarginSeconds?: number | undefined;
@@ -39,10 +39,12 @@ export interface TokenChangeDetail {
 export interface RefreshFailedDetail {
   /** The HTTP status, or null for a network error or timeout. */
   status: number | null;
-  /** Whether another attempt will be made (network error, timeout, 5xx, 429, malformed answer). */
+  /** Whether another attempt will be made: a network error or timeout, 408, 425, 429, a 5xx other than 501, or a first malformed 2xx answer. Every other status (400, 401, 403, 404, 405, 410, 501, …) and a redirect end the session. */
   retryable: boolean;
   /** The earliest time of the next attempt in ms since the epoch, or null. */
   retryAt: number | null;
+  /** Whether a token was held: `false` for the attempt to restore a session of a visitor who never signed in (show "sign in", not "session expired"). */
+  hadToken: boolean;
 }
 
 /** `detail` of the `sessionexpired` event. */
@@ -78,7 +80,8 @@ export interface TokenManagerEvents extends EventTarget {
  * - `INVALID_TOKEN`: `setAccessToken` was given something that is not a usable access token.
  * - `BAD_RESPONSE`: a 2xx login answer carried no usable token.
  * - `DISPOSED`: the manager was disposed (`dispose()`, `free()`, `[Symbol.dispose]()`).
- * - `LOGOUT_FAILED`: the server did not confirm `logout()` (the local logout happened anyway); see `status`.
+ * - `LOGOUT_FAILED`: the server did not confirm `logout()` (the local logout happened anyway; `status` is the
+ *   HTTP status or null), or there is no `logoutUrl` to tell it (the session and its cookie stay alive there).
  * - `WASM_LOAD_FAILED`: the WebAssembly module could not be loaded; the message names the cause (for a
  *   Content-Security-Policy: `'wasm-unsafe-eval'` missing from `script-src`) and `cause` holds the platform's error.
  * - `UNSUPPORTED_ENVIRONMENT`: not a browser page or worker (Node, a server-side render): the manager is inert.
@@ -120,7 +123,7 @@ export class TokenManager {
   readonly fetch: TokenManagerFetch;
   /** The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`. */
   readonly events: TokenManagerEvents;
-  /** Whether a token is held. */
+  /** Whether a token is held that is not past its expiry (an expired one that could not be renewed does not count). */
   readonly isAuthenticated: boolean;
   /** The token's estimated expiry in ms since the epoch (local clock), or `null` (no token, or the wasm not ready yet). */
   readonly expiresAt: number | null;

@@ -43,7 +43,8 @@ async function app(): Promise<void> {
     const status: number | null = d.status;
     const retryable: boolean = d.retryable;
     const retryAt: number | null = d.retryAt;
-    void status; void retryable; void retryAt;
+    const hadToken: boolean = d.hadToken;
+    void status; void retryable; void retryAt; void hadToken;
   });
   tm.events.addEventListener('logout', (e) => { const reason: 'user' | 'remote' = e.detail.reason; void reason; });
   tm.events.addEventListener('sessionexpired', () => {});
