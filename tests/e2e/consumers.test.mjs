@@ -1,5 +1,6 @@
 // Zero-config consumption of the packed npm tarball (issue 2, item 5): a plain <script type="module"> page
-// with an import map and no bundler, and a Vite production build with no wasm plugin. Each fixture is copied
+// with an import map and no bundler, and the TypeScript declarations in a strict app. Every bundler and framework
+// setup (Vite 5-8, webpack, Rollup, esbuild, Next.js, Node, Vitest) is in consumer-setups.test.mjs. Each fixture is copied
 // to a clean folder under target/consumers/, the tarball is installed there with npm, and the page is loaded
 // in headless Chromium, where it constructs a TokenManager and fetches through it.
 import { test, before, after } from 'node:test';
@@ -98,15 +99,6 @@ test('C64: importing the package does nothing: no globals, no request but its ow
     await page.close();
     await server.close();
   }
-});
-
-test('Vite production build with no wasm plugin and no configuration', async () => {
-  const dir = prepare('vite');
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: dir, stdio: 'pipe' });
-  const assets = fs.readdirSync(path.join(dir, 'dist/assets'));
-  assert.ok(assets.some((f) => f.endsWith('.wasm')), `Vite emitted the .wasm as an asset (got ${assets.join(', ')})`);
-  const requests = await loadAndCheck(path.join(dir, 'dist'));
-  assert.ok(requests.some((r) => r.path.startsWith('/assets/') && r.path.endsWith('.wasm')));
 });
 
 test('TypeScript: an app type-checks against the shipped declarations, strictly and precisely', () => {
