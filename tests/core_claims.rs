@@ -214,6 +214,70 @@ fn token_debug_is_redacted() {
 
 const JSON: Option<&str> = Some("application/json");
 
+/// An opaque access token as RFC 6749 servers issue them: 43 base64url characters (32 random bytes).
+fn opaque(seed: u8) -> String {
+    let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(97).wrapping_add(seed)).collect();
+    b64(&bytes, true)
+}
+
+#[test]
+fn c58_opaque_token_accepted_without_claims() {
+    let t = opaque(1);
+    assert_eq!(t.len(), 43);
+    assert!(decode_unverified(&t).is_err(), "the fixture must not be a JWT");
+    let (tok, claims) = AccessToken::parse(&t).unwrap();
+    assert_eq!(tok.expose(), t);
+    assert_eq!(claims, UnverifiedClaims::default());
+    // Every b64token character, and trailing padding, as RFC 6750 §2.1 allows.
+    for t in ["a", "abc-._~+/==", "2YotnFZFEjr1zCsicMWpAA", "mF_9.B5f-4.1JqM"] {
+        assert_eq!(AccessToken::parse(t).map(|(tok, _)| tok.expose().to_owned()), Ok(t.to_owned()), "{t:?} refused");
+    }
+    // A JWT still has its claims read.
+    let (_, claims) = AccessToken::parse(&jwt(r#"{"exp":1700000300}"#)).unwrap();
+    assert_eq!(claims.exp, Some(1_700_000_300.0));
+}
+
+#[test]
+fn c58_three_segments_that_do_not_decode_are_opaque() {
+    // Three segments whose header or payload is not strict base64url of a JSON object with unique members
+    // (C02, C03, C04, C14): the claims are never read (no exp is trusted from them), the token is kept.
+    let h = seg(br#"{"alg":"HS256"}"#);
+    for t in [
+        "a.b.c".to_owned(),
+        format!("{h}.{}.c2ln", seg(b"[]")),
+        format!("{h}.{}.c2ln", seg(b"{\"exp\":1,\"s\":\"\xC0\xAF\"}")),
+        jwt(r#"{"exp":1,"exp":9999999999}"#),
+        format!("{h}.e31.c2ln"),
+        format!("{h}.{}+.c2ln", seg(br#"{"exp":1700000300}"#)),
+    ] {
+        assert!(decode_unverified(&t).is_err(), "{t:?} decodes");
+        let (tok, claims) = AccessToken::parse(&t).unwrap_or_else(|e| panic!("{t:?} refused: {e}"));
+        assert_eq!(tok.expose(), t);
+        assert_eq!(claims, UnverifiedClaims::default(), "{t:?}: claims read from an undecodable token");
+    }
+    // Size and characters are still checked (C15, C16).
+    assert_eq!(AccessToken::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), TokenError::TooLong);
+    for t in ["", "a b", "abc\r\nX-Evil: 1", "a,b", "é", "=="] {
+        assert_eq!(AccessToken::parse(t).unwrap_err(), TokenError::BadCharacters, "{t:?}");
+    }
+}
+
+#[test]
+fn c58_opaque_token_from_expires_in() {
+    let t = opaque(2);
+    let body = format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":4}}"#);
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.token.expose(), t);
+    assert_eq!(b.claims, UnverifiedClaims::default());
+    assert_eq!(b.expires_in, Some(4.0));
+    let e = plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_004_000, "the lifetime counts from receipt");
+    assert_eq!(e.refresh_at, Some(1_700_000_002_000), "renewed ahead of expiry, as a JWT is");
+    // Without a lifetime there is no timer: the 401 path applies (C05).
+    let b = parse_token_body(format!(r#"{{"access_token":"{t}"}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000), None);
+}
+
 #[test]
 fn body_reads_token_field_and_fallback() {
     let t = jwt(r#"{"exp":1700000300}"#);
@@ -236,7 +300,7 @@ fn c19_html_body_rejected() {
 
 #[test]
 fn c20_missing_or_mistyped_token_rejected() {
-    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a.b.c"}"#] {
+    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a b"}"#] {
         assert!(parse_token_body(body.as_bytes(), JSON, None).is_err(), "{body} accepted");
     }
     let t = jwt(r#"{"exp":1}"#);

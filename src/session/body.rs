@@ -73,7 +73,7 @@ pub fn is_json_content_type(value: &str) -> bool {
 ///
 /// `token_field` is the configured field; with `None` the default `accessToken` is read and
 /// `access_token` is understood too. The body must be a JSON object (duplicate keys rejected) whose token
-/// field is a string holding an acceptable JWT.
+/// field is a non-empty string holding a token of RFC 6750 `b64token` syntax (a JWT or opaque, C58).
 pub fn parse_token_body(
     body: &[u8],
     content_type: Option<&str>,
@@ -102,7 +102,7 @@ pub fn parse_token_body(
         },
     };
     let token = token.ok_or(BodyError::Malformed)?;
-    let (token, claims) = AccessToken::parse_jwt(&token).map_err(BodyError::Token)?;
+    let (token, claims) = AccessToken::parse(&token).map_err(BodyError::Token)?;
     let expires_in = obj.get("expires_in").and_then(Scalar::number).filter(|e| e.is_finite() && *e > 0.0);
     Ok(TokenBody { token, claims, expires_in })
 }

@@ -8,7 +8,8 @@ use core::fmt;
 pub enum ErrorCode {
     /// A constructor option is missing or has the wrong type or value (fix the configuration).
     InvalidOption,
-    /// A token failed the local sanity checks: size, characters, JWT shape, claims encoding.
+    /// A token failed the local sanity checks: longer than 8 KiB, or characters outside the RFC 6750
+    /// `b64token` set. Tokens are otherwise opaque: a token that is not a decodable JWT is accepted (C58).
     InvalidToken,
     /// A login or refresh answer could not be used (not JSON, no token field, too large).
     BadResponse,
