@@ -292,6 +292,37 @@ fn body_reads_token_field_and_fallback() {
 }
 
 #[test]
+fn c62_expires_in_camel_case() {
+    // The reference server's own answer (server/src/routes/auth.rs token_response).
+    let t = jwt(r#"{"sub":"u"}"#);
+    let body = format!(r#"{{"accessToken":"{t}","expiresIn":900,"tokenType":"Bearer"}}"#);
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.expires_in, Some(900.0));
+    let e = plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_900_000);
+    // An opaque token with the camelCase field, read without a configured tokenField.
+    let o = opaque(3);
+    let b = parse_token_body(format!(r#"{{"accessToken":"{o}","expiresIn":4}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.expires_in, Some(4.0));
+    // With a configured token field the lifetime fields are still read.
+    let b = parse_token_body(format!(r#"{{"jwt":"{o}","expiresIn":30}}"#).as_bytes(), JSON, Some("jwt")).unwrap();
+    assert_eq!(b.expires_in, Some(30.0));
+    assert_eq!(LIFETIME_FIELDS, ["expires_in", "expiresIn"]);
+}
+
+#[test]
+fn c62_both_lifetime_fields_earlier_wins() {
+    let o = opaque(4);
+    for (a, b) in [(300, 60), (60, 300)] {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{a},"expiresIn":{b}}}"#);
+        assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(60.0), "{body}");
+    }
+    // An unusable one does not hide the other.
+    let body = format!(r#"{{"access_token":"{o}","expires_in":null,"expiresIn":45}}"#);
+    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(45.0));
+}
+
+#[test]
 fn c19_html_body_rejected() {
     let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
     assert_eq!(r.unwrap_err(), BodyError::NotJson);

@@ -758,3 +758,21 @@ fn c58_set_token_accepts_opaque_and_relies_on_401() {
     });
     assert_eq!(starts(&drain(&mut s)).len(), 1);
 }
+
+#[test]
+fn c62_reference_server_answer_schedules_renewal() {
+    // {"accessToken", "expiresIn", "tokenType"} as server/src/routes/auth.rs answers, with an opaque token
+    // so that expiresIn is the only lifetime.
+    let mut s = session();
+    let t = opaque(5);
+    let b = format!(r#"{{"accessToken":"{t}","expiresIn":900,"tokenType":"Bearer"}}"#).into_bytes();
+    s.set_token_body(T0, &b, JSON, TokenSource::Login).unwrap();
+    assert_eq!(events(&drain(&mut s)), vec![Event::TokenChange { expires_at: Some(T0 + 900_000), source: TokenSource::Login }]);
+    assert_eq!(s.poll_timeout(), Some(T0 + 840_000));
+    // The same shape from a refresh.
+    let id = s.request_refresh(T0 + 840_000);
+    drain(&mut s);
+    s.handle_refresh_response(T0 + 840_010, id, ok(&b), 0.5);
+    drain(&mut s);
+    assert_eq!(s.expires_at(), Some(T0 + 1_740_010));
+}

@@ -44,14 +44,15 @@ function install() {
       if (s.gate) await s.gate.promise;
       const step = s.plan.length ? s.plan.shift() : 'ok';
       if (step === 'ok' && s.opaque) { s.valid = mintOpaque(); return json({ access_token: s.valid, token_type: 'Bearer', expires_in: s.life }); }
-      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expires_in: s.life }); }
+      // The reference server's answer (server/src/routes/auth.rs token_response).
+      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' }); }
       if (step === 'network') throw new TypeError('Failed to fetch');
       if (step === 'html') return new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } });
       return json({ error: 'x' }, Number(step));
     }
     if (url.pathname === '/auth/login') {
       if (s.loginBody) return json(s.loginBody);
-      s.valid = mint(s.life); return json({ accessToken: s.valid, user: 'u' });
+      s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' });
     }
     if (url.pathname === '/auth/logout') {
       const step = s.logoutPlan.length ? s.logoutPlan.shift() : 'ok';
@@ -554,7 +555,7 @@ const scenarios = {
     const res = await tm.login('/auth/login', { method: 'POST', body: '{"user":"a"}', headers: { 'content-type': 'application/json' } });
     check(res instanceof Response && res.ok, 'login did not resolve with the Response');
     const body = await res.json();
-    check(body.user === 'u' && body.accessToken === s.valid, 'login body not readable by the caller');
+    check(body.tokenType === 'Bearer' && body.accessToken === s.valid, 'login body not readable by the caller');
     check(s.log[0].credentials === 'include' && s.log[0].body === '{"user":"a"}', 'login call shape');
     check(tm.isAuthenticated && sources.join() === 'login', 'login token not stored');
     s.loginBody = { nothing: true };
@@ -620,6 +621,25 @@ const scenarios = {
     // No lifetime known: the 401 path renews it.
     s.valid = 'revoked';
     check((await tm.fetch('/api/b')).status === 200 && s.refreshCount === 1, 'the 401 path did not renew the opaque token');
+    tm.dispose();
+  },
+
+  async expiresInSchedulesRenewal(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    // The reference server's shape; the token is opaque, so expiresIn is its only lifetime.
+    s.loginBody = { accessToken: (s.valid = mintOpaque()), expiresIn: 1, tokenType: 'Bearer' };
+    await tm.login('/auth/login', { method: 'POST' });
+    check(typeof tm.expiresAt === 'number' && Math.abs(tm.expiresAt - (Date.now() + 1000)) < 60000, 'expiresAt ' + tm.expiresAt);
+    check(changes.length === 1 && changes[0].expiresAt === tm.expiresAt, 'tokenchange ' + JSON.stringify(changes));
+    // Renewal is scheduled ahead of it: the refresh happens with no request and no refresh() call.
+    await until(() => s.refreshCount === 1 && changes.length === 2, 'the scheduled renewal');
+    check(changes[1].source === 'refresh' && tm.isAuthenticated, 'renewal tokenchange ' + JSON.stringify(changes[1]));
+    // The server's refresh answer (a JWT living s.life seconds, expiresIn the same) is read as well.
+    check(Math.abs(tm.expiresAt - (Date.now() + s.life * 1000)) < 60000, 'expiresAt after the renewal ' + tm.expiresAt);
+    check(s.log.filter((e) => e.path.startsWith('/api')).length === 0, 'a request went out');
     tm.dispose();
   },
 
@@ -1004,6 +1024,11 @@ async fn c58_jwt_session_meeting_opaque_refresh_answers_stays_alive() {
 #[wasm_bindgen_test]
 async fn c58_set_access_token_accepts_opaque() {
     scenario("setAccessTokenAcceptsOpaque").await;
+}
+
+#[wasm_bindgen_test]
+async fn c62_expires_in_from_the_reference_server_shape_schedules_renewal() {
+    scenario("expiresInSchedulesRenewal").await;
 }
 
 #[wasm_bindgen_test]

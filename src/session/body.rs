@@ -51,6 +51,9 @@ impl CappedBody {
 pub const DEFAULT_TOKEN_FIELD: &str = "accessToken";
 /// The OAuth 2.0 (RFC 6749 §5.1) field name.
 pub const FALLBACK_TOKEN_FIELD: &str = "access_token";
+/// The fields read for the token's lifetime in seconds from receipt: RFC 6749 §5.1's `expires_in`, and
+/// `expiresIn`, which the reference server sends (C62). When both are usable the earlier expiry wins.
+pub const LIFETIME_FIELDS: [&str; 2] = ["expires_in", "expiresIn"];
 
 /// A usable login or refresh answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +62,7 @@ pub struct TokenBody {
     pub token: AccessToken,
     /// Its unverified timing claims.
     pub claims: UnverifiedClaims,
-    /// `expires_in` (seconds) when present as a finite positive number.
+    /// The lifetime in seconds from [`LIFETIME_FIELDS`], when present as a finite positive number.
     pub expires_in: Option<f64>,
 }
 
@@ -103,6 +106,11 @@ pub fn parse_token_body(
     };
     let token = token.ok_or(BodyError::Malformed)?;
     let (token, claims) = AccessToken::parse(&token).map_err(BodyError::Token)?;
-    let expires_in = obj.get("expires_in").and_then(Scalar::number).filter(|e| e.is_finite() && *e > 0.0);
+    let mut expires_in: Option<f64> = None;
+    for name in LIFETIME_FIELDS {
+        if let Some(e) = obj.get(name).and_then(Scalar::number).filter(|e| e.is_finite() && *e > 0.0) {
+            expires_in = Some(expires_in.map_or(e, |x| x.min(e)));
+        }
+    }
     Ok(TokenBody { token, claims, expires_in })
 }
