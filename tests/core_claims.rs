@@ -352,6 +352,41 @@ fn c21_wrong_content_type_rejected() {
 }
 
 #[test]
+fn c21_json_media_types_accepted() {
+    let t = opaque(5);
+    let body = format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":60}}"#);
+    for ct in [
+        "application/json",
+        "APPLICATION/JSON",
+        "application/json;charset=utf-8",
+        "application/json; charset=UTF-8",
+        "Application/Json ; Charset=\"utf-8\"",
+        "  application/json\t;\tcharset=utf-8  ",
+        "application/json;",
+        "application/vnd.api+json",
+        "application/vnd.example.token+JSON; charset=utf-8",
+        "application/x-amz-json-1.1+json",
+    ] {
+        let b = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_or_else(|e| panic!("{ct:?} refused: {e}"));
+        assert_eq!(b.token.expose(), t);
+    }
+}
+
+#[test]
+fn c21_other_media_types_refused_naming_the_content_type() {
+    let body = format!(r#"{{"access_token":"{}"}}"#, opaque(6));
+    for ct in [
+        "text/json", "application/jsonp", "application/json5", "application/x-json", "application/+json", "application/json+xml",
+        "application/ json", "application /json", "application", "application/", "/json", "text/html; application/json",
+        "multipart/form-data", "application/x-www-form-urlencoded", "application/vnd api+json",
+    ] {
+        let e = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_err();
+        assert_eq!(e, BodyError::NotJson, "{ct:?}");
+        assert!(e.message().contains("Content-Type"), "{}", e.message());
+    }
+}
+
+#[test]
 fn c22_expires_in_earlier_than_exp_wins() {
     let now = 1_700_000_000_000u64;
     let c = decode_unverified(&jwt(r#"{"exp":1700003600}"#)).unwrap();

@@ -66,10 +66,28 @@ pub struct TokenBody {
     pub expires_in: Option<f64>,
 }
 
-/// Whether a `Content-Type` header value is `application/json` (parameters and case ignored, C21).
+/// Whether a `Content-Type` header value is a JSON media type (C21): `application/json` or a structured
+/// syntax suffix type `application/<name>+json` (RFC 6839 §3.1), in any case, with or without parameters
+/// (`charset=utf-8`, ignored: JSON is UTF-8, RFC 8259 §8.1) and whitespace around them (RFC 9110 §8.3).
 pub fn is_json_content_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
+    let essence = value.split(';').next().unwrap_or("").trim().as_bytes();
+    let Some(subtype) = essence.get(12..).filter(|_| essence.get(..12).is_some_and(|t| t.eq_ignore_ascii_case(b"application/")))
+    else {
+        return false;
+    };
+    if subtype.eq_ignore_ascii_case(b"json") {
+        return true;
+    }
+    // `<name>+json`, where <name> is a non-empty RFC 6838 §4.2 restricted-name.
+    let split = subtype.len().saturating_sub(5);
+    match (subtype.get(..split), subtype.get(split..)) {
+        (Some(name), Some(suffix)) => {
+            !name.is_empty()
+                && suffix.eq_ignore_ascii_case(b"+json")
+                && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'))
+        }
+        _ => false,
+    }
 }
 
 /// Parses a login or refresh answer.

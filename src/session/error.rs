@@ -83,7 +83,7 @@ impl std::error::Error for TokenError {}
 /// Why a login or refresh answer could not be used (C19–C23).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
-    /// The `Content-Type` is not `application/json` (C21).
+    /// The `Content-Type` is not `application/json` or `application/<name>+json` (C21).
     NotJson,
     /// The body exceeds [`crate::session::MAX_BODY_BYTES`] (C23).
     TooLarge,
@@ -105,7 +105,7 @@ impl BodyError {
     /// A short English description, safe to show.
     pub const fn message(self) -> &'static str {
         match self {
-            BodyError::NotJson => "response is not application/json",
+            BodyError::NotJson => "response Content-Type is not application/json or application/*+json",
             BodyError::TooLarge => "response body is larger than 64 KiB",
             BodyError::Malformed => "response is not a JSON object carrying the token field as a string",
             BodyError::Token(t) => t.message(),
