@@ -323,6 +323,58 @@ fn c62_both_lifetime_fields_earlier_wins() {
 }
 
 #[test]
+fn c62_expires_in_numeric_string() {
+    let o = opaque(7);
+    let read = |v: &str| {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
+        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+    };
+    assert_eq!(read(r#""3600""#), Some(3600.0));
+    assert_eq!(read(r#""90.5""#), Some(90.5));
+    assert_eq!(read(r#""1e3""#), Some(1000.0));
+    // Strings that are not exactly a JSON number count as absent; the answer is still used.
+    for v in [r#""soon""#, r#""""#, r#"" 60""#, r#""60 ""#, r#""60s""#, r#""0x10""#, r#""+60""#, r#""Infinity""#, r#""NaN""#, r#""1e400""#, r#""060""#] {
+        assert_eq!(read(v), None, "{v}");
+    }
+    // The camelCase field alike.
+    let body = format!(r#"{{"accessToken":"{o}","expiresIn":"120"}}"#);
+    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(120.0));
+}
+
+#[test]
+fn c62_expires_in_fraction_zero_negative_huge() {
+    let now = 1_700_000_000_000u64;
+    let o = opaque(8);
+    let read = |v: &str| {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
+        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+    };
+    let none = UnverifiedClaims::default();
+    // A fraction is kept to the millisecond.
+    assert_eq!(read("1.5"), Some(1.5));
+    let e = plan_expiry(&none, read("1.5"), now, 60_000).unwrap();
+    assert_eq!((e.expires_at, e.refresh_at), (now + 1500, Some(now + 750)));
+    // Under a millisecond: expired on receipt, and no renewal loop.
+    let e = plan_expiry(&none, read("0.0004"), now, 60_000).unwrap();
+    assert_eq!((e.expires_at, e.refresh_at), (now, None));
+    // Zero and negative lifetimes count as absent: the 401 path applies.
+    for v in ["0", "-0", "-5", "-1e3", r#""-60""#, r#""0""#] {
+        assert_eq!(read(v), None, "{v}");
+        assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
+    }
+    // Over ten years is implausible (as for exp, C09): unknown, no timer; it never overrides exp.
+    for v in ["315576001", "1e12", "18446744073709551616", r#""99999999999""#] {
+        assert!(read(v).is_some(), "{v}");
+        assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
+        let claims = decode_unverified(&jwt(r#"{"exp":1700000300}"#)).unwrap();
+        assert_eq!(plan_expiry(&claims, read(v), now, 60_000).unwrap().expires_at, now + 300_000, "{v}");
+    }
+    // 1e400 is not a finite JSON number: the strict reader refuses the whole answer (as serde_json does).
+    let body = format!(r#"{{"access_token":"{o}","expires_in":1e400}}"#);
+    assert!(parse_token_body(body.as_bytes(), JSON, None).is_err());
+}
+
+#[test]
 fn c19_html_body_rejected() {
     let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
     assert_eq!(r.unwrap_err(), BodyError::NotJson);
@@ -338,7 +390,7 @@ fn c20_missing_or_mistyped_token_rejected() {
     let dup = format!(r#"{{"accessToken":"{t}","accessToken":"{t}"}}"#);
     assert!(parse_token_body(dup.as_bytes(), JSON, None).is_err());
     // expires_in of the wrong type is ignored, not an error.
-    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":"300"}}"#).as_bytes(), JSON, None).unwrap();
+    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":true}}"#).as_bytes(), JSON, None).unwrap();
     assert_eq!(b.expires_in, None);
 }
 

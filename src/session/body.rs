@@ -1,7 +1,7 @@
 //! Login and refresh response bodies as values (C19–C23).
 
 use super::error::BodyError;
-use super::json::{parse_object, Scalar};
+use super::json::{parse_number, parse_object, Scalar};
 use super::policy::MAX_BODY_BYTES;
 use super::token::{AccessToken, UnverifiedClaims};
 
@@ -52,7 +52,10 @@ pub const DEFAULT_TOKEN_FIELD: &str = "accessToken";
 /// The OAuth 2.0 (RFC 6749 §5.1) field name.
 pub const FALLBACK_TOKEN_FIELD: &str = "access_token";
 /// The fields read for the token's lifetime in seconds from receipt: RFC 6749 §5.1's `expires_in`, and
-/// `expiresIn`, which the reference server sends (C62). When both are usable the earlier expiry wins.
+/// `expiresIn`, which the reference server sends (C62). A value is a JSON number or a string holding one
+/// (some servers send `"3600"`); fractions are kept to the millisecond. Zero, negative, other types and
+/// other strings count as absent, and so does a lifetime over ten years once planned
+/// ([`crate::session::plan_expiry`]). When both fields are usable the earlier expiry wins.
 pub const LIFETIME_FIELDS: [&str; 2] = ["expires_in", "expiresIn"];
 
 /// A usable login or refresh answer.
@@ -126,7 +129,12 @@ pub fn parse_token_body(
     let (token, claims) = AccessToken::parse(&token).map_err(BodyError::Token)?;
     let mut expires_in: Option<f64> = None;
     for name in LIFETIME_FIELDS {
-        if let Some(e) = obj.get(name).and_then(Scalar::number).filter(|e| e.is_finite() && *e > 0.0) {
+        let value = match obj.get(name) {
+            Some(Scalar::Num { value, .. }) => Some(*value),
+            Some(Scalar::Str(s)) => parse_number(s),
+            _ => None,
+        };
+        if let Some(e) = value.filter(|e| e.is_finite() && *e > 0.0) {
             expires_in = Some(expires_in.map_or(e, |x| x.min(e)));
         }
     }

@@ -64,6 +64,15 @@ pub(crate) fn parse_object(text: &str) -> Result<Object, ()> {
     Ok(obj)
 }
 
+/// Reads `text` as exactly one JSON number (RFC 8259 §6), e.g. a number a server sent as a string.
+pub(crate) fn parse_number(text: &str) -> Option<f64> {
+    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    match p.number() {
+        Ok(Scalar::Num { value, .. }) if p.i == p.b.len() => Some(value),
+        _ => None,
+    }
+}
+
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
