@@ -375,10 +375,89 @@ fn c62_expires_in_fraction_zero_negative_huge() {
 }
 
 #[test]
+fn c58_token_type_bearer_in_any_case() {
+    let o = opaque(10);
+    for extra in [
+        r#","token_type":"Bearer""#, r#","token_type":"bearer""#, r#","token_type":"BEARER""#, r#","token_type":"bEaReR""#,
+        r#","tokenType":"Bearer""#, r#","token_type":null"#, "", r#","token_type":"Bearer","tokenType":"bearer""#,
+    ] {
+        let body = format!(r#"{{"access_token":"{o}"{extra}}}"#);
+        assert!(parse_token_body(body.as_bytes(), JSON, None).is_ok(), "{body} refused");
+    }
+    assert_eq!(TOKEN_TYPE_FIELDS, ["token_type", "tokenType"]);
+}
+
+#[test]
+fn c58_other_token_types_refused_with_a_precise_message() {
+    let o = opaque(11);
+    for extra in [
+        r#""token_type":"DPoP""#, r#""token_type":"dpop""#, r#""token_type":"mac""#, r#""token_type":"N_A""#,
+        r#""token_type":"""#, r#""token_type":"Bearer ""#, r#""token_type":"Bearer, DPoP""#, r#""token_type":1"#,
+        r#""token_type":true"#, r#""token_type":["Bearer"]"#, r#""tokenType":"DPoP""#,
+        r#""token_type":"Bearer","tokenType":"DPoP""#,
+    ] {
+        let body = format!(r#"{{"access_token":"{o}",{extra},"expires_in":60}}"#);
+        let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
+        assert_eq!(e, BodyError::NotBearer, "{body}");
+        assert_eq!(e.code(), ErrorCode::BadResponse);
+        assert!(e.message().contains("token_type is not Bearer"), "{}", e.message());
+    }
+}
+
+#[test]
+fn c58_scope_refresh_token_and_other_members_ignored() {
+    let o = opaque(12);
+    let rt = "tGzv3JOkF0XG5Qx2TlKWIA";
+    let body = format!(
+        r#"{{"access_token":"{o}","token_type":"Bearer","expires_in":3600,"refresh_token":"{rt}","scope":"read write",
+        "id_token":"x.y.z","example_parameter":{{"a":[1,2,{{"b":null}}]}},"issued_at":1700000000,"expires_at":"never"}}"#
+    );
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.token.expose(), o);
+    assert_eq!(b.expires_in, Some(3600.0));
+    // The refresh token in the body is never kept: the httpOnly cookie is the refresh credential.
+    assert!(!format!("{b:?}").contains(rt));
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token_body(1_700_000_000_000, body.as_bytes(), JSON, TokenSource::Login).unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
+    assert!(!format!("{s:?} {actions:?}").contains(rt));
+    for a in &actions {
+        if let Action::Broadcast(m) = a {
+            assert!(!m.encode().contains(rt), "the refresh token went to the other tabs");
+        }
+    }
+}
+
+#[test]
+fn c20_refusals_name_the_problem() {
+    let o = opaque(13);
+    let cases: [(&str, BodyError, &str); 9] = [
+        ("<html>", BodyError::NotObject, "not a JSON object"),
+        ("[]", BodyError::NotObject, "not a JSON object"),
+        ("\u{FEFF}{}", BodyError::NotObject, "not a JSON object"),
+        (r#"{"access_token":"a","access_token":"b"}"#, BodyError::NotObject, "repeated member"),
+        ("{}", BodyError::MissingToken, "no token field"),
+        (r#"{"token":"abc"}"#, BodyError::MissingToken, "no token field"),
+        (r#"{"access_token":42}"#, BodyError::TokenNotString, "not a non-empty string"),
+        (r#"{"accessToken":""}"#, BodyError::TokenNotString, "not a non-empty string"),
+        (r#"{"access_token":"a b"}"#, BodyError::Token(TokenError::BadCharacters), "b64token"),
+    ];
+    for (body, want, words) in cases {
+        let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
+        assert_eq!(e, want, "{body}");
+        assert!(e.message().contains(words), "{body}: {}", e.message());
+    }
+    assert_eq!(BodyError::Token(TokenError::BadCharacters).code(), ErrorCode::InvalidToken);
+    let mut bad = format!(r#"{{"access_token":"{o}","x":"y"}}"#).into_bytes();
+    bad.insert(bad.len() - 3, 0xFF);
+    assert_eq!(parse_token_body(&bad, JSON, None).unwrap_err(), BodyError::NotObject);
+}
+
+#[test]
 fn c19_html_body_rejected() {
     let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
     assert_eq!(r.unwrap_err(), BodyError::NotJson);
-    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::Malformed);
+    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::NotObject);
 }
 
 #[test]

@@ -776,3 +776,23 @@ fn c62_reference_server_answer_schedules_renewal() {
     drain(&mut s);
     assert_eq!(s.expires_at(), Some(T0 + 1_740_010));
 }
+
+#[test]
+fn c58_dpop_refresh_answer_not_stored_then_terminal() {
+    // A token that is not a bearer token is never sent as one: the answer counts as malformed (C19).
+    let mut s = logged_in(T0, 300);
+    let held = s.current_token().0.unwrap();
+    let b = format!(r#"{{"access_token":"{}","token_type":"DPoP","expires_in":300}}"#, opaque(7)).into_bytes();
+    for (i, expect_terminal) in [(0u64, false), (1, true)] {
+        let id = s.request_refresh(T0 + i * 100_000);
+        drain(&mut s);
+        s.handle_refresh_response(T0 + i * 100_000 + 1, id, ok(&b), 0.5);
+        let ev = events(&drain(&mut s));
+        assert!(ev.iter().all(|e| !matches!(e, Event::TokenChange { .. })), "the DPoP token was stored: {ev:?}");
+        assert_eq!(s.is_ended(), expect_terminal);
+        if !expect_terminal {
+            assert_eq!(s.current_token().0, Some(held.clone()));
+        }
+    }
+    assert!(!s.is_authenticated());
+}

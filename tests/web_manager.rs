@@ -25,10 +25,10 @@ export function mint(lifeS) {
 export function mintOpaque() {
   return b64(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 }
-const json = (obj, status = 200) => new Response(JSON.stringify(obj), { status, headers: { 'content-type': 'application/json' } });
+const json = (obj, status = 200, type = 'application/json') => new Response(JSON.stringify(obj), { status, headers: { 'content-type': type } });
 
 function install() {
-  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, opaque: false };
+  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false };
   globalThis.__fake = s;
   globalThis.fetch = async (input, init) => {
     const req = new Request(input, init);
@@ -51,7 +51,7 @@ function install() {
       return json({ error: 'x' }, Number(step));
     }
     if (url.pathname === '/auth/login') {
-      if (s.loginBody) return json(s.loginBody);
+      if (s.loginBody) return json(s.loginBody, 200, s.loginType);
       s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' });
     }
     if (url.pathname === '/auth/logout') {
@@ -643,6 +643,47 @@ const scenarios = {
     tm.dispose();
   },
 
+  async oauthAnswerShapes(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const rt = 'tGzv3JOkF0XG5Qx2TlKWIA';
+    // Every variant at once: a +json media type with parameters, token_type in another case, expires_in as a
+    // string, scope, a refresh_token and unknown members.
+    s.loginType = 'Application/Vnd.Example+JSON ; charset=UTF-8';
+    s.loginBody = { access_token: (s.valid = mintOpaque()), token_type: 'bearer', expires_in: '600', scope: 'read write',
+      refresh_token: rt, id_token: 'x.y.z', extra: { nested: [1, null] } };
+    await tm.login('/auth/login', { method: 'POST' });
+    check(tm.isAuthenticated && Math.abs(tm.expiresAt - (Date.now() + 600000)) < 60000, 'the answer was not read: ' + tm.expiresAt);
+    check((await tm.fetch('/api/a')).status === 200 && api(s)[0].auth === 'Bearer ' + s.valid, 'the token was not sent');
+    // The body's refresh_token is never used: refreshes rely on the cookie.
+    check((await tm.refresh()) === true, 'refresh');
+    const r = s.log.find((e) => e.path === '/auth/refresh');
+    check(r.auth === null && !r.body.includes(rt), 'the refresh call carried the body\'s refresh_token');
+    check(localStorage.length === 0 && sessionStorage.length === 0, 'something was persisted');
+    // Another token type is refused, naming it, and the held token stays.
+    const held = s.valid;
+    for (const [field, type] of [['token_type', 'DPoP'], ['tokenType', 'mac']]) {
+      s.loginType = undefined;
+      s.loginBody = { access_token: mintOpaque(), [field]: type, expires_in: 600 };
+      const e = await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', type);
+      check(e.message.includes('token_type is not Bearer'), type + ': message ' + e.message);
+    }
+    check((await tm.fetch('/api/b')).status === 200 && api(s)[1].auth === 'Bearer ' + held, 'a refused answer replaced the token');
+    // Refusals name what is wrong.
+    for (const [body, type, code, words] of [
+      [{ access_token: 'x' }, 'text/html', 'BAD_RESPONSE', 'Content-Type'],
+      [{ token: 'x' }, undefined, 'BAD_RESPONSE', 'no token field'],
+      [{ access_token: 42 }, undefined, 'BAD_RESPONSE', 'not a non-empty string'],
+      [{ access_token: 'a b' }, undefined, 'INVALID_TOKEN', 'b64token'],
+    ]) {
+      s.loginType = type;
+      s.loginBody = body;
+      const e = await expectError(tm.login('/auth/login', { method: 'POST' }), code, JSON.stringify(body));
+      check(e.message.includes(words), JSON.stringify(body) + ': message ' + e.message);
+    }
+    tm.dispose();
+  },
+
   async abortWhileWaitingForRefresh(make) {
     const { s, tm } = await loggedIn(make);
     s.valid = 'revoked';
@@ -1029,6 +1070,11 @@ async fn c58_set_access_token_accepts_opaque() {
 #[wasm_bindgen_test]
 async fn c62_expires_in_from_the_reference_server_shape_schedules_renewal() {
     scenario("expiresInSchedulesRenewal").await;
+}
+
+#[wasm_bindgen_test]
+async fn c58_oauth_answer_shapes_read_and_other_token_types_refused() {
+    scenario("oauthAnswerShapes").await;
 }
 
 #[wasm_bindgen_test]

@@ -51,6 +51,10 @@ impl CappedBody {
 pub const DEFAULT_TOKEN_FIELD: &str = "accessToken";
 /// The OAuth 2.0 (RFC 6749 §5.1) field name.
 pub const FALLBACK_TOKEN_FIELD: &str = "access_token";
+/// The fields read for the token type (RFC 6749 §5.1 `token_type`; `tokenType`, which the reference server
+/// sends). Absent or `null` means Bearer; otherwise it must be `Bearer` in any case (RFC 6749 §5.1: case
+/// insensitive), or the answer is refused ([`BodyError::NotBearer`]).
+pub const TOKEN_TYPE_FIELDS: [&str; 2] = ["token_type", "tokenType"];
 /// The fields read for the token's lifetime in seconds from receipt: RFC 6749 §5.1's `expires_in`, and
 /// `expiresIn`, which the reference server sends (C62). A value is a JSON number or a string holding one
 /// (some servers send `"3600"`); fractions are kept to the millisecond. Zero, negative, other types and
@@ -97,7 +101,10 @@ pub fn is_json_content_type(value: &str) -> bool {
 ///
 /// `token_field` is the configured field; with `None` the default `accessToken` is read and
 /// `access_token` is understood too. The body must be a JSON object (duplicate keys rejected) whose token
-/// field is a non-empty string holding a token of RFC 6750 `b64token` syntax (a JWT or opaque, C58).
+/// field is a non-empty string holding a token of RFC 6750 `b64token` syntax (a JWT or opaque, C58), with
+/// no token type other than Bearer ([`TOKEN_TYPE_FIELDS`]); the lifetime is read from
+/// [`LIFETIME_FIELDS`]. Other members (`scope`, `refresh_token`, `id_token`, anything else) are ignored:
+/// a `refresh_token` in the body is never stored, the httpOnly cookie is the refresh credential.
 pub fn parse_token_body(
     body: &[u8],
     content_type: Option<&str>,
@@ -109,13 +116,12 @@ pub fn parse_token_body(
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
-    let text = core::str::from_utf8(body).map_err(|_| BodyError::Malformed)?;
-    let obj = parse_object(text).map_err(|_| BodyError::Malformed)?;
+    let obj = core::str::from_utf8(body).ok().and_then(|text| parse_object(text).ok()).ok_or(BodyError::NotObject)?;
     let field = |name: &str| -> Result<Option<String>, BodyError> {
         match obj.get(name) {
             None => Ok(None),
             Some(Scalar::Str(s)) if !s.is_empty() => Ok(Some(s.clone())),
-            Some(_) => Err(BodyError::Malformed),
+            Some(_) => Err(BodyError::TokenNotString),
         }
     };
     let token = match token_field {
@@ -125,7 +131,14 @@ pub fn parse_token_body(
             None => field(FALLBACK_TOKEN_FIELD)?,
         },
     };
-    let token = token.ok_or(BodyError::Malformed)?;
+    let token = token.ok_or(BodyError::MissingToken)?;
+    for name in TOKEN_TYPE_FIELDS {
+        match obj.get(name) {
+            None | Some(Scalar::Null) => {}
+            Some(Scalar::Str(t)) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(_) => return Err(BodyError::NotBearer),
+        }
+    }
     let (token, claims) = AccessToken::parse(&token).map_err(BodyError::Token)?;
     let mut expires_in: Option<f64> = None;
     for name in LIFETIME_FIELDS {
