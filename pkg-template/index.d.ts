@@ -14,7 +14,12 @@ export interface TokenManagerOptions {
   apiOrigins?: readonly string[] | undefined;
   /** Renew this long before expiry, in seconds (shortened for short-lived tokens, never before half-life). Default 60. */
   refreshMarginSeconds?: number | undefined;
-  /** The JSON field carrying the token in login and refresh answers. Default `'accessToken'`, and `'access_token'` is understood too. */
+  /**
+   * The JSON field carrying the token in login and refresh answers. Default `'accessToken'`, and `'access_token'` is
+   * understood too. The token may be a JWT or opaque (any RFC 6750 `b64token` up to 8 KiB); its lifetime is the
+   * earlier of a JWT's `exp` and the answer's `expires_in` or `expiresIn` (seconds, a number or a numeric string).
+   * A `token_type` or `tokenType` other than `Bearer` (any case) refuses the answer.
+   */
   tokenField?: string | undefined;
   /** Headers sent on refresh and logout calls as CSRF defence. Default `{ 'X-Requested-With': 'fetch' }`, the custom header the reference server requires; a value given here replaces the default (`{}` sends none). A cross-origin `refreshUrl` or `logoutUrl` must allow these headers in its CORS preflight. */
   refreshHeaders?: Readonly<Record<string, string>> | undefined;
@@ -30,7 +35,7 @@ export interface TokenManagerOptions {
 
 /** `detail` of the `tokenchange` event. */
 export interface TokenChangeDetail {
-  /** The new token's estimated expiry in ms since the epoch, or null (no token, or no usable `exp`). */
+  /** The new token's estimated expiry in ms since the epoch, or null (no token, or neither a usable `exp` nor `expires_in`/`expiresIn`). */
   expiresAt: number | null;
   source: 'login' | 'refresh' | 'set';
 }
@@ -77,8 +82,11 @@ export interface TokenManagerEvents extends EventTarget {
  * rejects with the platform's `TypeError`, as `fetch` does.
  *
  * - `INVALID_OPTION`: a constructor option is wrong; the message names it (thrown by the constructor).
- * - `INVALID_TOKEN`: `setAccessToken` was given something that is not a usable access token.
- * - `BAD_RESPONSE`: a 2xx login answer carried no usable token.
+ * - `INVALID_TOKEN`: a token longer than 8 KiB or with characters outside the RFC 6750 `b64token` set (given to
+ *   `setAccessToken` or in a login answer). Opaque tokens are accepted.
+ * - `BAD_RESPONSE`: a 2xx login answer could not be used: not `application/json` or `application/*+json`, over
+ *   64 KiB, not a JSON object, no token field or not a string, or a `token_type` other than Bearer (e.g. `DPoP`).
+ *   The message names the problem.
  * - `DISPOSED`: the manager was disposed (`dispose()`, `free()`, `[Symbol.dispose]()`).
  * - `LOGOUT_FAILED`: the server did not confirm `logout()` (the local logout happened anyway; `status` is the
  *   HTTP status or null), or there is no `logoutUrl` to tell it (the session and its cookie stay alive there).
@@ -127,7 +135,7 @@ export class TokenManager {
   readonly isAuthenticated: boolean;
   /** The token's estimated expiry in ms since the epoch (local clock), or `null` (no token, or the wasm not ready yet). */
   readonly expiresAt: number | null;
-  /** `fetch(input, init)` with `credentials: 'include'`; on a 2xx answer stores the token from the JSON body. Resolves with the `Response`; rejects with `BAD_RESPONSE` when a 2xx body carries no usable token. */
+  /** `fetch(input, init)` with `credentials: 'include'`; on a 2xx answer stores the token from the JSON body. Resolves with the `Response`; rejects with `BAD_RESPONSE` or `INVALID_TOKEN` when a 2xx body carries no usable token. */
   login(input: RequestInfo | URL, init?: RequestInit | null): Promise<Response>;
   /** Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN` (before the wasm is ready, a refusal is reported with `reportError`). */
   setAccessToken(token: string | null): void;

@@ -214,6 +214,70 @@ fn token_debug_is_redacted() {
 
 const JSON: Option<&str> = Some("application/json");
 
+/// An opaque access token as RFC 6749 servers issue them: 43 base64url characters (32 random bytes).
+fn opaque(seed: u8) -> String {
+    let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(97).wrapping_add(seed)).collect();
+    b64(&bytes, true)
+}
+
+#[test]
+fn c58_opaque_token_accepted_without_claims() {
+    let t = opaque(1);
+    assert_eq!(t.len(), 43);
+    assert!(decode_unverified(&t).is_err(), "the fixture must not be a JWT");
+    let (tok, claims) = AccessToken::parse(&t).unwrap();
+    assert_eq!(tok.expose(), t);
+    assert_eq!(claims, UnverifiedClaims::default());
+    // Every b64token character, and trailing padding, as RFC 6750 §2.1 allows.
+    for t in ["a", "abc-._~+/==", "2YotnFZFEjr1zCsicMWpAA", "mF_9.B5f-4.1JqM"] {
+        assert_eq!(AccessToken::parse(t).map(|(tok, _)| tok.expose().to_owned()), Ok(t.to_owned()), "{t:?} refused");
+    }
+    // A JWT still has its claims read.
+    let (_, claims) = AccessToken::parse(&jwt(r#"{"exp":1700000300}"#)).unwrap();
+    assert_eq!(claims.exp, Some(1_700_000_300.0));
+}
+
+#[test]
+fn c58_three_segments_that_do_not_decode_are_opaque() {
+    // Three segments whose header or payload is not strict base64url of a JSON object with unique members
+    // (C02, C03, C04, C14): the claims are never read (no exp is trusted from them), the token is kept.
+    let h = seg(br#"{"alg":"HS256"}"#);
+    for t in [
+        "a.b.c".to_owned(),
+        format!("{h}.{}.c2ln", seg(b"[]")),
+        format!("{h}.{}.c2ln", seg(b"{\"exp\":1,\"s\":\"\xC0\xAF\"}")),
+        jwt(r#"{"exp":1,"exp":9999999999}"#),
+        format!("{h}.e31.c2ln"),
+        format!("{h}.{}+.c2ln", seg(br#"{"exp":1700000300}"#)),
+    ] {
+        assert!(decode_unverified(&t).is_err(), "{t:?} decodes");
+        let (tok, claims) = AccessToken::parse(&t).unwrap_or_else(|e| panic!("{t:?} refused: {e}"));
+        assert_eq!(tok.expose(), t);
+        assert_eq!(claims, UnverifiedClaims::default(), "{t:?}: claims read from an undecodable token");
+    }
+    // Size and characters are still checked (C15, C16).
+    assert_eq!(AccessToken::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), TokenError::TooLong);
+    for t in ["", "a b", "abc\r\nX-Evil: 1", "a,b", "é", "=="] {
+        assert_eq!(AccessToken::parse(t).unwrap_err(), TokenError::BadCharacters, "{t:?}");
+    }
+}
+
+#[test]
+fn c58_opaque_token_from_expires_in() {
+    let t = opaque(2);
+    let body = format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":4}}"#);
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.token.expose(), t);
+    assert_eq!(b.claims, UnverifiedClaims::default());
+    assert_eq!(b.expires_in, Some(4.0));
+    let e = plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_004_000, "the lifetime counts from receipt");
+    assert_eq!(e.refresh_at, Some(1_700_000_002_000), "renewed ahead of expiry, as a JWT is");
+    // Without a lifetime there is no timer: the 401 path applies (C05).
+    let b = parse_token_body(format!(r#"{{"access_token":"{t}"}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000), None);
+}
+
 #[test]
 fn body_reads_token_field_and_fallback() {
     let t = jwt(r#"{"exp":1700000300}"#);
@@ -228,22 +292,184 @@ fn body_reads_token_field_and_fallback() {
 }
 
 #[test]
+fn c62_expires_in_camel_case() {
+    // The reference server's own answer (server/src/routes/auth.rs token_response).
+    let t = jwt(r#"{"sub":"u"}"#);
+    let body = format!(r#"{{"accessToken":"{t}","expiresIn":900,"tokenType":"Bearer"}}"#);
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.expires_in, Some(900.0));
+    let e = plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000).unwrap();
+    assert_eq!(e.expires_at, 1_700_000_900_000);
+    // An opaque token with the camelCase field, read without a configured tokenField.
+    let o = opaque(3);
+    let b = parse_token_body(format!(r#"{{"accessToken":"{o}","expiresIn":4}}"#).as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.expires_in, Some(4.0));
+    // With a configured token field the lifetime fields are still read.
+    let b = parse_token_body(format!(r#"{{"jwt":"{o}","expiresIn":30}}"#).as_bytes(), JSON, Some("jwt")).unwrap();
+    assert_eq!(b.expires_in, Some(30.0));
+    assert_eq!(LIFETIME_FIELDS, ["expires_in", "expiresIn"]);
+}
+
+#[test]
+fn c62_both_lifetime_fields_earlier_wins() {
+    let o = opaque(4);
+    for (a, b) in [(300, 60), (60, 300)] {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{a},"expiresIn":{b}}}"#);
+        assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(60.0), "{body}");
+    }
+    // An unusable one does not hide the other.
+    let body = format!(r#"{{"access_token":"{o}","expires_in":null,"expiresIn":45}}"#);
+    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(45.0));
+}
+
+#[test]
+fn c62_expires_in_numeric_string() {
+    let o = opaque(7);
+    let read = |v: &str| {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
+        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+    };
+    assert_eq!(read(r#""3600""#), Some(3600.0));
+    assert_eq!(read(r#""90.5""#), Some(90.5));
+    assert_eq!(read(r#""1e3""#), Some(1000.0));
+    // Strings that are not exactly a JSON number count as absent; the answer is still used.
+    for v in [r#""soon""#, r#""""#, r#"" 60""#, r#""60 ""#, r#""60s""#, r#""0x10""#, r#""+60""#, r#""Infinity""#, r#""NaN""#, r#""1e400""#, r#""060""#] {
+        assert_eq!(read(v), None, "{v}");
+    }
+    // The camelCase field alike.
+    let body = format!(r#"{{"accessToken":"{o}","expiresIn":"120"}}"#);
+    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(120.0));
+}
+
+#[test]
+fn c62_expires_in_fraction_zero_negative_huge() {
+    let now = 1_700_000_000_000u64;
+    let o = opaque(8);
+    let read = |v: &str| {
+        let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
+        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+    };
+    let none = UnverifiedClaims::default();
+    // A fraction is kept to the millisecond.
+    assert_eq!(read("1.5"), Some(1.5));
+    let e = plan_expiry(&none, read("1.5"), now, 60_000).unwrap();
+    assert_eq!((e.expires_at, e.refresh_at), (now + 1500, Some(now + 750)));
+    // Under a millisecond: expired on receipt, and no renewal loop.
+    let e = plan_expiry(&none, read("0.0004"), now, 60_000).unwrap();
+    assert_eq!((e.expires_at, e.refresh_at), (now, None));
+    // Zero and negative lifetimes count as absent: the 401 path applies.
+    for v in ["0", "-0", "-5", "-1e3", r#""-60""#, r#""0""#] {
+        assert_eq!(read(v), None, "{v}");
+        assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
+    }
+    // Over ten years is implausible (as for exp, C09): unknown, no timer; it never overrides exp.
+    for v in ["315576001", "1e12", "18446744073709551616", r#""99999999999""#] {
+        assert!(read(v).is_some(), "{v}");
+        assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
+        let claims = decode_unverified(&jwt(r#"{"exp":1700000300}"#)).unwrap();
+        assert_eq!(plan_expiry(&claims, read(v), now, 60_000).unwrap().expires_at, now + 300_000, "{v}");
+    }
+    // 1e400 is not a finite JSON number: the strict reader refuses the whole answer (as serde_json does).
+    let body = format!(r#"{{"access_token":"{o}","expires_in":1e400}}"#);
+    assert!(parse_token_body(body.as_bytes(), JSON, None).is_err());
+}
+
+#[test]
+fn c58_token_type_bearer_in_any_case() {
+    let o = opaque(10);
+    for extra in [
+        r#","token_type":"Bearer""#, r#","token_type":"bearer""#, r#","token_type":"BEARER""#, r#","token_type":"bEaReR""#,
+        r#","tokenType":"Bearer""#, r#","token_type":null"#, "", r#","token_type":"Bearer","tokenType":"bearer""#,
+    ] {
+        let body = format!(r#"{{"access_token":"{o}"{extra}}}"#);
+        assert!(parse_token_body(body.as_bytes(), JSON, None).is_ok(), "{body} refused");
+    }
+    assert_eq!(TOKEN_TYPE_FIELDS, ["token_type", "tokenType"]);
+}
+
+#[test]
+fn c58_other_token_types_refused_with_a_precise_message() {
+    let o = opaque(11);
+    for extra in [
+        r#""token_type":"DPoP""#, r#""token_type":"dpop""#, r#""token_type":"mac""#, r#""token_type":"N_A""#,
+        r#""token_type":"""#, r#""token_type":"Bearer ""#, r#""token_type":"Bearer, DPoP""#, r#""token_type":1"#,
+        r#""token_type":true"#, r#""token_type":["Bearer"]"#, r#""tokenType":"DPoP""#,
+        r#""token_type":"Bearer","tokenType":"DPoP""#,
+    ] {
+        let body = format!(r#"{{"access_token":"{o}",{extra},"expires_in":60}}"#);
+        let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
+        assert_eq!(e, BodyError::NotBearer, "{body}");
+        assert_eq!(e.code(), ErrorCode::BadResponse);
+        assert!(e.message().contains("token_type is not Bearer"), "{}", e.message());
+    }
+}
+
+#[test]
+fn c58_scope_refresh_token_and_other_members_ignored() {
+    let o = opaque(12);
+    let rt = "tGzv3JOkF0XG5Qx2TlKWIA";
+    let body = format!(
+        r#"{{"access_token":"{o}","token_type":"Bearer","expires_in":3600,"refresh_token":"{rt}","scope":"read write",
+        "id_token":"x.y.z","example_parameter":{{"a":[1,2,{{"b":null}}]}},"issued_at":1700000000,"expires_at":"never"}}"#
+    );
+    let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+    assert_eq!(b.token.expose(), o);
+    assert_eq!(b.expires_in, Some(3600.0));
+    // The refresh token in the body is never kept: the httpOnly cookie is the refresh credential.
+    assert!(!format!("{b:?}").contains(rt));
+    let mut s = Session::new(SessionConfig::default());
+    s.set_token_body(1_700_000_000_000, body.as_bytes(), JSON, TokenSource::Login).unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
+    assert!(!format!("{s:?} {actions:?}").contains(rt));
+    for a in &actions {
+        if let Action::Broadcast(m) = a {
+            assert!(!m.encode().contains(rt), "the refresh token went to the other tabs");
+        }
+    }
+}
+
+#[test]
+fn c20_refusals_name_the_problem() {
+    let o = opaque(13);
+    let cases: [(&str, BodyError, &str); 9] = [
+        ("<html>", BodyError::NotObject, "not a JSON object"),
+        ("[]", BodyError::NotObject, "not a JSON object"),
+        ("\u{FEFF}{}", BodyError::NotObject, "not a JSON object"),
+        (r#"{"access_token":"a","access_token":"b"}"#, BodyError::NotObject, "repeated member"),
+        ("{}", BodyError::MissingToken, "no token field"),
+        (r#"{"token":"abc"}"#, BodyError::MissingToken, "no token field"),
+        (r#"{"access_token":42}"#, BodyError::TokenNotString, "not a non-empty string"),
+        (r#"{"accessToken":""}"#, BodyError::TokenNotString, "not a non-empty string"),
+        (r#"{"access_token":"a b"}"#, BodyError::Token(TokenError::BadCharacters), "b64token"),
+    ];
+    for (body, want, words) in cases {
+        let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
+        assert_eq!(e, want, "{body}");
+        assert!(e.message().contains(words), "{body}: {}", e.message());
+    }
+    assert_eq!(BodyError::Token(TokenError::BadCharacters).code(), ErrorCode::InvalidToken);
+    let mut bad = format!(r#"{{"access_token":"{o}","x":"y"}}"#).into_bytes();
+    bad.insert(bad.len() - 3, 0xFF);
+    assert_eq!(parse_token_body(&bad, JSON, None).unwrap_err(), BodyError::NotObject);
+}
+
+#[test]
 fn c19_html_body_rejected() {
     let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
     assert_eq!(r.unwrap_err(), BodyError::NotJson);
-    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::Malformed);
+    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::NotObject);
 }
 
 #[test]
 fn c20_missing_or_mistyped_token_rejected() {
-    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a.b.c"}"#] {
+    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a b"}"#] {
         assert!(parse_token_body(body.as_bytes(), JSON, None).is_err(), "{body} accepted");
     }
     let t = jwt(r#"{"exp":1}"#);
     let dup = format!(r#"{{"accessToken":"{t}","accessToken":"{t}"}}"#);
     assert!(parse_token_body(dup.as_bytes(), JSON, None).is_err());
     // expires_in of the wrong type is ignored, not an error.
-    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":"300"}}"#).as_bytes(), JSON, None).unwrap();
+    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":true}}"#).as_bytes(), JSON, None).unwrap();
     assert_eq!(b.expires_in, None);
 }
 
@@ -253,6 +479,41 @@ fn c21_wrong_content_type_rejected() {
     let body = format!(r#"{{"accessToken":"{t}"}}"#);
     for ct in [Some("text/plain"), None, Some("application/jsonp"), Some("")] {
         assert_eq!(parse_token_body(body.as_bytes(), ct, None).unwrap_err(), BodyError::NotJson);
+    }
+}
+
+#[test]
+fn c21_json_media_types_accepted() {
+    let t = opaque(5);
+    let body = format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":60}}"#);
+    for ct in [
+        "application/json",
+        "APPLICATION/JSON",
+        "application/json;charset=utf-8",
+        "application/json; charset=UTF-8",
+        "Application/Json ; Charset=\"utf-8\"",
+        "  application/json\t;\tcharset=utf-8  ",
+        "application/json;",
+        "application/vnd.api+json",
+        "application/vnd.example.token+JSON; charset=utf-8",
+        "application/x-amz-json-1.1+json",
+    ] {
+        let b = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_or_else(|e| panic!("{ct:?} refused: {e}"));
+        assert_eq!(b.token.expose(), t);
+    }
+}
+
+#[test]
+fn c21_other_media_types_refused_naming_the_content_type() {
+    let body = format!(r#"{{"access_token":"{}"}}"#, opaque(6));
+    for ct in [
+        "text/json", "application/jsonp", "application/json5", "application/x-json", "application/+json", "application/json+xml",
+        "application/ json", "application /json", "application", "application/", "/json", "text/html; application/json",
+        "multipart/form-data", "application/x-www-form-urlencoded", "application/vnd api+json",
+    ] {
+        let e = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_err();
+        assert_eq!(e, BodyError::NotJson, "{ct:?}");
+        assert!(e.message().contains("Content-Type"), "{}", e.message());
     }
 }
 

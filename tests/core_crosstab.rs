@@ -77,7 +77,8 @@ fn malformed_messages_dropped() {
         r#"{"v":1,"type":"steal","epoch":1}"#.into(),
         r#"{"v":1,"type":"token","epoch":1,"source":"refresh"}"#.into(),
         token_msg(1, &t, "evil"),
-        token_msg(1, "a.b", "refresh"),
+        token_msg(1, "a b", "refresh"),
+        token_msg(1, "", "refresh"),
         token_msg(1, "abc\\r\\nX-Evil: 1", "refresh"),
         token_msg(1, &"a".repeat(MAX_MESSAGE_LEN), "refresh"),
         format!(r#"{{"v":1,"type":"token","epoch":1,"source":"refresh","token":{}}}"#, 5),
@@ -339,4 +340,20 @@ fn c60_login_in_another_tab_aborts_this_tabs_refresh_call() {
     drain(&mut tab);
     assert!(tab.handle_message(T0 + 4, Message::decode(&token_msg(tab.epoch() + 1, &token(T0, 900), "refresh")).unwrap()));
     assert!(!drain(&mut tab).contains(&Action::AbortRefresh { id: id2 }));
+}
+
+#[test]
+fn c58_opaque_token_reaches_other_tabs() {
+    let t = b64(&[7u8; 32], true);
+    let m = Message::decode(&token_msg(1, &t, "login")).expect("an opaque token message was dropped");
+    match &m {
+        Message::Token { token, claims, .. } => {
+            assert_eq!(token.expose(), t);
+            assert_eq!(*claims, UnverifiedClaims::default());
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    let mut s = Session::new(SessionConfig::default());
+    assert!(s.handle_message(T0, m));
+    assert_eq!(s.current_token().0.unwrap().expose(), t);
 }

@@ -88,7 +88,7 @@ fn login_emits_tokenchange() {
 #[test]
 fn malformed_token_not_stored() {
     let mut s = session();
-    assert!(s.set_token(T0, "a.b", None, TokenSource::Set).is_err());
+    assert!(s.set_token(T0, "a b", None, TokenSource::Set).is_err());
     assert!(!s.has_token());
     assert!(drain(&mut s).is_empty());
     assert!(s.set_token_body(T0, b"<html>", Some("text/html"), TokenSource::Login).is_err());
@@ -782,4 +782,109 @@ fn c60_failed_login_leaves_the_refresh_in_flight_alone() {
     drain(&mut s);
     assert!(s.set_token(T0 + 2, "not a token", None, TokenSource::Login).is_err());
     assert!(!drain(&mut s).contains(&Action::AbortRefresh { id }));
+}
+
+/// An opaque access token as RFC 6749 servers issue them: 43 base64url characters.
+fn opaque(seed: u8) -> String {
+    b64(&[seed; 32], true)
+}
+
+fn oauth_body(t: &str, expires_in: u32) -> Vec<u8> {
+    format!(r#"{{"access_token":"{t}","token_type":"Bearer","expires_in":{expires_in}}}"#).into_bytes()
+}
+
+#[test]
+fn c58_opaque_login_stored_and_renewed_ahead_of_expires_in() {
+    let mut s = session();
+    let t = opaque(1);
+    s.set_token_body(T0, &oauth_body(&t, 4), JSON, TokenSource::Login).unwrap();
+    let a = drain(&mut s);
+    assert_eq!(events(&a), vec![Event::TokenChange { expires_at: Some(T0 + 4000), source: TokenSource::Login }]);
+    assert_eq!(s.expires_at(), Some(T0 + 4000));
+    assert_eq!(sent_token(&s.prepare_request(T0 + 10, false)).as_deref(), Some(t.as_str()));
+    // Renewal is scheduled ahead of expiry (half-way for so short a lifetime), as for a JWT.
+    assert_eq!(s.poll_timeout(), Some(T0 + 2000));
+    s.handle_timeout(T0 + 2000);
+    assert_eq!(starts(&drain(&mut s)).len(), 1);
+}
+
+#[test]
+fn c58_jwt_session_meets_opaque_refresh_answers_stays_alive() {
+    let mut s = logged_in(T0, 300);
+    let mut now = T0;
+    for i in 0..5u8 {
+        let id = s.request_refresh(now);
+        drain(&mut s);
+        let t = opaque(i);
+        let b = oauth_body(&t, 4);
+        s.handle_refresh_response(now + 10, id, ok(&b), 0.5);
+        let a = drain(&mut s);
+        let ev = events(&a);
+        assert_eq!(ev, vec![Event::TokenChange { expires_at: Some(now + 4010), source: TokenSource::Refresh }], "refresh {i}");
+        assert!(s.has_token() && !s.is_ended(), "refresh {i} ended the session");
+        assert_eq!(s.current_token().0.unwrap().expose(), t);
+        now += 2010;
+    }
+}
+
+#[test]
+fn c58_set_token_accepts_opaque_and_relies_on_401() {
+    let mut s = session();
+    let t = opaque(9);
+    s.set_token(T0, &t, None, TokenSource::Set).unwrap();
+    assert_eq!(events(&drain(&mut s)), vec![Event::TokenChange { expires_at: None, source: TokenSource::Set }]);
+    assert!(s.has_token());
+    // No lifetime known: no timer; a 401 refreshes.
+    assert_eq!(s.poll_timeout(), None);
+    let p = s.prepare_request(T0 + 3_600_000, false);
+    let generation = match p {
+        Prepare::Send { token, generation } => {
+            assert_eq!(token.unwrap().expose(), t);
+            generation
+        }
+        Prepare::Wait(_) => panic!("waited for a refresh without a known expiry"),
+    };
+    wait_id(match s.handle_unauthorized(T0 + 3_600_010, generation) {
+        Unauthorized::Wait(id) => Prepare::Wait(id),
+        other => panic!("expected a refresh, got {other:?}"),
+    });
+    assert_eq!(starts(&drain(&mut s)).len(), 1);
+}
+
+#[test]
+fn c62_reference_server_answer_schedules_renewal() {
+    // {"accessToken", "expiresIn", "tokenType"} as server/src/routes/auth.rs answers, with an opaque token
+    // so that expiresIn is the only lifetime.
+    let mut s = session();
+    let t = opaque(5);
+    let b = format!(r#"{{"accessToken":"{t}","expiresIn":900,"tokenType":"Bearer"}}"#).into_bytes();
+    s.set_token_body(T0, &b, JSON, TokenSource::Login).unwrap();
+    assert_eq!(events(&drain(&mut s)), vec![Event::TokenChange { expires_at: Some(T0 + 900_000), source: TokenSource::Login }]);
+    assert_eq!(s.poll_timeout(), Some(T0 + 840_000));
+    // The same shape from a refresh.
+    let id = s.request_refresh(T0 + 840_000);
+    drain(&mut s);
+    s.handle_refresh_response(T0 + 840_010, id, ok(&b), 0.5);
+    drain(&mut s);
+    assert_eq!(s.expires_at(), Some(T0 + 1_740_010));
+}
+
+#[test]
+fn c58_dpop_refresh_answer_not_stored_then_terminal() {
+    // A token that is not a bearer token is never sent as one: the answer counts as malformed (C19).
+    let mut s = logged_in(T0, 300);
+    let held = s.current_token().0.unwrap();
+    let b = format!(r#"{{"access_token":"{}","token_type":"DPoP","expires_in":300}}"#, opaque(7)).into_bytes();
+    for (i, expect_terminal) in [(0u64, false), (1, true)] {
+        let id = s.request_refresh(T0 + i * 100_000);
+        drain(&mut s);
+        s.handle_refresh_response(T0 + i * 100_000 + 1, id, ok(&b), 0.5);
+        let ev = events(&drain(&mut s));
+        assert!(ev.iter().all(|e| !matches!(e, Event::TokenChange { .. })), "the DPoP token was stored: {ev:?}");
+        assert_eq!(s.is_ended(), expect_terminal);
+        if !expect_terminal {
+            assert_eq!(s.current_token().0, Some(held.clone()));
+        }
+    }
+    assert!(!s.has_token());
 }

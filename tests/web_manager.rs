@@ -21,10 +21,14 @@ export function mint(lifeS) {
   return b64(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' })) + '.' +
     b64(JSON.stringify({ sub: 'u', iat: now, exp: now + lifeS, jti: 'j' + seq })) + '.c2ln';
 }
-const json = (obj, status = 200) => new Response(JSON.stringify(obj), { status, headers: { 'content-type': 'application/json' } });
+// An opaque access token as RFC 6749 servers issue them: 32 random bytes as 43 base64url characters.
+export function mintOpaque() {
+  return b64(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+}
+const json = (obj, status = 200, type = 'application/json') => new Response(JSON.stringify(obj), { status, headers: { 'content-type': type } });
 
 function install() {
-  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null };
+  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false };
   globalThis.__fake = s;
   globalThis.fetch = async (input, init) => {
     const req = new Request(input, init);
@@ -42,7 +46,9 @@ function install() {
       s.refreshCount += 1;
       if (s.gate) await s.gate.promise;
       const step = s.plan.length ? s.plan.shift() : 'ok';
-      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expires_in: s.life }); }
+      if (step === 'ok' && s.opaque) { s.valid = mintOpaque(); return json({ access_token: s.valid, token_type: 'Bearer', expires_in: s.life }); }
+      // The reference server's answer (server/src/routes/auth.rs token_response).
+      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' }); }
       if (step === 'network') throw new TypeError('Failed to fetch');
       if (step === 'html') return new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } });
       if (step === 'redirect') {
@@ -54,8 +60,8 @@ function install() {
       return json({ error: 'x' }, Number(step));
     }
     if (route === '/auth/login') {
-      if (s.loginBody) return json(s.loginBody);
-      s.valid = mint(s.life); return json({ accessToken: s.valid, user: 'u' });
+      if (s.loginBody) return json(s.loginBody, 200, s.loginType);
+      s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' });
     }
     if (route === '/auth/logout') {
       const step = s.logoutPlan.length ? s.logoutPlan.shift() : 'ok';
@@ -538,7 +544,7 @@ const scenarios = {
     check(tm.isAuthenticated && Math.abs(tm.expiresAt - (Date.now() + 600000)) < 120000, 'setAccessToken not stored');
     check(changes.length === 1 && changes[0].source === 'set', 'tokenchange ' + JSON.stringify(changes));
     expectThrow(() => tm.setAccessToken('abc\r\nX-Evil: 1'), 'INVALID_TOKEN', null, 'header injection');
-    expectThrow(() => tm.setAccessToken('a.b'), 'INVALID_TOKEN', null, 'two segments');
+    expectThrow(() => tm.setAccessToken('a b'), 'INVALID_TOKEN', 'b64token', 'a space');
     expectThrow(() => tm.setAccessToken('x'.repeat(9000)), 'INVALID_TOKEN', null, 'huge');
     expectThrow(() => tm.setAccessToken(42), 'INVALID_TOKEN', null, 'number');
     check(tm.isAuthenticated, 'a bad token replaced the good one');
@@ -561,14 +567,132 @@ const scenarios = {
     const res = await tm.login('/auth/login', { method: 'POST', body: '{"user":"a"}', headers: { 'content-type': 'application/json' } });
     check(res instanceof Response && res.ok, 'login did not resolve with the Response');
     const body = await res.json();
-    check(body.user === 'u' && body.accessToken === s.valid, 'login body not readable by the caller');
+    check(body.tokenType === 'Bearer' && body.accessToken === s.valid, 'login body not readable by the caller');
     check(s.log[0].credentials === 'include' && s.log[0].body === '{"user":"a"}', 'login call shape');
     check(tm.isAuthenticated && sources.join() === 'login', 'login token not stored');
     s.loginBody = { nothing: true };
     await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', 'login without a token');
-    s.loginBody = { accessToken: 'not-a-jwt' };
-    await expectError(tm.login('/auth/login', { method: 'POST' }), 'INVALID_TOKEN', 'login with a bad token');
+    s.loginBody = { accessToken: 'not a token' };
+    const e = await expectError(tm.login('/auth/login', { method: 'POST' }), 'INVALID_TOKEN', 'login with a bad token');
+    check(e.message.includes('b64token'), 'message ' + e.message);
     check(tm.isAuthenticated, 'a failed login dropped the session');
+    tm.dispose();
+  },
+
+  async opaqueLoginAnswerStoredAndSent(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    const t = mintOpaque();
+    check(t.length === 43 && !t.includes('.'), 'fixture ' + t);
+    s.loginBody = { access_token: t, token_type: 'Bearer', expires_in: 600 };
+    s.valid = t;
+    const res = await tm.login('/auth/login', { method: 'POST' });
+    check(res.ok && tm.isAuthenticated, 'the opaque login answer was not stored');
+    // expiresAt from expires_in, counted from receipt (a window, not a timing assertion).
+    check(typeof tm.expiresAt === 'number' && Math.abs(tm.expiresAt - (Date.now() + 600000)) < 60000, 'expiresAt ' + tm.expiresAt);
+    check(changes.length === 1 && changes[0].source === 'login' && changes[0].expiresAt === tm.expiresAt, 'tokenchange ' + JSON.stringify(changes));
+    check((await tm.fetch('/api/a')).status === 200, 'the opaque token was not accepted by the API');
+    check(api(s)[0].auth === 'Bearer ' + t, 'sent ' + api(s)[0].auth);
+    check(s.refreshCount === 0, 'a refresh happened');
+    tm.dispose();
+  },
+
+  async jwtSessionMeetsOpaqueRefreshAnswers(make) {
+    const { s, tm } = await loggedIn(make);
+    let expired = 0, failed = 0;
+    tm.events.addEventListener('sessionexpired', () => { expired += 1; });
+    tm.events.addEventListener('refreshfailed', () => { failed += 1; });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    s.opaque = true;
+    for (let i = 0; i < 4; i++) {
+      check((await tm.refresh()) === true, 'refresh ' + i + ' resolved false');
+      check(tm.isAuthenticated && !s.valid.includes('.'), 'refresh ' + i + ': not holding the opaque token');
+      check((await tm.fetch('/api/r' + i)).status === 200, 'refresh ' + i + ': the opaque token was not sent');
+      check(api(s)[api(s).length - 1].auth === 'Bearer ' + s.valid, 'refresh ' + i + ': sent ' + api(s)[api(s).length - 1].auth);
+    }
+    check(expired === 0 && failed === 0, 'sessionexpired ' + expired + ', refreshfailed ' + failed);
+    check(s.refreshCount === 4, 'refresh calls ' + s.refreshCount);
+    check(changes.length === 4 && changes.every((d) => d.source === 'refresh' && typeof d.expiresAt === 'number'), 'tokenchange ' + JSON.stringify(changes));
+    tm.dispose();
+  },
+
+  async setAccessTokenAcceptsOpaque(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    const t = mintOpaque();
+    tm.setAccessToken(t);
+    check(tm.isAuthenticated && tm.expiresAt === null, 'setAccessToken(opaque): ' + tm.isAuthenticated + ' ' + tm.expiresAt);
+    check(changes.length === 1 && changes[0].source === 'set' && changes[0].expiresAt === null, 'tokenchange ' + JSON.stringify(changes));
+    s.valid = t;
+    check((await tm.fetch('/api/a')).status === 200 && api(s)[0].auth === 'Bearer ' + t, 'the opaque token was not sent');
+    // No lifetime known: the 401 path renews it.
+    s.valid = 'revoked';
+    check((await tm.fetch('/api/b')).status === 200 && s.refreshCount === 1, 'the 401 path did not renew the opaque token');
+    tm.dispose();
+  },
+
+  async expiresInSchedulesRenewal(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const changes = [];
+    tm.events.addEventListener('tokenchange', (e) => changes.push(e.detail));
+    // The reference server's shape; the token is opaque, so expiresIn is its only lifetime.
+    s.loginBody = { accessToken: (s.valid = mintOpaque()), expiresIn: 1, tokenType: 'Bearer' };
+    await tm.login('/auth/login', { method: 'POST' });
+    check(typeof tm.expiresAt === 'number' && Math.abs(tm.expiresAt - (Date.now() + 1000)) < 60000, 'expiresAt ' + tm.expiresAt);
+    check(changes.length === 1 && changes[0].expiresAt === tm.expiresAt, 'tokenchange ' + JSON.stringify(changes));
+    // Renewal is scheduled ahead of it: the refresh happens with no request and no refresh() call.
+    await until(() => s.refreshCount === 1 && changes.length === 2, 'the scheduled renewal');
+    check(changes[1].source === 'refresh' && tm.isAuthenticated, 'renewal tokenchange ' + JSON.stringify(changes[1]));
+    // The server's refresh answer (a JWT living s.life seconds, expiresIn the same) is read as well.
+    check(Math.abs(tm.expiresAt - (Date.now() + s.life * 1000)) < 60000, 'expiresAt after the renewal ' + tm.expiresAt);
+    check(s.log.filter((e) => e.path.startsWith('/api')).length === 0, 'a request went out');
+    tm.dispose();
+  },
+
+  async oauthAnswerShapes(make) {
+    const s = install();
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const rt = 'tGzv3JOkF0XG5Qx2TlKWIA';
+    // Every variant at once: a +json media type with parameters, token_type in another case, expires_in as a
+    // string, scope, a refresh_token and unknown members.
+    s.loginType = 'Application/Vnd.Example+JSON ; charset=UTF-8';
+    s.loginBody = { access_token: (s.valid = mintOpaque()), token_type: 'bearer', expires_in: '600', scope: 'read write',
+      refresh_token: rt, id_token: 'x.y.z', extra: { nested: [1, null] } };
+    await tm.login('/auth/login', { method: 'POST' });
+    check(tm.isAuthenticated && Math.abs(tm.expiresAt - (Date.now() + 600000)) < 60000, 'the answer was not read: ' + tm.expiresAt);
+    check((await tm.fetch('/api/a')).status === 200 && api(s)[0].auth === 'Bearer ' + s.valid, 'the token was not sent');
+    // The body's refresh_token is never used: refreshes rely on the cookie.
+    check((await tm.refresh()) === true, 'refresh');
+    const r = s.log.find((e) => e.path === '/auth/refresh');
+    check(r.auth === null && !r.body.includes(rt), 'the refresh call carried the body\'s refresh_token');
+    check(localStorage.length === 0 && sessionStorage.length === 0, 'something was persisted');
+    // Another token type is refused, naming it, and the held token stays.
+    const held = s.valid;
+    for (const [field, type] of [['token_type', 'DPoP'], ['tokenType', 'mac']]) {
+      s.loginType = undefined;
+      s.loginBody = { access_token: mintOpaque(), [field]: type, expires_in: 600 };
+      const e = await expectError(tm.login('/auth/login', { method: 'POST' }), 'BAD_RESPONSE', type);
+      check(e.message.includes('token_type is not Bearer'), type + ': message ' + e.message);
+    }
+    check((await tm.fetch('/api/b')).status === 200 && api(s)[1].auth === 'Bearer ' + held, 'a refused answer replaced the token');
+    // Refusals name what is wrong.
+    for (const [body, type, code, words] of [
+      [{ access_token: 'x' }, 'text/html', 'BAD_RESPONSE', 'Content-Type'],
+      [{ token: 'x' }, undefined, 'BAD_RESPONSE', 'no token field'],
+      [{ access_token: 42 }, undefined, 'BAD_RESPONSE', 'not a non-empty string'],
+      [{ access_token: 'a b' }, undefined, 'INVALID_TOKEN', 'b64token'],
+    ]) {
+      s.loginType = type;
+      s.loginBody = body;
+      const e = await expectError(tm.login('/auth/login', { method: 'POST' }), code, JSON.stringify(body));
+      check(e.message.includes(words), JSON.stringify(body) + ': message ' + e.message);
+    }
     tm.dispose();
   },
 
@@ -742,7 +866,7 @@ Object.assign(scenarios, {
     let changes = 0;
     a.events.addEventListener('tokenchange', () => changes++);
     a.events.addEventListener('logout', () => changes++);
-    const garbage = ['x', '{}', '{"v":2,"type":"logout","epoch":1}', '{"v":1,"type":"token","epoch":1,"source":"refresh","token":"a.b"}',
+    const garbage = ['x', '{}', '{"v":2,"type":"logout","epoch":1}', '{"v":1,"type":"token","epoch":1,"source":"refresh","token":"a b"}',
       '{"v":1,"type":"token","epoch":1,"source":"refresh","token":"abc\\r\\nX: 1"}', 42, null, { v: 1, type: 'logout', epoch: 1 },
       '{"v":1,"type":"logout","epoch":1,"epoch":2}', 'x'.repeat(100000)];
     for (const g of garbage) raw.postMessage(g);
@@ -1061,6 +1185,31 @@ async fn c15_c16_set_access_token_validates() {
 #[wasm_bindgen_test]
 async fn login_stores_token_and_resolves_response() {
     scenario("loginStoresTokenAndResolvesResponse").await;
+}
+
+#[wasm_bindgen_test]
+async fn c58_opaque_login_answer_stored_and_sent() {
+    scenario("opaqueLoginAnswerStoredAndSent").await;
+}
+
+#[wasm_bindgen_test]
+async fn c58_jwt_session_meeting_opaque_refresh_answers_stays_alive() {
+    scenario("jwtSessionMeetsOpaqueRefreshAnswers").await;
+}
+
+#[wasm_bindgen_test]
+async fn c58_set_access_token_accepts_opaque() {
+    scenario("setAccessTokenAcceptsOpaque").await;
+}
+
+#[wasm_bindgen_test]
+async fn c62_expires_in_from_the_reference_server_shape_schedules_renewal() {
+    scenario("expiresInSchedulesRenewal").await;
+}
+
+#[wasm_bindgen_test]
+async fn c58_oauth_answer_shapes_read_and_other_token_types_refused() {
+    scenario("oauthAnswerShapes").await;
 }
 
 #[wasm_bindgen_test]

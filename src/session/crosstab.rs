@@ -148,7 +148,7 @@ impl Message {
                     "set" => TokenSource::Set,
                     _ => return None,
                 };
-                let (token, claims) = AccessToken::parse_jwt(token).ok()?;
+                let (token, claims) = AccessToken::parse(token).ok()?;
                 Some(Message::Token { epoch, source, token, claims })
             }
             ("logout", None, None) => Some(Message::Logout { epoch }),

@@ -8,7 +8,8 @@ use core::fmt;
 pub enum ErrorCode {
     /// A constructor option is missing or has the wrong type or value (fix the configuration).
     InvalidOption,
-    /// A token failed the local sanity checks: size, characters, JWT shape, claims encoding.
+    /// A token failed the local sanity checks: longer than 8 KiB, or characters outside the RFC 6750
+    /// `b64token` set. Tokens are otherwise opaque: a token that is not a decodable JWT is accepted (C58).
     InvalidToken,
     /// A login or refresh answer could not be used (not JSON, no token field, too large).
     BadResponse,
@@ -79,15 +80,23 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
-/// Why a login or refresh answer could not be used (C19–C23).
+/// Why a login or refresh answer could not be used (C19–C23). Each names one problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
-    /// The `Content-Type` is not `application/json` (C21).
+    /// The `Content-Type` is not `application/json` or `application/<name>+json` (C21).
     NotJson,
     /// The body exceeds [`crate::session::MAX_BODY_BYTES`] (C23).
     TooLarge,
-    /// Not a JSON object, duplicate keys, or the token field is missing or not a string (C19, C20).
-    Malformed,
+    /// The body is not one JSON object: not UTF-8, not JSON (an HTML page, C19), another JSON value, or an
+    /// object with a repeated member.
+    NotObject,
+    /// The token field is absent (C20).
+    MissingToken,
+    /// The token field is present but not a non-empty string (C20).
+    TokenNotString,
+    /// `token_type` (or `tokenType`) is present and not `Bearer` (any case): a DPoP, MAC or other token
+    /// would be sent as a bearer token, which it is not.
+    NotBearer,
     /// The token field is present but the token itself was refused.
     Token(TokenError),
 }
@@ -104,9 +113,12 @@ impl BodyError {
     /// A short English description, safe to show.
     pub const fn message(self) -> &'static str {
         match self {
-            BodyError::NotJson => "response is not application/json",
+            BodyError::NotJson => "response Content-Type is not application/json or application/*+json",
             BodyError::TooLarge => "response body is larger than 64 KiB",
-            BodyError::Malformed => "response is not a JSON object carrying the token field as a string",
+            BodyError::NotObject => "response body is not a JSON object (invalid JSON or UTF-8, or a repeated member)",
+            BodyError::MissingToken => "response has no token field (tokenField, or accessToken / access_token)",
+            BodyError::TokenNotString => "response token field is not a non-empty string",
+            BodyError::NotBearer => "response token_type is not Bearer: only bearer tokens are supported (not DPoP or MAC)",
             BodyError::Token(t) => t.message(),
         }
     }

@@ -14,7 +14,9 @@ pub(crate) enum Scalar {
     Str(String),
     /// A finite number; `integer` when written without fraction or exponent.
     Num { value: f64, integer: bool },
-    /// `true`, `false`, `null`, an array or an object (validated, then discarded).
+    /// `null`.
+    Null,
+    /// `true`, `false`, an array or an object (validated, then discarded).
     Other,
 }
 
@@ -62,6 +64,15 @@ pub(crate) fn parse_object(text: &str) -> Result<Object, ()> {
         return Err(());
     }
     Ok(obj)
+}
+
+/// Reads `text` as exactly one JSON number (RFC 8259 §6), e.g. a number a server sent as a string.
+pub(crate) fn parse_number(text: &str) -> Option<f64> {
+    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    match p.number() {
+        Ok(Scalar::Num { value, .. }) if p.i == p.b.len() => Some(value),
+        _ => None,
+    }
 }
 
 struct Parser<'a> {
@@ -168,18 +179,18 @@ impl Parser<'_> {
                     }
                 }
             }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true", Scalar::Other),
+            b'f' => self.literal(b"false", Scalar::Other),
+            b'n' => self.literal(b"null", Scalar::Null),
             _ => self.number(),
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<Scalar, ()> {
+    fn literal(&mut self, word: &[u8], value: Scalar) -> Result<Scalar, ()> {
         let end = self.i.checked_add(word.len()).ok_or(())?;
         if self.b.get(self.i..end) == Some(word) {
             self.i = end;
-            Ok(Scalar::Other)
+            Ok(value)
         } else {
             Err(())
         }

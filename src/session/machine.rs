@@ -431,7 +431,7 @@ impl Session {
     /// Stores a token handed over by the application (`setAccessToken`) or a login. Cancels any refresh in
     /// flight (its result would belong to an older session, C43) and re-enables automatic refreshes.
     pub fn set_token(&mut self, now_ms: u64, token: &str, expires_in: Option<f64>, source: TokenSource) -> Result<(), TokenError> {
-        let (token, claims) = AccessToken::parse_jwt(token)?;
+        let (token, claims) = AccessToken::parse(token)?;
         self.abort_flight();
         self.bump_epoch(now_ms);
         self.install(now_ms, token.clone(), &claims, expires_in, source);

@@ -18,7 +18,7 @@ mod policy;
 mod retry_after;
 mod token;
 
-pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD};
+pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, LIFETIME_FIELDS, TOKEN_TYPE_FIELDS};
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{logout_result, logout_without_url, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{

@@ -50,7 +50,7 @@ impl Expiry {
 /// * No usable `exp` or `expires_in` (missing, wrong type, implausibly far: C05, C06, C09) gives `None`:
 ///   no timer, the 401 path applies.
 /// * The margin is shortened for short lifetimes: never earlier than half way through the lifetime.
-/// * A token that looks expired on receipt gets `refresh_at: None`.
+/// * A token that looks expired on receipt, or lives less than a millisecond, gets `refresh_at: None`.
 pub fn plan_expiry(
     claims: &UnverifiedClaims,
     expires_in_s: Option<f64>,
@@ -74,11 +74,12 @@ pub fn plan_expiry(
     if lifetime_s.is_nan() {
         return None;
     }
-    if lifetime_s <= 0.0 {
+    // lifetime_s is at most ten years here, so the conversion cannot overflow; a negative lifetime becomes 0.
+    let lifetime_ms = (lifetime_s * 1000.0) as u64;
+    if lifetime_ms == 0 {
+        // Expired on receipt, or a lifetime under a millisecond: renewing "ahead" of it would loop.
         return Some(Expiry { expires_at: now_ms, refresh_at: None });
     }
-    // lifetime_s is at most ten years here, so the conversion cannot overflow.
-    let lifetime_ms = (lifetime_s * 1000.0) as u64;
     let expires_at = now_ms.saturating_add(lifetime_ms);
     let margin = margin_ms.min(lifetime_ms / 2);
     Some(Expiry { expires_at, refresh_at: Some(expires_at - margin) })

@@ -1,4 +1,9 @@
 //! The access token as a secret type, and the strict unverified JWT claims decoder (C01–C18).
+//!
+//! Access tokens are opaque to an OAuth client (RFC 6749 §1.4): the manager stores and sends any token of
+//! RFC 6750 `b64token` syntax within [`MAX_TOKEN_LEN`] (C58). When the token is a JWT that
+//! [`decode_unverified`] reads, its timing claims schedule renewal; otherwise the lifetime comes from the
+//! answer's `expires_in`, or, with neither, from the server's 401.
 
 use core::fmt;
 
@@ -8,19 +13,34 @@ use super::json::{parse_object, Object};
 /// The longest token accepted, in bytes (C15): larger tokens would cause 431 answers anyway.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// An access token that passed the local checks (size, RFC 6750 characters, JWT shape).
+/// An access token that passed the local checks (size, RFC 6750 `b64token` characters).
 /// `Debug` prints `[redacted]`; the only way to read it is [`AccessToken::expose`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessToken(String);
 
 impl AccessToken {
-    /// Checks size and characters only (no decoding). Prefer [`AccessToken::parse_jwt`].
+    /// Checks size and characters only (no decoding). Prefer [`AccessToken::parse`].
     pub fn new(token: &str) -> Result<Self, TokenError> {
         check_b64token(token)?;
         Ok(AccessToken(token.to_owned()))
     }
 
-    /// Checks the token and decodes its claims without verifying anything.
+    /// Checks a token for storing and sending, and reads its timing claims when it is a JWT (C58).
+    ///
+    /// Any token of RFC 6750 `b64token` syntax within [`MAX_TOKEN_LEN`] is accepted: access tokens are
+    /// opaque to the client (RFC 6749 §1.4). When [`decode_unverified`] reads it (three segments, strict
+    /// base64url, JSON objects with unique members) its claims are returned. Anything else is opaque and
+    /// gets no claims, including three segments that do not decode (bad base64url, a payload that is not
+    /// a JSON object, a repeated claim, C01–C04, C14): those claims are never read, the token is still
+    /// sent, and the server, which is authoritative, answers 401 if it does not take it.
+    pub fn parse(token: &str) -> Result<(Self, UnverifiedClaims), TokenError> {
+        check_b64token(token)?;
+        let claims = decode_unverified(token).unwrap_or_default();
+        Ok((AccessToken(token.to_owned()), claims))
+    }
+
+    /// Checks the token and decodes its claims without verifying anything; refuses anything that is not a
+    /// decodable JWT (C01–C04, C14). The manager itself uses [`AccessToken::parse`].
     pub fn parse_jwt(token: &str) -> Result<(Self, UnverifiedClaims), TokenError> {
         let claims = decode_unverified(token)?;
         Ok((AccessToken(token.to_owned()), claims))

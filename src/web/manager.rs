@@ -781,7 +781,8 @@ impl TokenManager {
     }
 
     /// Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN` for a token
-    /// that is not a well-formed JWT.
+    /// longer than 8 KiB or with characters outside the RFC 6750 `b64token` set; opaque tokens are accepted
+    /// (C58), a JWT's `exp` schedules renewal.
     #[wasm_bindgen(js_name = setAccessToken)]
     pub fn set_access_token(&self, #[wasm_bindgen(unchecked_param_type = "string | null")] token: JsValue) -> Result<(), JsValue> {
         if is_disposed(&self.inner) {
