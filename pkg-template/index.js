@@ -212,6 +212,20 @@ function checkOptions(options) {
   return o;
 }
 
+/**
+ * The syntax every access token must have (RFC 6750 §2.1 `b64token`, at most 8 KiB of UTF-8): checked here before
+ * the wasm is ready, with the wasm side's rule and messages (src/session/token.rs `check_b64token`), so that
+ * `setAccessToken` refuses at once either way. Beyond that a token is opaque (RFC 6749 §1.4).
+ */
+function checkToken(token) {
+  if (new TextEncoder().encode(token).length > 8 * 1024) {
+    throw new TokenManagerError('INVALID_TOKEN', 'access token is longer than 8 KiB');
+  }
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+    throw new TokenManagerError('INVALID_TOKEN', 'access token is empty or contains characters outside the RFC 6750 b64token set');
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The manager
 
@@ -325,7 +339,7 @@ export class TokenManager {
     return this.#call((core) => core.logout());
   }
 
-  /** Stores a token obtained some other way, or forgets it with `null`. */
+  /** Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN`. */
   setAccessToken(token) {
     if (this.#disposed) throw disposedError();
     if (this.#failure) throw this.#failure;
@@ -340,6 +354,7 @@ export class TokenManager {
     if (token !== null && token !== undefined && typeof token !== 'string') {
       throw new TokenManagerError('INVALID_TOKEN', 'setAccessToken expects a string or null');
     }
+    if (typeof token === 'string') checkToken(token);
     this.#pendingToken = token ?? null;
   }
 

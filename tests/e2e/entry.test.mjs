@@ -169,9 +169,13 @@ test('calls made before the wasm is ready wait for it and run in order: setAcces
       const reported = [];
       window.addEventListener('error', (e) => { reported.push(e.error?.code); e.preventDefault(); });
       const tm = new window.TokenManager({ refreshUrl: '/auth/refresh' });
-      tm.setAccessToken('not-a-jwt'); // refused only once the wasm is there: reported with reportError
+      const refused = [];
+      for (const t of ['not a token', '', 'x'.repeat(8193)]) {
+        try { tm.setAccessToken(t); } catch (e) { refused.push(e.code); } // refused at once, before the wasm is ready
+      }
+      tm.setAccessToken('an-opaque-token');
       tm.setAccessToken(null);
-      tm.setAccessToken('not-a-jwt-either');
+      tm.setAccessToken('another.opaque~token==');
       const authedBeforeReady = tm.isAuthenticated;
       // Both issued before the wasm is ready: the anonymous fetch goes out (and gets its 401, or is retried with
       // the login's token if that lands first: both are right) and the login signs in; a fetch after the login
@@ -184,15 +188,16 @@ test('calls made before the wasm is ready wait for it and run in order: setAcces
       const m = await tm.fetch('/api/me');
       const out = {
         authedBeforeReady, anonymous: a.status === 401 || a.status === 200, login: l.status, me: m.status, sub: (await m.json()).sub, authed: tm.isAuthenticated,
-        expiresAt: typeof tm.expiresAt, reported,
+        expiresAt: typeof tm.expiresAt, reported, refused,
       };
       tm.dispose();
       return out;
     });
-    // The last token given before the wasm was ready is checked (and refused, reported) first; the calls queued
+    // The last token given before the wasm was ready is applied first (nothing to report); the calls queued
     // after it then run.
     assert.deepEqual(result, {
-      authedBeforeReady: true, anonymous: true, login: 200, me: 200, sub: 'demo', authed: true, expiresAt: 'number', reported: ['INVALID_TOKEN'],
+      authedBeforeReady: true, anonymous: true, login: 200, me: 200, sub: 'demo', authed: true, expiresAt: 'number', reported: [],
+      refused: ['INVALID_TOKEN', 'INVALID_TOKEN', 'INVALID_TOKEN'],
     });
     assert.deepEqual(errors, []);
   } finally {
@@ -228,7 +233,7 @@ test('TokenManagerError is a real class: the entry\'s and the wasm side\'s error
   }
 });
 
-test('the entry checks options with the same rules and messages as the wasm side (before and after the wasm is loaded)', async () => {
+test('the entry checks options and tokens with the same rules and messages as the wasm side (before and after the wasm is loaded)', async () => {
   const { page, errors } = await openHarness(await browser.newContext(), server, null);
   try {
     const result = await page.evaluate(async () => {
@@ -256,15 +261,23 @@ test('the entry checks options with the same rules and messages as the wasm side
       const run = () => cases.map((o) => {
         try { new TokenManager(o).dispose(); return 'accepted'; } catch (e) { return `${e.code}: ${e.message}`; }
       });
+      const tokens = ['', '=', '==', 'a b', 'é', 'x'.repeat(8192), 'x'.repeat(8193), 'é'.repeat(4097), 'abc', 'a.b.c', 'abc==', 'a=b', '-._~+/'];
+      const setAll = (tm) => tokens.map((t) => { try { tm.setAccessToken(t); return 'accepted'; } catch (e) { return `${e.code}: ${e.message}`; } });
       const entry = run(); // no manager was ready before: the entry's own checks
-      const tm = new TokenManager({ refreshUrl: '/r' });
+      const early = new TokenManager({ refreshUrl: '/r', crossTab: false });
+      const entryTokens = setAll(early);
+      early.dispose();
+      const tm = new TokenManager({ refreshUrl: '/r', crossTab: false });
       await tm.ready;
+      const wasmTokens = setAll(tm);
       tm.dispose();
       const wasm = run(); // now the wasm side checks at construction
-      return { entry, wasm };
+      return { entry, wasm, entryTokens, wasmTokens };
     });
     assert.equal(result.entry.filter((r) => r === 'accepted').length, 2, result.entry.join('\n'));
     assert.deepEqual(result.entry, result.wasm);
+    assert.deepEqual(result.entryTokens, result.wasmTokens, 'setAccessToken refuses the same tokens before and after the wasm is ready');
+    assert.equal(result.entryTokens.filter((r) => r === 'accepted').length, 5, result.entryTokens.join('\n'));
     assert.deepEqual(errors, []);
   } finally {
     await page.context().close();
