@@ -40,7 +40,8 @@ function install() {
     const e = { url: req.url, origin: url.origin, path: url.pathname, method: req.method,
       auth: req.headers.get('authorization'), credentials: req.credentials, redirect: req.redirect,
       xrw: req.headers.get('x-requested-with'), csrf: req.headers.get('x-csrf'), contentType: req.headers.get('content-type'), body,
-      signal: req.signal, mode: req.mode };
+      signal: req.signal, mode: req.mode, cache: req.cache, integrity: req.integrity, referrer: req.referrer,
+      referrerPolicy: req.referrerPolicy, keepalive: req.keepalive };
     s.log.push(e);
     if (route === '/auth/refresh') {
       s.refreshCount += 1;
@@ -1057,6 +1058,23 @@ Object.assign(scenarios, {
     check(api(s).length === 1 && api(s)[0].auth === null, 'resent or sent with a bearer');
     check((await tm.fetch('/api/a')).status === 200, 'later requests work');
   },
+
+  async requestPropertiesPassThroughLikeFetch(make) {
+    // Whatever the app sets on a request means what it means to fetch, on the first send and on the retry.
+    const { s, tm } = await loggedIn(make);
+    const init = { method: 'PUT', body: 'x', credentials: 'omit', cache: 'no-cache', redirect: 'follow', integrity: 'sha256-abc',
+      referrer: '', referrerPolicy: 'no-referrer', mode: 'same-origin' };
+    const expected = new Request('/api/a', init);
+    const keys = ['method', 'credentials', 'cache', 'redirect', 'integrity', 'referrer', 'referrerPolicy', 'mode', 'keepalive'];
+    s.valid = 'rotated'; // the next request gets a 401: the retry must carry the same properties
+    await tm.fetch('/api/a', init);
+    const sent = api(s);
+    check(sent.length === 2, 'the 401 was retried once: ' + sent.length);
+    for (const e of sent) {
+      for (const k of keys) check(e[k] === expected[k], k + ': sent ' + e[k] + ', fetch would send ' + expected[k]);
+      check(e.body === 'x', 'body');
+    }
+  },
 });
 
 export function run(name, rawMake) {
@@ -1305,4 +1323,9 @@ async fn c61_debug_says_why_the_bearer_was_withheld() {
 #[wasm_bindgen_test]
 async fn no_cors_request_never_causes_a_refresh() {
     scenario("noCorsRequestNeverCausesARefresh").await;
+}
+
+#[wasm_bindgen_test]
+async fn c59_request_properties_pass_through_like_fetch() {
+    scenario("requestPropertiesPassThroughLikeFetch").await;
 }
