@@ -109,3 +109,12 @@ test('TypeScript: an app type-checks against the shipped declarations, strictly 
     assert.fail(`tsc reported errors:\n${e.stdout}${e.stderr}`);
   }
 });
+
+test("TypeScript: the declarations type-check with create-vite's default compiler options (react-ts / vanilla-ts)", () => {
+  const dir = prepare('types');
+  try {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.vite.json')], { cwd: dir, stdio: 'pipe', encoding: 'utf8' });
+  } catch (e) {
+    assert.fail(`tsc reported errors:\n${e.stdout}${e.stderr}`);
+  }
+});

@@ -53,6 +53,28 @@ const tm = new TokenManager({ refreshUrl: '/auth/refresh' });
 window.__result = tm.ready.then(() => 'ready', (e) => e.code + ': ' + e.message);
 `);
   writePage(PAGES, 'failing', '', FAILING_APP);
+  // A module worker that signs in and calls the API through the package (no document there: the worker's location
+  // is the base URL, and the page-lifecycle listeners are skipped).
+  writePage(PAGES, 'worker', '', `
+const worker = new Worker('./worker-app.js', { type: 'module' });
+window.__result = new Promise((resolve) => { worker.onmessage = (e) => resolve(e.data); worker.onerror = (e) => resolve({ error: e.message }); });
+`);
+  fs.writeFileSync(path.join(PAGES, 'worker-app.js'), `
+import { TokenManager, TokenManagerError } from '/pkg/index.js';
+try {
+  const tm = new TokenManager({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout' });
+  await tm.ready;
+  const login = await tm.login('/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'demo', password: 'demo' }) });
+  const me = await tm.fetch('api/me'); // relative to the worker's location
+  const refreshed = await tm.refresh();
+  const again = await tm.fetch('/api/me');
+  const body = await again.json();
+  await tm.logout();
+  postMessage({ login: login.status, me: me.status, refreshed, again: again.status, sub: body.sub, authed: tm.isAuthenticated, errorClass: typeof TokenManagerError });
+} catch (e) {
+  postMessage({ error: String(e && e.stack || e) });
+}
+`);
   const copy = (name, drop) => {
     const dir = path.join(ROOT, 'target', name);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -161,6 +183,17 @@ async function openHarnessIn(tab, srv = server) {
   await tab.waitForFunction(() => window.harnessReady === true);
   await tab.evaluate(() => window.setup());
 }
+
+test('C64: the package works in a module worker: sign in, API call, refresh, logout', async () => {
+  const { context, tab, errors } = await open(server, 'worker.html');
+  try {
+    const result = await tab.evaluate(() => window.__result);
+    assert.deepEqual(result, { login: 200, me: 200, refreshed: true, again: 200, sub: 'demo', authed: false, errorClass: 'function' });
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
 
 test('calls made before the wasm is ready wait for it and run in order: setAccessToken, fetch and login right after construction', async () => {
   const { page, errors } = await openHarness(await browser.newContext(), server, null);
