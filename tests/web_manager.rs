@@ -1075,6 +1075,29 @@ Object.assign(scenarios, {
       check(e.body === 'x', 'body');
     }
   },
+
+  async bodyChunksFromAnotherRealmAreRead(make) {
+    // Response bodies whose chunks are another realm's Uint8Array (jsdom's window next to Node's fetch, an
+    // iframe's stream) are bytes all the same.
+    const s = install();
+    const frame = document.createElement('iframe');
+    document.body.append(frame);
+    try {
+      const Foreign = frame.contentWindow.Uint8Array;
+      check(!(new Foreign(1) instanceof Uint8Array), 'the iframe shares the Uint8Array of this realm');
+      const token = mint(3600);
+      const bytes = new TextEncoder().encode(JSON.stringify({ accessToken: token, expiresIn: 3600 }));
+      globalThis.fetch = async () => new Response(new ReadableStream({
+        start(c) { c.enqueue(new Foreign(bytes.slice(0, 10))); c.enqueue(new Foreign(bytes.slice(10))); c.close(); },
+      }), { headers: { 'content-type': 'application/json' } });
+      const tm = make({ refreshUrl: '/auth/refresh', crossTab: false });
+      const res = await tm.login('/auth/login', { method: 'POST' });
+      check(res.ok && tm.isAuthenticated && tm.expiresAt !== null, 'the answer was not read');
+      void s;
+    } finally {
+      frame.remove();
+    }
+  },
 });
 
 export function run(name, rawMake) {
@@ -1328,4 +1351,9 @@ async fn no_cors_request_never_causes_a_refresh() {
 #[wasm_bindgen_test]
 async fn c59_request_properties_pass_through_like_fetch() {
     scenario("requestPropertiesPassThroughLikeFetch").await;
+}
+
+#[wasm_bindgen_test]
+async fn body_chunks_from_another_realm_are_read() {
+    scenario("bodyChunksFromAnotherRealmAreRead").await;
 }

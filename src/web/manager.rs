@@ -437,6 +437,19 @@ enum BodyRead {
 
 /// Reads `resp`'s body chunk by chunk into a [`CappedBody`] and cancels the stream at the first chunk that
 /// does not fit, so a huge or never-ending body is read no further than the cap (C23).
+/// A body chunk as a `Uint8Array` of this realm. A chunk from another realm (jsdom's window next to Node's
+/// `fetch`, an iframe's stream) fails `instanceof` but is still a byte view: it is copied into this realm's type.
+fn byte_chunk(value: &JsValue) -> Option<js_sys::Uint8Array> {
+    if let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() {
+        return Some(chunk.clone());
+    }
+    let view = js::static_call("ArrayBuffer", "isView", &[value]).ok()?.as_bool() == Some(true);
+    if !view || js::get(value, "BYTES_PER_ELEMENT").as_f64() != Some(1.0) {
+        return None;
+    }
+    js::construct("Uint8Array", &[value]).ok().map(JsCast::unchecked_into)
+}
+
 async fn read_capped(resp: &JsValue) -> BodyRead {
     let stream = js::get(resp, "body");
     if stream.is_null() || stream.is_undefined() {
@@ -465,7 +478,7 @@ async fn read_capped(resp: &JsValue) -> BodyRead {
             return BodyRead::Complete(body);
         }
         let value = js::get(&next, "value");
-        let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() else {
+        let Some(chunk) = byte_chunk(&value) else {
             js::cancel(&reader);
             let message = JsValue::from_str("response body chunk is not a Uint8Array");
             return BodyRead::Failed(js::construct("TypeError", &[&message]).unwrap_or(message));
@@ -507,11 +520,26 @@ async fn send(req: &JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(js::global_fetch_init(req, &JsValue::UNDEFINED)?).await
 }
 
+/// A string (or `URL`) request target resolved as `fetch` resolves it in a page: against the document's base URL
+/// (C59). Browsers do this themselves; jsdom's `Request` (Node's) cannot, so an app's unit test with relative URLs
+/// would fail without it. A `Request` (already absolute) and a target that does not parse are left to `fetch`.
+fn absolute(input: JsValue) -> JsValue {
+    if input.is_object() && !js::get(&input, "href").is_string() {
+        return input; // a Request, or something fetch will stringify or refuse itself
+    }
+    let text = if input.is_string() { input.as_string() } else { js::get(&input, "href").as_string() };
+    match text.and_then(|t| super::options::resolve(&t)) {
+        Some(url) => JsValue::from_str(&url.get("href")),
+        None => input,
+    }
+}
+
 /// The manager's `fetch`. Builds the `Request` synchronously (like `fetch`), then runs asynchronously.
 fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise {
     if is_disposed(inner) {
         return Promise::reject(&disposed_error());
     }
+    let input = absolute(input);
     let req = match js::construct("Request", &[&input, &init]) {
         Ok(r) => r,
         Err(e) => return Promise::reject(&e),
@@ -747,7 +775,7 @@ impl TokenManager {
         }
         js::set(&merged, "credentials", &JsValue::from_str("include"));
         let inner = self.inner.clone();
-        let input: JsValue = input.into();
+        let input = absolute(input.into());
         js::promise(async move {
             let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
             let resp: web_sys::Response = v.clone().dyn_into()?;

@@ -327,7 +327,7 @@ test('C64 Vitest (jsdom environment, no config): a module using the package load
   assert.ok(!r.timedOut, `vitest run did not finish (killed after 120 s):\n${r.output}`);
   assert.equal(r.code, 0, `vitest run failed (exit ${r.code}):\n${r.output}`);
   const report = JSON.parse(fs.readFileSync(out, 'utf8'));
-  assert.equal(report.numPassedTests, 1, r.output);
+  assert.equal(report.numPassedTests, 2, r.output);
   assert.equal(report.numFailedTests, 0, r.output);
   t.diagnostic(r.output.trim().split('\n').filter((l) => /✓|passed|failed|warn/i.test(l)).join(' | '));
 });
