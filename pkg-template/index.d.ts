@@ -1,8 +1,21 @@
 // Types of the wasm-token-manager npm package: the public contract of the entry module (index.js).
 // tests/e2e/api.test.mjs holds the declared members of `TokenManager` and the error codes to the runtime's.
-//
-// `[Symbol.dispose]` needs `esnext.disposable` (or `esnext`) in the app's `lib` to type-check `using`; apps with
-// `skipLibCheck` (Vite's templates) need nothing for everything else.
+
+declare global {
+  interface SymbolConstructor {
+    /**
+     * `Symbol.dispose` (explicit resource management, ES2026), declared as TypeScript's `esnext.disposable` lib
+     * declares it (the declarations merge), so that `tm[Symbol.dispose]()` and `using tm = new TokenManager(…)`
+     * type-check with the default `lib` of an app. Engines without it get a down-levelled `using` from the app's
+     * compiler, which looks up `Symbol.for('Symbol.dispose')`: the manager answers to that key too.
+     */
+    readonly dispose: unique symbol;
+  }
+  /** An object `using` can dispose (as in TypeScript's `esnext.disposable` lib). */
+  interface Disposable {
+    [Symbol.dispose](): void;
+  }
+}
 
 /** Options of the {@link TokenManager} constructor. A property set to `undefined` means its default. */
 export interface TokenManagerOptions {

@@ -393,8 +393,12 @@ export class TokenManager {
   }
 }
 
-if (typeof Symbol.dispose === 'symbol') {
-  Object.defineProperty(TokenManager.prototype, Symbol.dispose, {
+// `using` (and `[Symbol.dispose]()`): under the native symbol where the engine has it, and under
+// `Symbol.for('Symbol.dispose')`, the key that TypeScript's, esbuild's and Babel's down-levelled `using` look up
+// where it has not.
+for (const key of new Set([Symbol.dispose, Symbol.for('Symbol.dispose')])) {
+  if (typeof key !== 'symbol') continue;
+  Object.defineProperty(TokenManager.prototype, key, {
     value: function dispose() { this.dispose(); },
     writable: true,
     configurable: true,

@@ -1,5 +1,5 @@
 // What an app in a fresh `npm create vite` (react-ts or vanilla-ts) project writes, checked with that template's
-// compiler options (tsconfig.vite.json): no lib additions needed for anything but `using`.
+// compiler options (tsconfig.vite.json): no lib additions needed, not even for `using`.
 import { TokenManager, TokenManagerError } from 'wasm-token-manager';
 import type { RefreshFailedDetail } from 'wasm-token-manager';
 
@@ -25,4 +25,9 @@ tm.events.addEventListener('refreshfailed', (e) => {
 
 export function stop(): void {
   tm.dispose();
+}
+
+export function scoped(): void {
+  using short = new TokenManager({ refreshUrl: '/auth/refresh' });
+  short.setAccessToken(null);
 }
