@@ -17,6 +17,9 @@ pub const DEFAULT_REFRESH_RATE_PER_MIN: u32 = 10;
 pub const DEMO_REFRESH_RATE_PER_MIN: u32 = 30;
 /// Leeway in `--demo` mode, so an expired demo token is visibly rejected.
 pub const DEMO_LEEWAY_SECS: u64 = 1;
+/// Default `--max-connections`: well below the usual open-file limit of 1,024, which also has to
+/// cover the listener, the log and any static file being served.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
 /// Command-line interface of `auth-server`.
 #[derive(Parser, Debug, Clone)]
@@ -107,6 +110,20 @@ pub struct Args {
     /// Legacy sunset, as a duration after server start; afterwards legacy tokens are always refused.
     #[arg(long, env = "AUTH_LEGACY_SUNSET", value_parser = parse_duration, default_value = "30d")]
     pub legacy_sunset: u64,
+    /// A request head (request line and headers) must arrive within this long after the server
+    /// starts waiting for it: on a new connection, or after the previous response on a kept-alive
+    /// one. The connection is closed otherwise (hyper's header-read timeout). 0 turns it off.
+    #[arg(long, env = "AUTH_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub header_read_timeout: u64,
+    /// A connection with no request in flight and no byte received or sent for this long is
+    /// closed (idle keep-alive). 0 turns it off.
+    #[arg(long, env = "AUTH_KEEP_ALIVE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub keep_alive_timeout: u64,
+    /// Most connections open at once; further connections are closed as soon as they are accepted
+    /// (counted in `auth_connections_refused_total`). Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -159,6 +176,12 @@ pub struct Config {
     pub legacy_cohort_percent: u8,
     /// Legacy sunset, seconds after start.
     pub legacy_sunset: u64,
+    /// Deadline for a request head, seconds (0 = none).
+    pub header_read_timeout: u64,
+    /// Idle keep-alive deadline, seconds (0 = none).
+    pub keep_alive_timeout: u64,
+    /// Most connections open at once (at least 1).
+    pub max_connections: u32,
 }
 
 impl Default for Config {
@@ -186,6 +209,9 @@ impl Default for Config {
             legacy_upgrade: false,
             legacy_cohort_percent: 100,
             legacy_sunset: 30 * 24 * 3600,
+            header_read_timeout: 10,
+            keep_alive_timeout: 5,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -237,6 +263,9 @@ impl From<Args> for Config {
             legacy_upgrade: a.legacy_upgrade || a.demo,
             legacy_cohort_percent: a.legacy_cohort_percent,
             legacy_sunset: a.legacy_sunset,
+            header_read_timeout: a.header_read_timeout,
+            keep_alive_timeout: a.keep_alive_timeout,
+            max_connections: a.max_connections.max(1),
         }
     }
 }

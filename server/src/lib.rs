@@ -19,6 +19,7 @@ pub mod metrics;
 mod middleware;
 pub mod ratelimit;
 mod routes;
+mod serve;
 pub mod store;
 pub mod tokens;
 
@@ -295,14 +296,7 @@ pub fn start_on(listener: TcpListener, app: App) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let state = app.state.clone();
     spawn_maintenance(Arc::downgrade(&state));
-    let service = app
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let handle = tokio::spawn(serve::serve(listener, app.router, state.clone()));
     Ok(Running {
         addr,
         state,

@@ -104,6 +104,14 @@ pub struct Metrics {
     /// Access tokens revoked by jti.
     pub access_revocations: AtomicU64,
     legacy: [AtomicU64; 4],
+    /// Connections open now (a gauge).
+    pub connections_open: AtomicU64,
+    /// Connections closed at accept because `--max-connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because a request head did not arrive within `--header-read-timeout`.
+    pub header_read_timeouts: AtomicU64,
+    /// Connections closed after `--keep-alive-timeout` without a request.
+    pub keep_alive_timeouts: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -151,6 +159,11 @@ impl Metrics {
     /// Increment a plain counter.
     pub fn inc(c: &AtomicU64) {
         inc(c)
+    }
+
+    /// Decrement a gauge.
+    pub fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Read a plain counter.
@@ -273,6 +286,22 @@ impl Metrics {
             "Legacy-token upgrade attempts, by outcome.",
             &legacy_rows,
         );
+        counter(
+            "auth_connections_refused_total",
+            "Connections closed at accept because --max-connections were open.",
+            &[("", get(&self.connections_refused))],
+        );
+        counter(
+            "auth_connection_timeouts_total",
+            "Connections closed by a deadline: no complete request head within --header-read-timeout, or idle for --keep-alive-timeout.",
+            &[
+                ("reason=\"header_read\"", get(&self.header_read_timeouts)),
+                ("reason=\"keep_alive\"", get(&self.keep_alive_timeouts)),
+            ],
+        );
+        let _ = writeln!(o, "# HELP auth_connections_open Connections open now.");
+        let _ = writeln!(o, "# TYPE auth_connections_open gauge");
+        let _ = writeln!(o, "auth_connections_open {}", get(&self.connections_open));
         o
     }
 }

@@ -1,0 +1,302 @@
+//! The connection layer: accepting, per-connection deadlines and the connection cap (S41).
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header-read timeout never applies and a client
+//! may hold a connection forever by sending nothing, or a header a byte at a time. Here each
+//! connection is served by hyper's HTTP/1 server with a [`TokioTimer`], and:
+//!
+//! * a request head must arrive within `--header-read-timeout` of the server starting to wait for
+//!   it (hyper's `header_read_timeout`; the wait starts on accept and again after each response, so
+//!   it also bounds the idle time of a kept-alive connection);
+//! * a connection with no request in flight and no byte read or written for
+//!   `--keep-alive-timeout` is closed (hyper has no idle timeout of its own for HTTP/1; the
+//!   activity is tracked on the socket and around the service call);
+//! * at most `--max-connections` connections are open at once: a connection accepted beyond that
+//!   is closed at once, counted and logged (at most one log line a second), so the listener keeps
+//!   draining its backlog and the process never runs out of file descriptors.
+//!
+//! Each deadline that closes a connection is counted in `/metrics`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::metrics::Metrics;
+use crate::SharedState;
+
+/// How long the accept loop pauses after an accept error other than a connection-level one
+/// (e.g. `EMFILE`), so it does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serve `router` on `listener` until the task is dropped.
+pub(crate) async fn serve(listener: TcpListener, router: Router, state: SharedState) {
+    let cap = Arc::new(Semaphore::new(state.config.max_connections as usize));
+    let refusal_log = RateLimitedLog::new();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let Ok(permit) = cap.clone().try_acquire_owned() else {
+            Metrics::inc(&state.metrics.connections_refused);
+            let total = Metrics::get(&state.metrics.connections_refused);
+            refusal_log.warn(|| {
+                tracing::warn!(
+                    max_connections = state.config.max_connections,
+                    refused_total = total,
+                    "connection refused: --max-connections are open"
+                )
+            });
+            drop(stream);
+            continue;
+        };
+        let router = router.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            Metrics::inc(&state.metrics.connections_open);
+            serve_connection(stream, peer, router, &state).await;
+            Metrics::dec(&state.metrics.connections_open);
+            drop(permit);
+        });
+    }
+}
+
+/// Errors of one incoming connection (it went away before we accepted it), not of the listener.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Serve one connection until the client closes it, it fails, or a deadline closes it.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    state: &SharedState,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let guard = InFlight::enter(activity.clone());
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let resp = router.oneshot(req.map(Body::new)).await;
+                drop(guard);
+                resp
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    builder.header_read_timeout(secs(state.config.header_read_timeout));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let idle = idle_deadline(activity, secs(state.config.keep_alive_timeout));
+    tokio::pin!(idle);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                if e.is_timeout() {
+                    Metrics::inc(&state.metrics.header_read_timeouts);
+                    tracing::debug!(peer = %peer.ip(), "connection closed: no request head within --header-read-timeout");
+                } else {
+                    tracing::debug!(peer = %peer.ip(), error = %e, "connection ended with an error");
+                }
+            }
+        }
+        () = &mut idle => {
+            // Nothing in flight and nothing moved either way: dropping the connection loses nothing.
+            Metrics::inc(&state.metrics.keep_alive_timeouts);
+            tracing::debug!(peer = %peer.ip(), "connection closed: idle for --keep-alive-timeout");
+        }
+    }
+}
+
+fn secs(s: u64) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s))
+}
+
+/// Resolves once the connection has had no request in flight and no I/O for `limit`
+/// (never, when `limit` is `None`).
+async fn idle_deadline(activity: Arc<Activity>, limit: Option<Duration>) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        let idle_for = activity.idle_for();
+        if activity.in_flight.load(Ordering::Acquire) == 0 && idle_for >= limit {
+            return;
+        }
+        // Activity since the last check only moves the deadline later: sleep and look again.
+        tokio::time::sleep(
+            limit
+                .saturating_sub(idle_for)
+                .max(Duration::from_millis(50)),
+        )
+        .await;
+    }
+}
+
+/// When a connection last did anything, and how many requests it has in flight.
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last read, write, request start or request end.
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Release);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Acquire));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A request in flight on a connection, from its head being parsed to its response being ready.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(a: Arc<Activity>) -> Self {
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.touch();
+        Self(a)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The socket, recording every read or write that moved bytes.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// At most one log line per second for an event that an attacker can repeat at will.
+struct RateLimitedLog {
+    start: Instant,
+    /// Whole seconds after `start` of the last line, plus one (0 = never logged).
+    last: AtomicU64,
+}
+
+impl RateLimitedLog {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn warn(&self, log: impl FnOnce()) {
+        let now = self.start.elapsed().as_secs() + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != now
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log();
+        }
+    }
+}
