@@ -124,6 +124,14 @@ pub struct Args {
     #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// A request's body must have arrived, and its answer be ready, within this long after its
+    /// head: 408 and the connection closed otherwise. 0 turns it off.
+    #[arg(long, env = "AUTH_BODY_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub body_timeout: u64,
+    /// Request-body bytes the server holds in memory at once, over all requests (`65536`, `512k`,
+    /// `64m`, `1g`; binary multiples). A body that does not fit gets 503 with `Retry-After`.
+    #[arg(long, env = "AUTH_MAX_BUFFERED_BYTES", value_parser = parse_size, default_value = "64m")]
+    pub max_buffered_bytes: u64,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -182,6 +190,10 @@ pub struct Config {
     pub keep_alive_timeout: u64,
     /// Most connections open at once (at least 1).
     pub max_connections: u32,
+    /// Deadline for a request body and its answer, seconds after the head (0 = none).
+    pub body_timeout: u64,
+    /// Request-body bytes buffered at once over all requests.
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for Config {
@@ -212,6 +224,8 @@ impl Default for Config {
             header_read_timeout: 10,
             keep_alive_timeout: 5,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            body_timeout: 30,
+            max_buffered_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -266,6 +280,8 @@ impl From<Args> for Config {
             header_read_timeout: a.header_read_timeout,
             keep_alive_timeout: a.keep_alive_timeout,
             max_connections: a.max_connections.max(1),
+            body_timeout: a.body_timeout,
+            max_buffered_bytes: a.max_buffered_bytes,
         }
     }
 }
@@ -296,6 +312,29 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("duration {s:?} too large"))
 }
 
+/// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected e.g. 65536, 512k, 64m, 1g"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?} (use k, m or g)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +351,18 @@ mod tests {
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("-5").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn sizes_accept_bytes_and_binary_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65_536));
+        assert_eq!(parse_size("512k"), Ok(512 * 1024));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("5t").is_err());
+        assert!(parse_size("99999999999999999999g").is_err());
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Server start (clock time); legacy tokens must be issued before it.
     pub started_at: u64,
+    /// Request-body bytes that may still be buffered (`--max-buffered-bytes`), one permit a byte.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     fail_refresh_until: AtomicU64,
     legacy_accept: AtomicBool,
 }
@@ -91,7 +93,11 @@ impl AppState {
             config.refresh_ip_rate_per_5min,
         );
         let legacy_accept = AtomicBool::new(config.legacy_upgrade);
+        let budget = usize::try_from(config.max_buffered_bytes)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             config,
             clock,
             keys: RwLock::new(keys),

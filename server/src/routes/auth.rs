@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::bearer;
-use super::{json_error, with_retry_after};
+use super::body::read_body;
+use super::{json_error, with_retry_after, SMALL_BODY_LIMIT};
 use crate::metrics::{LegacyOutcome, LimitedRoute, Metrics, RefreshOutcomeLabel};
 use crate::middleware::{is_listed_origin, origin_allowed};
 use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
@@ -235,7 +236,7 @@ pub(crate) async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     // Login CSRF: a browser-sent Origin must be allowed; non-browser clients send none.
     if let Some(origin) = header_str(&headers, "origin") {
@@ -252,7 +253,11 @@ pub(crate) async fn login(
     if let Err(retry) = state.limits.login_ip.check(&peer.ip()) {
         return rate_limited(&state, LimitedRoute::Login, retry);
     }
-    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
+    let body = match read_body(&state, &headers, body, SMALL_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body.bytes) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
     let Some(sub) = check_credentials(&creds.username, &creds.password) else {
