@@ -132,6 +132,10 @@ pub struct Args {
     /// `64m`, `1g`; binary multiples). A body that does not fit gets 503 with `Retry-After`.
     #[arg(long, env = "AUTH_MAX_BUFFERED_BYTES", value_parser = parse_size, default_value = "64m")]
     pub max_buffered_bytes: u64,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before the remaining
+    /// connections are cut and the process exits.
+    #[arg(long, env = "AUTH_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_grace: u64,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -194,6 +198,8 @@ pub struct Config {
     pub body_timeout: u64,
     /// Request-body bytes buffered at once over all requests.
     pub max_buffered_bytes: u64,
+    /// Drain grace on shutdown, seconds.
+    pub shutdown_grace: u64,
 }
 
 impl Default for Config {
@@ -226,6 +232,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             body_timeout: 30,
             max_buffered_bytes: 64 * 1024 * 1024,
+            shutdown_grace: 10,
         }
     }
 }
@@ -282,6 +289,7 @@ impl From<Args> for Config {
             max_connections: a.max_connections.max(1),
             body_timeout: a.body_timeout,
             max_buffered_bytes: a.max_buffered_bytes,
+            shutdown_grace: a.shutdown_grace,
         }
     }
 }

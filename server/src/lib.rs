@@ -279,11 +279,18 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The state, for tests.
     pub state: SharedState,
-    /// The serving task.
+    /// The serving task; it ends after a [`Running::shutdown`] has drained.
     pub handle: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
+    /// Start the drain: stop accepting, let requests in flight finish within
+    /// `config.shutdown_grace` seconds, then end [`Running::handle`]. Idempotent.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
     /// `http://addr` + path.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -302,11 +309,13 @@ pub fn start_on(listener: TcpListener, app: App) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let state = app.state.clone();
     spawn_maintenance(Arc::downgrade(&state));
-    let handle = tokio::spawn(serve::serve(listener, app.router, state.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(serve::serve(listener, app.router, state.clone(), stopped));
     Ok(Running {
         addr,
         state,
         handle,
+        stop,
     })
 }
 

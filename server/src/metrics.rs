@@ -106,6 +106,8 @@ pub struct Metrics {
     legacy: [AtomicU64; 4],
     /// Connections open now (a gauge).
     pub connections_open: AtomicU64,
+    /// Requests whose head has been read and whose answer is not ready yet (a gauge).
+    pub requests_in_flight: AtomicU64,
     /// Connections closed at accept because `--max-connections` were open.
     pub connections_refused: AtomicU64,
     /// Connections closed because a request head did not arrive within `--header-read-timeout`.
@@ -302,6 +304,16 @@ impl Metrics {
         let _ = writeln!(o, "# HELP auth_connections_open Connections open now.");
         let _ = writeln!(o, "# TYPE auth_connections_open gauge");
         let _ = writeln!(o, "auth_connections_open {}", get(&self.connections_open));
+        let _ = writeln!(
+            o,
+            "# HELP auth_requests_in_flight Requests read and not yet answered (this scrape included)."
+        );
+        let _ = writeln!(o, "# TYPE auth_requests_in_flight gauge");
+        let _ = writeln!(
+            o,
+            "auth_requests_in_flight {}",
+            get(&self.requests_in_flight)
+        );
         o
     }
 }

@@ -15,6 +15,8 @@
 //!   draining its backlog and the process never runs out of file descriptors.
 //!
 //! Each deadline that closes a connection is counted in `/metrics`.
+//!
+//! On [`crate::Running::shutdown`] the server drains: see [`serve`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +34,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::metrics::Metrics;
@@ -42,12 +45,28 @@ use crate::SharedState;
 /// (e.g. `EMFILE`), so it does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serve `router` on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, router: Router, state: SharedState) {
+/// Serve `router` on `listener` until `shutdown` turns true, then drain: stop accepting (the
+/// listener is closed, so new connections are refused), let every connection finish the request
+/// it has in flight (hyper's graceful shutdown: a connection between requests or that has sent
+/// nothing closes at once, others after their response), and cut what is still open after `--shutdown-grace`. Both the
+/// start and the end of the drain are logged.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: SharedState,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let cap = Arc::new(Semaphore::new(state.config.max_connections as usize));
     let refusal_log = RateLimitedLog::new();
+    let mut conns = JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        // Reap finished connection tasks so the set stays as small as the open connections.
+        while conns.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
@@ -71,12 +90,32 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, state: SharedSt
         };
         let router = router.clone();
         let state = state.clone();
-        tokio::spawn(async move {
+        let shutdown = shutdown.clone();
+        conns.spawn(async move {
             Metrics::inc(&state.metrics.connections_open);
-            serve_connection(stream, peer, router, &state).await;
+            serve_connection(stream, peer, router, &state, shutdown).await;
             Metrics::dec(&state.metrics.connections_open);
             drop(permit);
         });
+    }
+    drop(listener);
+    let grace = Duration::from_secs(state.config.shutdown_grace);
+    tracing::info!(
+        open_connections = conns.len(),
+        grace_secs = grace.as_secs(),
+        "shutdown: draining (no longer accepting; requests in flight may finish)"
+    );
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    match drained {
+        Ok(()) => tracing::info!("shutdown: drained, every connection finished"),
+        Err(_) => {
+            tracing::warn!(
+                cut_connections = conns.len(),
+                "shutdown: --shutdown-grace is over, cutting the connections still open"
+            );
+            conns.shutdown().await;
+        }
     }
 }
 
@@ -90,12 +129,14 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// Serve one connection until the client closes it, it fails, or a deadline closes it.
+/// Serve one connection until the client closes it, it fails, or a deadline closes it; once
+/// `shutdown` turns true, finish the request in flight and close.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     state: &SharedState,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new());
@@ -105,8 +146,9 @@ async fn serve_connection(
     });
     let service = {
         let activity = activity.clone();
+        let state = state.clone();
         hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let guard = InFlight::enter(activity.clone());
+            let guard = InFlight::enter(activity.clone(), state.clone());
             req.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             async move {
@@ -123,21 +165,32 @@ async fn serve_connection(
     tokio::pin!(conn);
     let idle = idle_deadline(activity, secs(state.config.keep_alive_timeout));
     tokio::pin!(idle);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                if e.is_timeout() {
-                    Metrics::inc(&state.metrics.header_read_timeouts);
-                    tracing::debug!(peer = %peer.ip(), "connection closed: no request head within --header-read-timeout");
-                } else {
-                    tracing::debug!(peer = %peer.ip(), error = %e, "connection ended with an error");
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    if e.is_timeout() {
+                        Metrics::inc(&state.metrics.header_read_timeouts);
+                        tracing::debug!(peer = %peer.ip(), "connection closed: no request head within --header-read-timeout");
+                    } else {
+                        tracing::debug!(peer = %peer.ip(), error = %e, "connection ended with an error");
+                    }
                 }
+                return;
             }
-        }
-        () = &mut idle => {
-            // Nothing in flight and nothing moved either way: dropping the connection loses nothing.
-            Metrics::inc(&state.metrics.keep_alive_timeouts);
-            tracing::debug!(peer = %peer.ip(), "connection closed: idle for --keep-alive-timeout");
+            () = &mut idle => {
+                // Nothing in flight and nothing moved either way: dropping the connection loses nothing.
+                Metrics::inc(&state.metrics.keep_alive_timeouts);
+                tracing::debug!(peer = %peer.ip(), "connection closed: idle for --keep-alive-timeout");
+                return;
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !draining => {
+                draining = true;
+                // Closes at once a connection between requests or that has sent nothing yet;
+                // otherwise after the answer in flight.
+                conn.as_mut().graceful_shutdown();
+            }
         }
     }
 }
@@ -195,19 +248,22 @@ impl Activity {
     }
 }
 
-/// A request in flight on a connection, from its head being parsed to its response being ready.
-struct InFlight(Arc<Activity>);
+/// A request in flight on a connection, from its head being parsed to its response being ready
+/// (also counted in the `auth_requests_in_flight` gauge).
+struct InFlight(Arc<Activity>, SharedState);
 
 impl InFlight {
-    fn enter(a: Arc<Activity>) -> Self {
+    fn enter(a: Arc<Activity>, state: SharedState) -> Self {
         a.in_flight.fetch_add(1, Ordering::AcqRel);
         a.touch();
-        Self(a)
+        Metrics::inc(&state.metrics.requests_in_flight);
+        Self(a, state)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        Metrics::dec(&self.1.metrics.requests_in_flight);
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }

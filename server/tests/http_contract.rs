@@ -147,6 +147,11 @@ async fn metrics_expose_every_documented_series() {
         "auth_rate_limited_total{route=\"refresh\"} ",
         "auth_api_requests_total{outcome=\"ok\"} ",
         "auth_api_requests_total{outcome=\"unauthorized\"} ",
+        "auth_connections_refused_total ",
+        "auth_connection_timeouts_total{reason=\"header_read\"} ",
+        "auth_connection_timeouts_total{reason=\"keep_alive\"} ",
+        "auth_connections_open ",
+        "auth_requests_in_flight ",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(series)),
