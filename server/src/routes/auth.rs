@@ -29,10 +29,49 @@ use crate::SharedState;
 /// exist for multi-user tests.
 pub const USERS: &[(&str, &str)] = &[("demo", "demo"), ("alice", "alice"), ("bob", "bob")];
 
-#[derive(Deserialize)]
+/// The login body: exactly the JSON object `{"username": string, "password": string}` (S46).
+/// Anything else is refused: another JSON type (serde's derive would also read the array
+/// `["demo","demo"]` as this struct), a missing, repeated or unknown member, a non-string value.
 struct LoginBody {
     username: String,
     password: String,
+}
+
+impl<'de> Deserialize<'de> for LoginBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LoginBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"an object {"username": string, "password": string}"#)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<LoginBody, A::Error> {
+                use serde::de::Error;
+                let (mut username, mut password) = (None, None);
+                while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "username" => &mut username,
+                        "password" => &mut password,
+                        other => {
+                            return Err(A::Error::unknown_field(other, &["username", "password"]))
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::custom("duplicate member"));
+                    }
+                    *slot = Some(m.next_value::<String>()?);
+                }
+                Ok(LoginBody {
+                    username: username.ok_or_else(|| A::Error::missing_field("username"))?,
+                    password: password.ok_or_else(|| A::Error::missing_field("password"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -103,14 +142,21 @@ fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailur
     {
         return Err(CsrfFailure::Forbidden("cross-site"));
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(CsrfFailure::UnsupportedMediaType);
-        }
+    if headers.contains_key(header::CONTENT_TYPE) && !is_single_json_content_type(headers) {
+        return Err(CsrfFailure::UnsupportedMediaType);
     }
     Ok(())
+}
+
+/// Exactly one `Content-Type` header, whose essence is `application/json` (S46: two headers,
+/// even two equal ones, are refused rather than one of them picked).
+fn is_single_json_content_type(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(ct), None) = (all.next(), all.next()) else {
+        return false;
+    };
+    let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("");
+    essence.trim().eq_ignore_ascii_case("application/json")
 }
 
 /// What the `Cookie` headers say about the refresh cookie.
@@ -244,10 +290,7 @@ pub(crate) async fn login(
             return json_error(StatusCode::FORBIDDEN, "forbidden");
         }
     }
-    let is_json = header_str(&headers, "content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_single_json_content_type(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     }
     if let Err(retry) = state.limits.login_ip.check(&peer.ip()) {
