@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use ipnet::IpNet;
+
+use crate::clientip::{parse_trusted_proxy, ClientIpHeader};
 
 /// Access-token lifetime when neither `--access-ttl` nor `--demo` is given.
 pub const DEFAULT_ACCESS_TTL_SECS: u64 = 10 * 60;
@@ -136,6 +139,20 @@ pub struct Args {
     /// connections are cut and the process exits.
     #[arg(long, env = "AUTH_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: u64,
+    /// A proxy whose forwarding header is believed for the client IP of per-IP limits: an address
+    /// or a CIDR range (repeatable). None by default: the TCP peer is the client.
+    #[arg(long = "trusted-proxy", env = "AUTH_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header trusted proxies write the client address to: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239 `for=`). Only this one is read, and only from a `--trusted-proxy` peer.
+    #[arg(
+        long,
+        env = "AUTH_CLIENT_IP_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: ClientIpHeader,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -200,6 +217,10 @@ pub struct Config {
     pub max_buffered_bytes: u64,
     /// Drain grace on shutdown, seconds.
     pub shutdown_grace: u64,
+    /// Proxies whose forwarding header is believed (none = the TCP peer is the client).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The forwarding header read from trusted proxies.
+    pub client_ip_header: ClientIpHeader,
 }
 
 impl Default for Config {
@@ -233,6 +254,8 @@ impl Default for Config {
             body_timeout: 30,
             max_buffered_bytes: 64 * 1024 * 1024,
             shutdown_grace: 10,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::XForwardedFor,
         }
     }
 }
@@ -290,6 +313,8 @@ impl From<Args> for Config {
             body_timeout: a.body_timeout,
             max_buffered_bytes: a.max_buffered_bytes,
             shutdown_grace: a.shutdown_grace,
+            trusted_proxies: a.trusted_proxies,
+            client_ip_header: a.client_ip_header,
         }
     }
 }
@@ -371,6 +396,27 @@ mod tests {
         assert!(parse_size("k").is_err());
         assert!(parse_size("5t").is_err());
         assert!(parse_size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_and_their_header() {
+        let c = Config::from(Args::parse_from(["auth-server"]));
+        assert!(c.trusted_proxies.is_empty(), "none by default");
+        assert_eq!(c.client_ip_header, ClientIpHeader::XForwardedFor);
+        let a = Args::parse_from([
+            "auth-server",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1",
+            "--trusted-proxy",
+            "192.0.2.7",
+            "--client-ip-header",
+            "forwarded",
+        ]);
+        let c = Config::from(a);
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert_eq!(c.client_ip_header, ClientIpHeader::Forwarded);
+        assert!(Args::try_parse_from(["auth-server", "--trusted-proxy", "example.com"]).is_err());
+        assert!(Args::try_parse_from(["auth-server", "--client-ip-header", "x-real-ip"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clientip;
 pub mod clock;
 pub mod config;
 pub mod keys;
@@ -181,6 +182,17 @@ impl AppState {
         };
         let token = tokens::mint_access_token(&key, &claims)?;
         Ok((token, claims))
+    }
+
+    /// The client IP that per-IP limits are keyed on: the TCP peer, or what a `--trusted-proxy`
+    /// says it forwarded for (see [`clientip`]).
+    pub fn client_ip(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+        clientip::client_ip(
+            peer.ip(),
+            headers,
+            &self.config.trusted_proxies,
+            self.config.client_ip_header,
+        )
     }
 
     /// Verify a bearer access token: signature, claims, time, session and jti revocation.

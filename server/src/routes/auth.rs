@@ -1,8 +1,10 @@
 //! `/auth/*`: login, refresh (rotation, grace, reuse detection), logout, legacy upgrade.
 //!
 //! Order of checks on `/auth/refresh`, each before the refresh token is touched:
-//! per-IP rate limit → CSRF (custom header, exact Origin, content type) → demo outage →
-//! cookie shape → atomic store transition (with the per-family rotation limit inside it).
+//! CSRF (custom header, exact Origin, content type) → demo outage → cookie shape → per-IP rate
+//! limit → atomic store transition (with the per-family rotation limit inside it). The per-IP
+//! budget is spent only by requests that pass the cheap checks (S45), so cross-site junk or
+//! cookie-less requests cannot lock out every user behind one NAT or proxy address.
 //! Every request reaching the handler is counted under exactly one refresh `outcome`.
 
 use std::net::SocketAddr;
@@ -293,7 +295,11 @@ pub(crate) async fn login(
     if !is_single_json_content_type(&headers) {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     }
-    if let Err(retry) = state.limits.login_ip.check(&peer.ip()) {
+    if let Err(retry) = state
+        .limits
+        .login_ip
+        .check(&state.client_ip(peer, &headers))
+    {
         return rate_limited(&state, LimitedRoute::Login, retry);
     }
     let body = match read_body(&state, &headers, body, SMALL_BODY_LIMIT).await {
@@ -332,12 +338,6 @@ fn refresh_inner(
     headers: &HeaderMap,
 ) -> (RefreshOutcomeLabel, Response) {
     use RefreshOutcomeLabel as L;
-    if let Err(retry) = state.limits.refresh_ip.check(&peer.ip()) {
-        return (
-            L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry),
-        );
-    }
     if let Err(why) = check_csrf(state, headers) {
         tracing::warn!(reason = ?why, "refresh refused by CSRF checks");
         return (L::Csrf, why.response());
@@ -352,6 +352,16 @@ fn refresh_inner(
             return (L::InvalidGrant, invalid_grant())
         }
     };
+    if let Err(retry) = state
+        .limits
+        .refresh_ip
+        .check(&state.client_ip(peer, headers))
+    {
+        return (
+            L::RateLimited,
+            rate_limited(state, LimitedRoute::Refresh, retry),
+        );
+    }
     let policy = RefreshPolicy {
         now: state.now(),
         grace: state.config.reuse_grace,
