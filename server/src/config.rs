@@ -20,6 +20,8 @@ pub const DEFAULT_REFRESH_RATE_PER_MIN: u32 = 10;
 pub const DEMO_REFRESH_RATE_PER_MIN: u32 = 30;
 /// Leeway in `--demo` mode, so an expired demo token is visibly rejected.
 pub const DEMO_LEEWAY_SECS: u64 = 1;
+/// Default `--cookie-path`: the cookie goes only to `/auth/*`, never with API or page requests.
+pub const DEFAULT_COOKIE_PATH: &str = "/auth";
 /// Default `--max-connections`: well below the usual open-file limit of 1,024, which also has to
 /// cover the listener, the log and any static file being served.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
@@ -65,6 +67,11 @@ pub struct Args {
     /// Name of the refresh-token cookie.
     #[arg(long, env = "AUTH_COOKIE_NAME", default_value = "rt")]
     pub cookie_name: String,
+    /// `Path` of the refresh-token cookie: the path prefix under which the browser reaches
+    /// `/auth/*`. Behind a proxy that strips a prefix (`/backend/auth/refresh` → `/auth/refresh`)
+    /// it must be the browser's view, `/backend/auth`, or the cookie is never sent back.
+    #[arg(long, env = "AUTH_COOKIE_PATH", default_value = DEFAULT_COOKIE_PATH, value_parser = parse_cookie_path)]
+    pub cookie_path: String,
     /// Origin allowed to call `/auth/*` (repeatable; exact match, e.g. `http://localhost:5173`).
     /// With none, only the request's own origin (`http://` + Host) is accepted.
     #[arg(
@@ -187,6 +194,8 @@ pub struct Config {
     pub insecure_cookie: bool,
     /// Refresh cookie name.
     pub cookie_name: String,
+    /// Refresh cookie `Path` (validated by [`parse_cookie_path`]).
+    pub cookie_path: String,
     /// Explicit allowed origins (exact strings).
     pub allowed_origins: Vec<String>,
     /// Logins per minute per IP (0 = off).
@@ -239,6 +248,7 @@ impl Default for Config {
             demo: false,
             insecure_cookie: false,
             cookie_name: "rt".into(),
+            cookie_path: DEFAULT_COOKIE_PATH.into(),
             allowed_origins: Vec::new(),
             login_rate_per_min: 20,
             refresh_rate_per_min: DEFAULT_REFRESH_RATE_PER_MIN,
@@ -289,6 +299,7 @@ impl From<Args> for Config {
             demo: a.demo,
             insecure_cookie: a.insecure_cookie,
             cookie_name: a.cookie_name,
+            cookie_path: a.cookie_path,
             allowed_origins: a
                 .allowed_origins
                 .into_iter()
@@ -345,6 +356,24 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("duration {s:?} too large"))
 }
 
+/// Validate a cookie `Path` (RFC 6265 §4.1.1 path-value, made stricter): it must start with `/`
+/// and contain no `;`, no whitespace and no control character, so it can neither end the
+/// attribute early nor smuggle another attribute into `Set-Cookie`.
+pub fn parse_cookie_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("cookie path {s:?} must start with '/'"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| *c == ';' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "cookie path {s:?} must not contain {c:?} (no ';', whitespace or control characters)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -396,6 +425,32 @@ mod tests {
         assert!(parse_size("k").is_err());
         assert!(parse_size("5t").is_err());
         assert!(parse_size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn cookie_paths_are_validated() {
+        assert_eq!(
+            parse_cookie_path("/backend/auth"),
+            Ok("/backend/auth".into())
+        );
+        assert_eq!(parse_cookie_path("/"), Ok("/".into()));
+        for bad in [
+            "",
+            "auth",
+            "/auth; Domain=evil.example",
+            "/a b",
+            "/a\tb",
+            "/a\u{7f}",
+            "/a\nSet-Cookie: x=1",
+            "/a\u{a0}b",
+        ] {
+            assert!(parse_cookie_path(bad).is_err(), "{bad:?}");
+        }
+        let c = Config::from(Args::parse_from(["auth-server"]));
+        assert_eq!(c.cookie_path, "/auth");
+        let a = Args::try_parse_from(["auth-server", "--cookie-path", "/backend/auth"]);
+        assert_eq!(Config::from(a.expect("valid")).cookie_path, "/backend/auth");
+        assert!(Args::try_parse_from(["auth-server", "--cookie-path", "/x;y"]).is_err());
     }
 
     #[test]

@@ -85,6 +85,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         store: Arc<dyn SessionStore>,
     ) -> Result<Self, String> {
+        config::parse_cookie_path(&config.cookie_path)?;
         let now = clock.now();
         let keys = KeyRing::new(now)?;
         let legacy_key = KeyPair::generate(LEGACY_KID.to_string(), 0, 0)?;

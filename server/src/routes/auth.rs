@@ -192,12 +192,17 @@ fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
     }
 }
 
-fn cookie_attrs(state: &SharedState) -> &'static str {
-    if state.config.insecure_cookie {
-        "; Path=/auth; HttpOnly; SameSite=Strict"
+/// `; Path=<--cookie-path>; HttpOnly; [Secure; ]SameSite=Strict` (the path was validated at start).
+fn cookie_attrs(state: &SharedState) -> String {
+    let secure = if state.config.insecure_cookie {
+        ""
     } else {
-        "; Path=/auth; HttpOnly; Secure; SameSite=Strict"
-    }
+        " Secure;"
+    };
+    format!(
+        "; Path={}; HttpOnly;{secure} SameSite=Strict",
+        state.config.cookie_path
+    )
 }
 
 fn set_cookie(state: &SharedState, token: &RefreshToken, expires_at: u64) -> Option<HeaderValue> {
