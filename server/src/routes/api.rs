@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::body::read_body;
 use super::{json_error, ECHO_BODY_LIMIT};
 use crate::metrics::Metrics;
+use crate::middleware::because;
 use crate::tokens::{AccessClaims, VerifyError};
 use crate::SharedState;
 
@@ -35,7 +36,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     ok.then_some(token)
 }
 
-/// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+/// 401 with `WWW-Authenticate: Bearer error="invalid_token"`; the logged reason is the caller's.
 pub(crate) fn unauthorized() -> Response {
     let mut r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
     r.headers_mut().insert(
@@ -61,7 +62,10 @@ pub(crate) fn authenticate(
         Err(why) => {
             Metrics::inc(&state.metrics.api_unauthorized);
             tracing::debug!(reason = ?why, "access token rejected");
-            Err(unauthorized())
+            Err(because(
+                unauthorized(),
+                format!("access token rejected: {why:?}"),
+            ))
         }
     }
 }

@@ -22,7 +22,7 @@ use super::api::bearer;
 use super::body::read_body;
 use super::{json_error, with_retry_after, SMALL_BODY_LIMIT};
 use crate::metrics::{LegacyOutcome, LimitedRoute, Metrics, RefreshOutcomeLabel};
-use crate::middleware::{is_listed_origin, origin_allowed};
+use crate::middleware::{because, is_listed_origin, origin_allowed};
 use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
 use crate::tokens::{self, RefreshToken};
 use crate::SharedState;
@@ -103,13 +103,19 @@ enum CsrfFailure {
     UnsupportedMediaType,
 }
 
+/// Logged reason of a `Content-Type` refusal.
+const NOT_ONE_JSON_CONTENT_TYPE: &str = "Content-Type is not exactly one application/json header";
+
 impl CsrfFailure {
     fn response(self) -> Response {
         match self {
-            CsrfFailure::Forbidden(_) => json_error(StatusCode::FORBIDDEN, "forbidden"),
-            CsrfFailure::UnsupportedMediaType => {
-                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            CsrfFailure::Forbidden(why) => {
+                because(json_error(StatusCode::FORBIDDEN, "forbidden"), why)
             }
+            CsrfFailure::UnsupportedMediaType => because(
+                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                NOT_ONE_JSON_CONTENT_TYPE,
+            ),
         }
     }
 }
@@ -247,17 +253,22 @@ fn token_response(state: &SharedState, info: &SessionInfo, rt: &RefreshToken) ->
     r
 }
 
-fn invalid_grant() -> Response {
-    // One shape for missing, unknown, expired, revoked and reused tokens (S39).
-    json_error(StatusCode::UNAUTHORIZED, "invalid_grant")
+/// One answer for missing, unknown, expired, revoked and reused tokens (S39); only the log
+/// tells them apart (`why`).
+fn invalid_grant(why: &'static str) -> Response {
+    because(json_error(StatusCode::UNAUTHORIZED, "invalid_grant"), why)
 }
 
-fn rate_limited(state: &SharedState, route: LimitedRoute, retry: u64) -> Response {
+/// 429 with `Retry-After`; `why` names the limit for the log.
+fn rate_limited(
+    state: &SharedState,
+    route: LimitedRoute,
+    retry: u64,
+    why: &'static str,
+) -> Response {
     state.metrics.rate_limited(route);
-    with_retry_after(
-        json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        retry,
-    )
+    let r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    with_retry_after(because(r, why), retry)
 }
 
 fn new_session(state: &SharedState, sub: &str) -> Response {
@@ -294,30 +305,41 @@ pub(crate) async fn login(
     // Login CSRF: a browser-sent Origin must be allowed; non-browser clients send none.
     if let Some(origin) = header_str(&headers, "origin") {
         if !origin_allowed(&state, &headers, origin) {
-            return json_error(StatusCode::FORBIDDEN, "forbidden");
+            return because(
+                json_error(StatusCode::FORBIDDEN, "forbidden"),
+                "Origin not allowed",
+            );
         }
     }
     if !is_single_json_content_type(&headers) {
-        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+        return CsrfFailure::UnsupportedMediaType.response();
     }
     if let Err(retry) = state
         .limits
         .login_ip
         .check(&state.client_ip(peer, &headers))
     {
-        return rate_limited(&state, LimitedRoute::Login, retry);
+        let why = "login rate limit of this client IP";
+        return rate_limited(&state, LimitedRoute::Login, retry, why);
     }
     let body = match read_body(&state, &headers, body, SMALL_BODY_LIMIT).await {
         Ok(b) => b,
         Err(r) => return r,
     };
+    // The parser's message is not logged: it can quote the body, and so a password.
     let Ok(creds) = serde_json::from_slice::<LoginBody>(&body.bytes) else {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+        return because(
+            json_error(StatusCode::BAD_REQUEST, "invalid_request"),
+            "body is not exactly {\"username\": string, \"password\": string}",
+        );
     };
     let Some(sub) = check_credentials(&creds.username, &creds.password) else {
         Metrics::inc(&state.metrics.login_failures);
         tracing::info!("login rejected");
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        return because(
+            json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            "unknown user or wrong password",
+        );
     };
     Metrics::inc(&state.metrics.logins);
     let resp = new_session(&state, sub);
@@ -349,12 +371,20 @@ fn refresh_inner(
     }
     if let Some(left) = state.refresh_outage_left() {
         let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        let r = because(r, "demo refresh outage (/demo/fail-refresh)");
         return (L::Unavailable, with_retry_after(r, left));
     }
     let presented = match read_refresh_cookie(headers, &state.config.cookie_name) {
         CookieRead::Token(t) => t,
-        CookieRead::Missing | CookieRead::Ambiguous | CookieRead::Malformed => {
-            return (L::InvalidGrant, invalid_grant())
+        CookieRead::Missing => return (L::InvalidGrant, invalid_grant("no refresh cookie")),
+        CookieRead::Ambiguous => {
+            return (
+                L::InvalidGrant,
+                invalid_grant("more than one refresh cookie"),
+            )
+        }
+        CookieRead::Malformed => {
+            return (L::InvalidGrant, invalid_grant("malformed refresh cookie"))
         }
     };
     if let Err(retry) = state
@@ -362,9 +392,10 @@ fn refresh_inner(
         .refresh_ip
         .check(&state.client_ip(peer, headers))
     {
+        let why = "refresh rate limit of this client IP";
         return (
             L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry),
+            rate_limited(state, LimitedRoute::Refresh, retry, why),
         );
     }
     let policy = RefreshPolicy {
@@ -390,13 +421,20 @@ fn refresh_inner(
             Metrics::inc(&m.family_revocations);
             Metrics::inc(&m.revocations);
             tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
-            (L::InvalidGrant, invalid_grant())
+            let why = "rotated refresh token reused: family and session revoked";
+            (L::InvalidGrant, invalid_grant(why))
         }
-        RefreshOutcome::Limited(retry) => (
-            L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry),
-        ),
-        RefreshOutcome::Invalid => (L::InvalidGrant, invalid_grant()),
+        RefreshOutcome::Limited(retry) => {
+            let why = "rotation rate limit of this session";
+            (
+                L::RateLimited,
+                rate_limited(state, LimitedRoute::Refresh, retry, why),
+            )
+        }
+        RefreshOutcome::Invalid => {
+            let why = "unknown, expired or revoked refresh token";
+            (L::InvalidGrant, invalid_grant(why))
+        }
     }
 }
 
@@ -440,20 +478,26 @@ pub(crate) async fn legacy_upgrade(
     headers: HeaderMap,
 ) -> Response {
     if let Err(why) = check_csrf(&state, &headers) {
+        tracing::warn!(reason = ?why, "legacy upgrade refused by CSRF checks");
         return why.response();
     }
     let now = state.now();
     let sunset = state.started_at.saturating_add(state.config.legacy_sunset);
     let retired = || {
         state.metrics.legacy(LegacyOutcome::Retired);
-        json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired")
+        let r = json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired");
+        because(
+            r,
+            "legacy upgrade off, after the sunset, or user outside the cohort",
+        )
     };
     if !state.legacy_accept() || now >= sunset {
         return retired();
     }
     let Some(token) = bearer(&headers) else {
         state.metrics.legacy(LegacyOutcome::Invalid);
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        return because(r, "no bearer token");
     };
     let claims = match tokens::verify_legacy_token(
         token,
@@ -465,7 +509,8 @@ pub(crate) async fn legacy_upgrade(
         Err(why) => {
             state.metrics.legacy(LegacyOutcome::Invalid);
             tracing::info!(reason = ?why, "legacy upgrade: not a valid legacy token");
-            return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+            let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+            return because(r, format!("not a valid legacy token: {why:?}"));
         }
     };
     if !in_cohort(&claims.sub, state.config.legacy_cohort_percent) {
@@ -485,7 +530,8 @@ pub(crate) async fn legacy_upgrade(
     if !state.store.consume_once(&key, sunset, now) {
         state.metrics.legacy(LegacyOutcome::Replay);
         tracing::warn!(sub = %claims.sub, "security: legacy token replayed at the upgrade endpoint");
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+        return because(r, "legacy token already upgraded");
     }
     state.metrics.legacy(LegacyOutcome::Ok);
     tracing::info!(sub = %claims.sub, "legacy token upgraded");

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{json_error, with_retry_after};
+use crate::middleware::because;
 use crate::SharedState;
 
 /// A body read into memory, with the share of the buffer budget it holds until dropped.
@@ -26,14 +27,16 @@ pub(crate) struct Buffered {
 
 /// 503 `{error:"server_busy"}` with `Retry-After: 1`: the buffer budget is spent.
 fn busy() -> Response {
+    let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "server_busy");
     with_retry_after(
-        json_error(StatusCode::SERVICE_UNAVAILABLE, "server_busy"),
+        because(r, "body does not fit in --max-buffered-bytes now"),
         1,
     )
 }
 
 fn too_large() -> Response {
-    json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    because(r, "body over the route's limit")
 }
 
 /// Take `n` bytes of the budget, without waiting; merged into `held`.
@@ -98,7 +101,10 @@ pub(crate) async fn read_body(
         let frame = match frame {
             Ok(f) => f,
             Err(e) if is_length_limit(&e) => return Err(too_large()),
-            Err(_) => return Err(json_error(StatusCode::BAD_REQUEST, "invalid_request")),
+            Err(_) => {
+                let r = json_error(StatusCode::BAD_REQUEST, "invalid_request");
+                return Err(because(r, "body broke off"));
+            }
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers

@@ -98,9 +98,13 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// A JSON error body `{"error": code}` with a status.
-pub(crate) fn json_error(status: StatusCode, code: &str) -> Response {
-    (status, Json(json!({ "error": code }))).into_response()
+/// A JSON error body `{"error": code}` with a status; the code is also the logged reason until
+/// [`mw::because`] gives a better one.
+pub(crate) fn json_error(status: StatusCode, code: &'static str) -> Response {
+    mw::because(
+        (status, Json(json!({ "error": code }))).into_response(),
+        code,
+    )
 }
 
 /// Add `Retry-After: secs` to a response.
