@@ -22,6 +22,9 @@ pub const DEMO_REFRESH_RATE_PER_MIN: u32 = 30;
 pub const DEMO_LEEWAY_SECS: u64 = 1;
 /// Default `--cookie-path`: the cookie goes only to `/auth/*`, never with API or page requests.
 pub const DEFAULT_COOKIE_PATH: &str = "/auth";
+/// Default `--max-connections-per-ip`: far above a browser's 6 connections per host, room for
+/// a few dozen users behind one NAT address, and an eighth of [`DEFAULT_MAX_CONNECTIONS`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 64;
 /// Default `--max-connections`: well below the usual open-file limit of 1,024, which also has to
 /// cover the listener, the log and any static file being served.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
@@ -134,6 +137,10 @@ pub struct Args {
     #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Most connections open at once from one peer IP address, so one client cannot take every
+    /// `--max-connections` slot; `--trusted-proxy` peers are exempt. 0 turns it off.
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: u32,
     /// A request's body must have arrived, and its answer be ready, within this long after its
     /// head: 408 and the connection closed otherwise. 0 turns it off.
     #[arg(long, env = "AUTH_BODY_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
@@ -220,6 +227,8 @@ pub struct Config {
     pub keep_alive_timeout: u64,
     /// Most connections open at once (at least 1).
     pub max_connections: u32,
+    /// Most connections open at once from one non-proxy peer IP (0 = no limit).
+    pub max_connections_per_ip: u32,
     /// Deadline for a request body and its answer, seconds after the head (0 = none).
     pub body_timeout: u64,
     /// Request-body bytes buffered at once over all requests.
@@ -261,6 +270,7 @@ impl Default for Config {
             header_read_timeout: 10,
             keep_alive_timeout: 5,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             body_timeout: 30,
             max_buffered_bytes: 64 * 1024 * 1024,
             shutdown_grace: 10,
@@ -321,6 +331,7 @@ impl From<Args> for Config {
             header_read_timeout: a.header_read_timeout,
             keep_alive_timeout: a.keep_alive_timeout,
             max_connections: a.max_connections.max(1),
+            max_connections_per_ip: a.max_connections_per_ip,
             body_timeout: a.body_timeout,
             max_buffered_bytes: a.max_buffered_bytes,
             shutdown_grace: a.shutdown_grace,

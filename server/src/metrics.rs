@@ -110,6 +110,8 @@ pub struct Metrics {
     pub requests_in_flight: AtomicU64,
     /// Connections closed at accept because `--max-connections` were open.
     pub connections_refused: AtomicU64,
+    /// Connections closed at accept because their peer IP had `--max-connections-per-ip` open.
+    pub connections_refused_per_ip: AtomicU64,
     /// Connections closed because a request head did not arrive within `--header-read-timeout`.
     pub header_read_timeouts: AtomicU64,
     /// Connections closed after `--keep-alive-timeout` without a request.
@@ -290,8 +292,11 @@ impl Metrics {
         );
         counter(
             "auth_connections_refused_total",
-            "Connections closed at accept because --max-connections were open.",
-            &[("", get(&self.connections_refused))],
+            "Connections closed at accept, by the limit that was reached.",
+            &[
+                ("limit=\"total\"", get(&self.connections_refused)),
+                ("limit=\"per_ip\"", get(&self.connections_refused_per_ip)),
+            ],
         );
         counter(
             "auth_connection_timeouts_total",

@@ -10,19 +10,22 @@
 //! * a connection with no request in flight and no byte read or written for
 //!   `--keep-alive-timeout` is closed (hyper has no idle timeout of its own for HTTP/1; the
 //!   activity is tracked on the socket and around the service call);
-//! * at most `--max-connections` connections are open at once: a connection accepted beyond that
-//!   is closed at once, counted and logged (at most one log line a second), so the listener keeps
-//!   draining its backlog and the process never runs out of file descriptors.
+//! * at most `--max-connections` connections are open at once, and at most
+//!   `--max-connections-per-ip` from one peer address (trusted proxies exempt), so one client
+//!   cannot take every slot: a connection accepted beyond either is closed at once, counted and
+//!   logged (at most one log line a second per limit), so the listener keeps draining its backlog
+//!   and the process never runs out of file descriptors.
 //!
 //! Each deadline that closes a connection is counted in `/metrics`.
 //!
 //! On [`crate::Running::shutdown`] the server drains: see [`serve`].
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -58,6 +61,8 @@ pub(crate) async fn serve(
 ) {
     let cap = Arc::new(Semaphore::new(state.config.max_connections as usize));
     let refusal_log = RateLimitedLog::new();
+    let per_ip = PerIp::default();
+    let per_ip_log = RateLimitedLog::new();
     let mut conns = JoinSet::new();
     loop {
         // Reap finished connection tasks so the set stays as small as the open connections.
@@ -74,6 +79,20 @@ pub(crate) async fn serve(
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
+        };
+        let Some(per_ip) = per_ip.admit(peer.ip(), &state) else {
+            Metrics::inc(&state.metrics.connections_refused_per_ip);
+            let total = Metrics::get(&state.metrics.connections_refused_per_ip);
+            per_ip_log.warn(|| {
+                tracing::warn!(
+                    peer = %peer.ip(),
+                    max_connections_per_ip = state.config.max_connections_per_ip,
+                    refused_total = total,
+                    "connection refused: --max-connections-per-ip are open from this address"
+                )
+            });
+            drop(stream);
+            continue;
         };
         let Ok(permit) = cap.clone().try_acquire_owned() else {
             Metrics::inc(&state.metrics.connections_refused);
@@ -95,7 +114,7 @@ pub(crate) async fn serve(
             Metrics::inc(&state.metrics.connections_open);
             serve_connection(stream, peer, router, &state, shutdown).await;
             Metrics::dec(&state.metrics.connections_open);
-            drop(permit);
+            drop((permit, per_ip));
         });
     }
     drop(listener);
@@ -115,6 +134,46 @@ pub(crate) async fn serve(
                 "shutdown: --shutdown-grace is over, cutting the connections still open"
             );
             conns.shutdown().await;
+        }
+    }
+}
+
+/// Open connections per peer IP address (`--max-connections-per-ip`).
+#[derive(Clone, Default)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, u32>>>);
+
+/// One connection counted for its peer address; uncounted when dropped.
+struct PerIpSlot(Option<(PerIp, IpAddr)>);
+
+impl PerIp {
+    /// A slot for a connection from `ip`, or `None` when it already has the maximum open.
+    /// Trusted proxies are not limited (all their clients share their address).
+    fn admit(&self, ip: IpAddr, state: &SharedState) -> Option<PerIpSlot> {
+        let max = state.config.max_connections_per_ip;
+        let ip = ip.to_canonical();
+        if max == 0 || state.config.trusted_proxies.iter().any(|n| n.contains(&ip)) {
+            return Some(PerIpSlot(None));
+        }
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot(Some((self.clone(), ip))))
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        if let Some((per_ip, ip)) = self.0.take() {
+            let mut open = per_ip.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = open.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&ip);
+                }
+            }
         }
     }
 }

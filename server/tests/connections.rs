@@ -32,6 +32,14 @@ async fn connect(s: &Srv) -> TcpStream {
     TcpStream::connect(s.running.addr).await.expect("connect")
 }
 
+/// A connection from another loopback address (127.0.0.2), as another client would have.
+async fn connect_from(s: &Srv, local: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{local}:0").parse().expect("addr"))
+        .expect("bind");
+    sock.connect(s.running.addr).await.expect("connect")
+}
+
 /// Reads until the server closes the connection; returns what was read, or `None` if the
 /// connection was still open after [`SAFETY`].
 async fn read_until_closed(c: &mut TcpStream) -> Option<Vec<u8>> {
@@ -104,15 +112,20 @@ async fn trickle_head(mut c: TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s41_slow_request_heads_are_closed_while_others_are_served() {
+    // The slow clients come from another address (127.0.0.2), without a per-address cap, so
+    // only the deadline can free their connections.
     let s = Srv::with(|c| {
         c.header_read_timeout = 1;
         c.keep_alive_timeout = 0;
+        c.max_connections_per_ip = 0;
     })
     .await;
     const SLOW: usize = 200;
     let mut slow = Vec::new();
     for _ in 0..SLOW {
-        slow.push(tokio::spawn(trickle_head(connect(&s).await)));
+        slow.push(tokio::spawn(trickle_head(
+            connect_from(&s, "127.0.0.2").await,
+        )));
     }
     // While they trickle, a control client is answered every time.
     for _ in 0..20 {
@@ -136,12 +149,13 @@ async fn s41_idle_keep_alive_connections_are_closed_while_others_are_served() {
     let s = Srv::with(|c| {
         c.header_read_timeout = 0;
         c.keep_alive_timeout = 1;
+        c.max_connections_per_ip = 0;
     })
     .await;
     const IDLE: usize = 100;
     let mut idle = Vec::new();
     for i in 0..IDLE {
-        let mut c = connect(&s).await;
+        let mut c = connect_from(&s, "127.0.0.2").await;
         // Half of them after one request (kept alive), half without ever sending anything.
         if i % 2 == 0 {
             let head = one_request(&mut c).await;
@@ -213,7 +227,7 @@ async fn s41_connection_cap_refuses_extra_connections_and_counts_them() {
         .await
         .expect("the extra connection was closed");
     assert!(got.is_empty(), "no answer beyond the cap");
-    assert!(metric(&s, "auth_connections_refused_total") >= 1);
+    assert!(metric(&s, "auth_connections_refused_total{limit=\"total\"}") >= 1);
     // The held connections were not disturbed.
     let head = one_request(&mut held[0]).await;
     assert!(head.starts_with("HTTP/1.1 200"));
@@ -231,4 +245,58 @@ async fn s41_connection_cap_refuses_extra_connections_and_counts_them() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(served, "a client is served once the cap frees up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s41_one_address_cannot_take_every_connection() {
+    let s = Srv::with(|c| {
+        c.max_connections = 10;
+        c.max_connections_per_ip = 3;
+        c.keep_alive_timeout = 0;
+        c.header_read_timeout = 0;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from(&s, "127.0.0.2").await;
+        one_request(&mut c).await;
+        held.push(c);
+    }
+    // The fourth from the same address is closed without an answer...
+    let mut extra = connect_from(&s, "127.0.0.2").await;
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    let got = read_until_closed(&mut extra)
+        .await
+        .expect("the extra connection was closed");
+    assert!(got.is_empty(), "no answer beyond the per-address cap");
+    assert_eq!(
+        metric(&s, "auth_connections_refused_total{limit=\"per_ip\"}"),
+        1
+    );
+    // ...while another address is served, and the held ones still work.
+    assert_eq!(healthz(&s).await, StatusCode::OK);
+    assert!(one_request(&mut held[0]).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s41_trusted_proxies_are_not_limited_per_address() {
+    let s = Srv::with(|c| {
+        c.max_connections_per_ip = 2;
+        c.keep_alive_timeout = 0;
+        c.trusted_proxies =
+            vec![auth_server::clientip::parse_trusted_proxy("127.0.0.2").expect("net")];
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut c = connect_from(&s, "127.0.0.2").await;
+        assert!(one_request(&mut c).await.starts_with("HTTP/1.1 200"));
+        held.push(c);
+    }
+    assert_eq!(
+        metric(&s, "auth_connections_refused_total{limit=\"per_ip\"}"),
+        0
+    );
 }
