@@ -1,7 +1,8 @@
 // Issue 9 / S41 probe: does auth-server keep answering while hostile clients hold connections?
 // Starts the release binary on loopback under `ulimit -n 1024` (the usual default), then opens
 // SLOW connections that send a request head one byte every 2 s (slowloris) and IDLE connections
-// that send nothing, while a control client asks GET /healthz every 250 ms on fresh connections.
+// that send nothing, all from 127.0.0.2, while a control client on 127.0.0.1 asks GET /healthz
+// every 250 ms on fresh connections.
 // Reports how many hostile connections the server closed and when, and how the control fared.
 // Loopback only; bounded in count and time (it stops after DURATION seconds).
 //
@@ -35,15 +36,21 @@ const [host, port] = url.split(':');
 const t0 = Date.now();
 const secs = () => (Date.now() - t0) / 1000;
 
-/** Opens a connection; `feed` runs once connected; resolves with the close time (s) or null. */
+/**
+ * Opens a connection; `feed` runs once connected. Resolves with the time (s) the server closed it,
+ * 'open' if it was still open at the end, or 'never' if the handshake never completed.
+ */
 function hostile(feed) {
   return new Promise((resolve) => {
-    const s = net.connect({ host, port: Number(port) });
+    const s = net.connect({ host, port: Number(port), localAddress: '127.0.0.2' });
     let timer;
-    s.on('connect', () => { timer = feed(s); });
+    let connected = false;
+    let done = false;
+    const finish = (v) => { if (!done) { done = true; clearInterval(timer); resolve(v); } };
+    s.on('connect', () => { connected = true; timer = feed(s); });
     s.on('error', () => {});
-    s.on('close', () => { clearInterval(timer); resolve(secs()); });
-    setTimeout(() => { clearInterval(timer); s.destroy(); resolve(null); }, DURATION_S * 1000).unref();
+    s.on('close', () => finish(connected ? secs() : 'never'));
+    setTimeout(() => { finish(connected ? 'open' : 'never'); s.destroy(); }, DURATION_S * 1000).unref();
   });
 }
 
@@ -66,10 +73,12 @@ const control = (async () => {
 })();
 
 const summary = (name, closes) => {
-  const closed = closes.filter((t) => t !== null).sort((a, b) => a - b);
+  const closed = closes.filter((t) => typeof t === 'number').sort((a, b) => a - b);
+  const open = closes.filter((t) => t === 'open').length;
+  const never = closes.filter((t) => t === 'never').length;
   const pct = (p) => (closed.length ? closed[Math.min(closed.length - 1, Math.floor(p * closed.length))].toFixed(1) : '-');
-  return `${name}: ${closed.length}/${closes.length} closed by the server within ${DURATION_S} s `
-    + `(closed at: p50 ${pct(0.5)} s, p100 ${pct(1)} s)`;
+  return `${name}: ${closes.length} opened, ${closed.length} closed by the server (at p50 ${pct(0.5)} s, `
+    + `p100 ${pct(1)} s), ${open} still open after ${DURATION_S} s, ${never} never connected`;
 };
 const [slowCloses, idleCloses] = await Promise.all([Promise.all(slow), Promise.all(idle), control]);
 const metrics = await (await fetch(`http://${url}/metrics`)).text();
