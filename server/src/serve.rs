@@ -51,8 +51,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Serve `router` on `listener` until `shutdown` turns true, then drain: stop accepting (the
 /// listener is closed, so new connections are refused), let every connection finish the request
 /// it has in flight (hyper's graceful shutdown: a connection between requests or that has sent
-/// nothing closes at once, others after their response), and cut what is still open after `--shutdown-grace`. Both the
-/// start and the end of the drain are logged.
+/// nothing closes at once, others after their response), and cut what is still open after
+/// `--shutdown-grace`. Both the start and the end of the drain are logged.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
@@ -118,6 +118,7 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
+    while conns.try_join_next().is_some() {}
     let grace = Duration::from_secs(state.config.shutdown_grace);
     tracing::info!(
         open_connections = conns.len(),
