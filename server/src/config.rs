@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use ipnet::IpNet;
+
+use crate::clientip::{parse_trusted_proxy, ClientIpHeader};
 
 /// Access-token lifetime when neither `--access-ttl` nor `--demo` is given.
 pub const DEFAULT_ACCESS_TTL_SECS: u64 = 10 * 60;
@@ -17,6 +20,14 @@ pub const DEFAULT_REFRESH_RATE_PER_MIN: u32 = 10;
 pub const DEMO_REFRESH_RATE_PER_MIN: u32 = 30;
 /// Leeway in `--demo` mode, so an expired demo token is visibly rejected.
 pub const DEMO_LEEWAY_SECS: u64 = 1;
+/// Default `--cookie-path`: the cookie goes only to `/auth/*`, never with API or page requests.
+pub const DEFAULT_COOKIE_PATH: &str = "/auth";
+/// Default `--max-connections-per-ip`: far above a browser's 6 connections per host, room for
+/// a few dozen users behind one NAT address, and an eighth of [`DEFAULT_MAX_CONNECTIONS`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 64;
+/// Default `--max-connections`: well below the usual open-file limit of 1,024, which also has to
+/// cover the listener, the log and any static file being served.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
 /// Command-line interface of `auth-server`.
 #[derive(Parser, Debug, Clone)]
@@ -59,6 +70,11 @@ pub struct Args {
     /// Name of the refresh-token cookie.
     #[arg(long, env = "AUTH_COOKIE_NAME", default_value = "rt")]
     pub cookie_name: String,
+    /// `Path` of the refresh-token cookie: the path prefix under which the browser reaches
+    /// `/auth/*`. Behind a proxy that strips a prefix (`/backend/auth/refresh` → `/auth/refresh`)
+    /// it must be the browser's view, `/backend/auth`, or the cookie is never sent back.
+    #[arg(long, env = "AUTH_COOKIE_PATH", default_value = DEFAULT_COOKIE_PATH, value_parser = parse_cookie_path)]
+    pub cookie_path: String,
     /// Origin allowed to call `/auth/*` (repeatable; exact match, e.g. `http://localhost:5173`).
     /// With none, only the request's own origin (`http://` + Host) is accepted.
     #[arg(
@@ -107,6 +123,50 @@ pub struct Args {
     /// Legacy sunset, as a duration after server start; afterwards legacy tokens are always refused.
     #[arg(long, env = "AUTH_LEGACY_SUNSET", value_parser = parse_duration, default_value = "30d")]
     pub legacy_sunset: u64,
+    /// A request head (request line and headers) must arrive within this long after the server
+    /// starts waiting for it: on a new connection, or after the previous response on a kept-alive
+    /// one. The connection is closed otherwise (hyper's header-read timeout). 0 turns it off.
+    #[arg(long, env = "AUTH_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub header_read_timeout: u64,
+    /// A connection with no request in flight and no byte received or sent for this long is
+    /// closed (idle keep-alive). 0 turns it off.
+    #[arg(long, env = "AUTH_KEEP_ALIVE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub keep_alive_timeout: u64,
+    /// Most connections open at once; further connections are closed as soon as they are accepted
+    /// (counted in `auth_connections_refused_total`). Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Most connections open at once from one peer IP address, so one client cannot take every
+    /// `--max-connections` slot; `--trusted-proxy` peers are exempt. 0 turns it off.
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: u32,
+    /// A request's body must have arrived, and its answer be ready, within this long after its
+    /// head: 408 and the connection closed otherwise. 0 turns it off.
+    #[arg(long, env = "AUTH_BODY_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub body_timeout: u64,
+    /// Request-body bytes the server holds in memory at once, over all requests (`65536`, `512k`,
+    /// `64m`, `1g`; binary multiples). A body that does not fit gets 503 with `Retry-After`.
+    #[arg(long, env = "AUTH_MAX_BUFFERED_BYTES", value_parser = parse_size, default_value = "64m")]
+    pub max_buffered_bytes: u64,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before the remaining
+    /// connections are cut and the process exits.
+    #[arg(long, env = "AUTH_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_grace: u64,
+    /// A proxy whose forwarding header is believed for the client IP of per-IP limits: an address
+    /// or a CIDR range (repeatable). None by default: the TCP peer is the client.
+    #[arg(long = "trusted-proxy", env = "AUTH_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header trusted proxies write the client address to: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239 `for=`). Only this one is read, and only from a `--trusted-proxy` peer.
+    #[arg(
+        long,
+        env = "AUTH_CLIENT_IP_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: ClientIpHeader,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -141,6 +201,8 @@ pub struct Config {
     pub insecure_cookie: bool,
     /// Refresh cookie name.
     pub cookie_name: String,
+    /// Refresh cookie `Path` (validated by [`parse_cookie_path`]).
+    pub cookie_path: String,
     /// Explicit allowed origins (exact strings).
     pub allowed_origins: Vec<String>,
     /// Logins per minute per IP (0 = off).
@@ -159,6 +221,24 @@ pub struct Config {
     pub legacy_cohort_percent: u8,
     /// Legacy sunset, seconds after start.
     pub legacy_sunset: u64,
+    /// Deadline for a request head, seconds (0 = none).
+    pub header_read_timeout: u64,
+    /// Idle keep-alive deadline, seconds (0 = none).
+    pub keep_alive_timeout: u64,
+    /// Most connections open at once (at least 1).
+    pub max_connections: u32,
+    /// Most connections open at once from one non-proxy peer IP (0 = no limit).
+    pub max_connections_per_ip: u32,
+    /// Deadline for a request body and its answer, seconds after the head (0 = none).
+    pub body_timeout: u64,
+    /// Request-body bytes buffered at once over all requests.
+    pub max_buffered_bytes: u64,
+    /// Drain grace on shutdown, seconds.
+    pub shutdown_grace: u64,
+    /// Proxies whose forwarding header is believed (none = the TCP peer is the client).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The forwarding header read from trusted proxies.
+    pub client_ip_header: ClientIpHeader,
 }
 
 impl Default for Config {
@@ -177,6 +257,7 @@ impl Default for Config {
             demo: false,
             insecure_cookie: false,
             cookie_name: "rt".into(),
+            cookie_path: DEFAULT_COOKIE_PATH.into(),
             allowed_origins: Vec::new(),
             login_rate_per_min: 20,
             refresh_rate_per_min: DEFAULT_REFRESH_RATE_PER_MIN,
@@ -186,6 +267,15 @@ impl Default for Config {
             legacy_upgrade: false,
             legacy_cohort_percent: 100,
             legacy_sunset: 30 * 24 * 3600,
+            header_read_timeout: 10,
+            keep_alive_timeout: 5,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            body_timeout: 30,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            shutdown_grace: 10,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::XForwardedFor,
         }
     }
 }
@@ -219,6 +309,7 @@ impl From<Args> for Config {
             demo: a.demo,
             insecure_cookie: a.insecure_cookie,
             cookie_name: a.cookie_name,
+            cookie_path: a.cookie_path,
             allowed_origins: a
                 .allowed_origins
                 .into_iter()
@@ -237,6 +328,15 @@ impl From<Args> for Config {
             legacy_upgrade: a.legacy_upgrade || a.demo,
             legacy_cohort_percent: a.legacy_cohort_percent,
             legacy_sunset: a.legacy_sunset,
+            header_read_timeout: a.header_read_timeout,
+            keep_alive_timeout: a.keep_alive_timeout,
+            max_connections: a.max_connections.max(1),
+            max_connections_per_ip: a.max_connections_per_ip,
+            body_timeout: a.body_timeout,
+            max_buffered_bytes: a.max_buffered_bytes,
+            shutdown_grace: a.shutdown_grace,
+            trusted_proxies: a.trusted_proxies,
+            client_ip_header: a.client_ip_header,
         }
     }
 }
@@ -267,6 +367,47 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("duration {s:?} too large"))
 }
 
+/// Validate a cookie `Path` (RFC 6265 §4.1.1 path-value, made stricter): it must start with `/`
+/// and contain no `;`, no whitespace and no control character, so it can neither end the
+/// attribute early nor smuggle another attribute into `Set-Cookie`.
+pub fn parse_cookie_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("cookie path {s:?} must start with '/'"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| *c == ';' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "cookie path {s:?} must not contain {c:?} (no ';', whitespace or control characters)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected e.g. 65536, 512k, 64m, 1g"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?} (use k, m or g)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +424,65 @@ mod tests {
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("-5").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn sizes_accept_bytes_and_binary_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65_536));
+        assert_eq!(parse_size("512k"), Ok(512 * 1024));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("5t").is_err());
+        assert!(parse_size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn cookie_paths_are_validated() {
+        assert_eq!(
+            parse_cookie_path("/backend/auth"),
+            Ok("/backend/auth".into())
+        );
+        assert_eq!(parse_cookie_path("/"), Ok("/".into()));
+        for bad in [
+            "",
+            "auth",
+            "/auth; Domain=evil.example",
+            "/a b",
+            "/a\tb",
+            "/a\u{7f}",
+            "/a\nSet-Cookie: x=1",
+            "/a\u{a0}b",
+        ] {
+            assert!(parse_cookie_path(bad).is_err(), "{bad:?}");
+        }
+        let c = Config::from(Args::parse_from(["auth-server"]));
+        assert_eq!(c.cookie_path, "/auth");
+        let a = Args::try_parse_from(["auth-server", "--cookie-path", "/backend/auth"]);
+        assert_eq!(Config::from(a.expect("valid")).cookie_path, "/backend/auth");
+        assert!(Args::try_parse_from(["auth-server", "--cookie-path", "/x;y"]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_and_their_header() {
+        let c = Config::from(Args::parse_from(["auth-server"]));
+        assert!(c.trusted_proxies.is_empty(), "none by default");
+        assert_eq!(c.client_ip_header, ClientIpHeader::XForwardedFor);
+        let a = Args::parse_from([
+            "auth-server",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1",
+            "--trusted-proxy",
+            "192.0.2.7",
+            "--client-ip-header",
+            "forwarded",
+        ]);
+        let c = Config::from(a);
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert_eq!(c.client_ip_header, ClientIpHeader::Forwarded);
+        assert!(Args::try_parse_from(["auth-server", "--trusted-proxy", "example.com"]).is_err());
+        assert!(Args::try_parse_from(["auth-server", "--client-ip-header", "x-real-ip"]).is_err());
     }
 
     #[test]

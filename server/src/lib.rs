@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clientip;
 pub mod clock;
 pub mod config;
 pub mod keys;
@@ -19,6 +20,7 @@ pub mod metrics;
 mod middleware;
 pub mod ratelimit;
 mod routes;
+mod serve;
 pub mod store;
 pub mod tokens;
 
@@ -59,6 +61,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Server start (clock time); legacy tokens must be issued before it.
     pub started_at: u64,
+    /// Request-body bytes that may still be buffered (`--max-buffered-bytes`), one permit a byte.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     fail_refresh_until: AtomicU64,
     legacy_accept: AtomicBool,
 }
@@ -81,6 +85,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         store: Arc<dyn SessionStore>,
     ) -> Result<Self, String> {
+        config::parse_cookie_path(&config.cookie_path)?;
         let now = clock.now();
         let keys = KeyRing::new(now)?;
         let legacy_key = KeyPair::generate(LEGACY_KID.to_string(), 0, 0)?;
@@ -90,7 +95,11 @@ impl AppState {
             config.refresh_ip_rate_per_5min,
         );
         let legacy_accept = AtomicBool::new(config.legacy_upgrade);
+        let budget = usize::try_from(config.max_buffered_bytes)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             config,
             clock,
             keys: RwLock::new(keys),
@@ -174,6 +183,17 @@ impl AppState {
         };
         let token = tokens::mint_access_token(&key, &claims)?;
         Ok((token, claims))
+    }
+
+    /// The client IP that per-IP limits are keyed on: the TCP peer, or what a `--trusted-proxy`
+    /// says it forwarded for (see [`clientip`]).
+    pub fn client_ip(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+        clientip::client_ip(
+            peer.ip(),
+            headers,
+            &self.config.trusted_proxies,
+            self.config.client_ip_header,
+        )
     }
 
     /// Verify a bearer access token: signature, claims, time, session and jti revocation.
@@ -272,11 +292,18 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The state, for tests.
     pub state: SharedState,
-    /// The serving task.
+    /// The serving task; it ends after a [`Running::shutdown`] has drained.
     pub handle: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
+    /// Start the drain: stop accepting, let requests in flight finish within
+    /// `config.shutdown_grace` seconds, then end [`Running::handle`]. Idempotent.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
     /// `http://addr` + path.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -295,18 +322,13 @@ pub fn start_on(listener: TcpListener, app: App) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let state = app.state.clone();
     spawn_maintenance(Arc::downgrade(&state));
-    let service = app
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(serve::serve(listener, app.router, state.clone(), stopped));
     Ok(Running {
         addr,
         state,
         handle,
+        stop,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `auth-server`: parse flags, set up logging, serve until Ctrl-C.
+//! `auth-server`: parse flags, set up logging, serve until SIGTERM or Ctrl-C, then drain and exit.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -27,7 +27,10 @@ async fn main() {
         }
     }
     let demo = config.demo;
-    let running = match auth_server::start(config, Arc::new(SystemClock)).await {
+    // Installed before the address is printed, so a signal sent as soon as the harness reads it
+    // is handled (drained) instead of killing the process.
+    let mut signals = Signals::new();
+    let mut running = match auth_server::start(config, Arc::new(SystemClock)).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("auth-server: cannot start: {e}");
@@ -40,25 +43,66 @@ async fn main() {
         println!("demo mode: open http://{}/", running.addr);
     }
     let _ = std::io::stdout().flush();
+    let signal = tokio::select! {
+        name = signals.next() => name,
+        _ = &mut running.handle => {
+            tracing::error!("server stopped by itself");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(signal, "shutdown requested");
+    // The drain logs its own start and end; a second signal cuts it short.
+    running.shutdown();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate() => {}
-        _ = running.handle => {}
+        _ = &mut running.handle => {}
+        name = signals.next() => tracing::warn!(signal = name, "second signal: exiting without waiting for the drain"),
     }
+    tracing::info!("exit");
 }
 
-/// SIGTERM (what test harnesses send) ends the process cleanly too.
-async fn terminate() {
+/// SIGTERM (what service managers and test harnesses send) and SIGINT (Ctrl-C).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.term) => "SIGTERM",
+                () = recv(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
         }
     }
-    #[cfg(not(unix))]
-    std::future::pending::<()>().await
 }

@@ -104,6 +104,18 @@ pub struct Metrics {
     /// Access tokens revoked by jti.
     pub access_revocations: AtomicU64,
     legacy: [AtomicU64; 4],
+    /// Connections open now (a gauge).
+    pub connections_open: AtomicU64,
+    /// Requests whose head has been read and whose answer is not ready yet (a gauge).
+    pub requests_in_flight: AtomicU64,
+    /// Connections closed at accept because `--max-connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Connections closed at accept because their peer IP had `--max-connections-per-ip` open.
+    pub connections_refused_per_ip: AtomicU64,
+    /// Connections closed because a request head did not arrive within `--header-read-timeout`.
+    pub header_read_timeouts: AtomicU64,
+    /// Connections closed after `--keep-alive-timeout` without a request.
+    pub keep_alive_timeouts: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -151,6 +163,11 @@ impl Metrics {
     /// Increment a plain counter.
     pub fn inc(c: &AtomicU64) {
         inc(c)
+    }
+
+    /// Decrement a gauge.
+    pub fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Read a plain counter.
@@ -272,6 +289,35 @@ impl Metrics {
             "auth_legacy_upgrades_total",
             "Legacy-token upgrade attempts, by outcome.",
             &legacy_rows,
+        );
+        counter(
+            "auth_connections_refused_total",
+            "Connections closed at accept, by the limit that was reached.",
+            &[
+                ("limit=\"total\"", get(&self.connections_refused)),
+                ("limit=\"per_ip\"", get(&self.connections_refused_per_ip)),
+            ],
+        );
+        counter(
+            "auth_connection_timeouts_total",
+            "Connections closed by a deadline: no complete request head within --header-read-timeout, or idle for --keep-alive-timeout.",
+            &[
+                ("reason=\"header_read\"", get(&self.header_read_timeouts)),
+                ("reason=\"keep_alive\"", get(&self.keep_alive_timeouts)),
+            ],
+        );
+        let _ = writeln!(o, "# HELP auth_connections_open Connections open now.");
+        let _ = writeln!(o, "# TYPE auth_connections_open gauge");
+        let _ = writeln!(o, "auth_connections_open {}", get(&self.connections_open));
+        let _ = writeln!(
+            o,
+            "# HELP auth_requests_in_flight Requests read and not yet answered (this scrape included)."
+        );
+        let _ = writeln!(o, "# TYPE auth_requests_in_flight gauge");
+        let _ = writeln!(
+            o,
+            "auth_requests_in_flight {}",
+            get(&self.requests_in_flight)
         );
         o
     }

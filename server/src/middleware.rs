@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP layers: header size limits (S14), CORS without reflection (S17),
 //! request logging without tokens (S38), static-file content types.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -26,11 +27,14 @@ pub async fn header_limits(req: Request<Body>, next: Next) -> Response {
         || sum(header::AUTHORIZATION) > MAX_CREDENTIAL_HEADER_BYTES
         || total > MAX_TOTAL_HEADER_BYTES
     {
-        return (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request header fields too large\n",
-        )
-            .into_response();
+        return because(
+            (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header fields too large\n",
+            )
+                .into_response(),
+            "Cookie or Authorization over 8 KiB, or all headers over 32 KiB",
+        );
     }
     next.run(req).await
 }
@@ -88,7 +92,10 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
             );
             r
         } else {
-            StatusCode::FORBIDDEN.into_response()
+            because(
+                StatusCode::FORBIDDEN.into_response(),
+                "CORS preflight from an origin not listed in --allowed-origin",
+            )
         }
     } else {
         next.run(req).await
@@ -111,20 +118,47 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
     resp
 }
 
-/// One log line per request: method, path (never the query), status, duration. No headers,
-/// no bodies, so no token can reach the logs.
+/// Why a request was refused, attached to the response (an extension, never sent) for the
+/// request log. Reasons are fixed texts chosen by the server: never a token, cookie, password
+/// or any other request content.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub Cow<'static, str>);
+
+/// Attach (or replace) the refusal reason of a response.
+pub fn because(mut r: Response, reason: impl Into<Cow<'static, str>>) -> Response {
+    r.extensions_mut().insert(Refusal(reason.into()));
+    r
+}
+
+/// One log line per request: method, path (never the query), status, duration, and for every
+/// 4xx/5xx the reason ([`Refusal`], or the status's reason phrase for answers made outside the
+/// handlers: 408, 413, 431). No headers, no bodies, so no token can reach the logs.
 pub async fn log_requests(req: Request<Body>, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        ms = start.elapsed().as_millis() as u64,
-        "request"
-    );
+    let status = resp.status();
+    let ms = start.elapsed().as_millis() as u64;
+    if status.is_client_error() || status.is_server_error() {
+        let reason = resp
+            .extensions()
+            .get::<Refusal>()
+            .map(|r| r.0.clone())
+            .unwrap_or(Cow::Borrowed(
+                status.canonical_reason().unwrap_or("refused"),
+            ));
+        tracing::info!(
+            method = %method,
+            path = %path,
+            status = status.as_u16(),
+            reason = ?reason,
+            ms,
+            "request"
+        );
+    } else {
+        tracing::info!(method = %method, path = %path, status = status.as_u16(), ms, "request");
+    }
     resp
 }
 

@@ -1,11 +1,13 @@
 //! Rate limits (S18), on `governor`'s keyed GCRA limiters.
 //!
 //! * login: per client IP;
-//! * refresh: per client IP for every request (checked first, before anything else), and per
+//! * refresh: per client IP for every request that passes the CSRF checks and carries a
+//!   well-formed cookie (checked before the store is touched), and per
 //!   family for *rotations*, checked inside the store's critical section just before the state
 //!   transition, so a limited request never consumes or rotates a token, and parallel replays of
 //!   the same parent answered from the grace window (S02/S03) do not eat the family's budget.
 //!
+//! The client IP is the TCP peer, or what a `--trusted-proxy` forwarded for (`crate::clientip`).
 //! Limits use governor's monotonic clock (they are about request rates, not token time).
 //! A limit of 0 disables that limiter.
 

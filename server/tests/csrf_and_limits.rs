@@ -378,7 +378,7 @@ async fn s18_family_rate_limit_is_429_and_never_consumes_the_token() {
 }
 
 #[tokio::test]
-async fn s18_per_ip_refresh_limit_applies_before_anything_else() {
+async fn s18_per_ip_refresh_limit_applies_before_the_store_is_touched() {
     let s = Srv::with(|c| c.refresh_ip_rate_per_5min = 4).await;
     let l = s.login().await;
     for _ in 0..4 {

@@ -147,6 +147,12 @@ async fn metrics_expose_every_documented_series() {
         "auth_rate_limited_total{route=\"refresh\"} ",
         "auth_api_requests_total{outcome=\"ok\"} ",
         "auth_api_requests_total{outcome=\"unauthorized\"} ",
+        "auth_connections_refused_total{limit=\"total\"} ",
+        "auth_connections_refused_total{limit=\"per_ip\"} ",
+        "auth_connection_timeouts_total{reason=\"header_read\"} ",
+        "auth_connection_timeouts_total{reason=\"keep_alive\"} ",
+        "auth_connections_open ",
+        "auth_requests_in_flight ",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(series)),
@@ -488,5 +494,39 @@ fn binary_flags_have_env_equivalents() {
         "AUTH_DEMO",
     ] {
         assert!(help.contains(env), "{env} missing from --help");
+    }
+}
+
+/// Every flag added for issues 8 and 9 is in `--help` with its environment variable, and in
+/// server/README.md's flag table with both on one line.
+#[test]
+fn hardening_flags_are_in_help_and_in_the_readme() {
+    let out = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .arg("--help")
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("server/README.md");
+    for (flag, env) in [
+        ("--header-read-timeout", "AUTH_HEADER_READ_TIMEOUT"),
+        ("--keep-alive-timeout", "AUTH_KEEP_ALIVE_TIMEOUT"),
+        ("--max-connections", "AUTH_MAX_CONNECTIONS"),
+        ("--max-connections-per-ip", "AUTH_MAX_CONNECTIONS_PER_IP"),
+        ("--body-timeout", "AUTH_BODY_TIMEOUT"),
+        ("--max-buffered-bytes", "AUTH_MAX_BUFFERED_BYTES"),
+        ("--shutdown-grace", "AUTH_SHUTDOWN_GRACE"),
+        ("--trusted-proxy", "AUTH_TRUSTED_PROXIES"),
+        ("--client-ip-header", "AUTH_CLIENT_IP_HEADER"),
+        ("--cookie-path", "AUTH_COOKIE_PATH"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+        assert!(help.contains(env), "{env} missing from --help");
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{flag}`")) && l.contains(&format!("`{env}`"))),
+            "{flag} / {env} missing from the README's flag table"
+        );
     }
 }

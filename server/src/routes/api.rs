@@ -1,6 +1,6 @@
 //! Bearer-authenticated API: `GET /api/me`, `POST /api/echo`.
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Request, StatusCode};
@@ -9,8 +9,10 @@ use axum::Json;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::body::read_body;
 use super::{json_error, ECHO_BODY_LIMIT};
 use crate::metrics::Metrics;
+use crate::middleware::because;
 use crate::tokens::{AccessClaims, VerifyError};
 use crate::SharedState;
 
@@ -34,7 +36,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     ok.then_some(token)
 }
 
-/// 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+/// 401 with `WWW-Authenticate: Bearer error="invalid_token"`; the logged reason is the caller's.
 pub(crate) fn unauthorized() -> Response {
     let mut r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
     r.headers_mut().insert(
@@ -60,7 +62,10 @@ pub(crate) fn authenticate(
         Err(why) => {
             Metrics::inc(&state.metrics.api_unauthorized);
             tracing::debug!(reason = ?why, "access token rejected");
-            Err(unauthorized())
+            Err(because(
+                unauthorized(),
+                format!("access token rejected: {why:?}"),
+            ))
         }
     }
 }
@@ -73,17 +78,18 @@ pub(crate) async fn me(State(state): State<SharedState>, headers: HeaderMap) -> 
 }
 
 /// SHA-256 and length of the raw body received, for byte-identical replay tests.
-/// Authenticates before reading the body.
+/// Authenticates before reading the body, which then counts against the buffer budget.
 pub(crate) async fn echo(State(state): State<SharedState>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     if let Err(r) = authenticate(&state, &parts.headers) {
         return r;
     }
-    let bytes = match to_bytes(body, ECHO_BODY_LIMIT).await {
+    let buffered = match read_body(&state, &parts.headers, body, ECHO_BODY_LIMIT).await {
         Ok(b) => b,
-        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        Err(r) => return r,
     };
-    let sha = Sha256::digest(&bytes);
+    let bytes = &buffered.bytes;
+    let sha = Sha256::digest(bytes);
     let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
     let content_type = parts
         .headers

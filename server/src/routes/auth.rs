@@ -1,13 +1,15 @@
 //! `/auth/*`: login, refresh (rotation, grace, reuse detection), logout, legacy upgrade.
 //!
 //! Order of checks on `/auth/refresh`, each before the refresh token is touched:
-//! per-IP rate limit → CSRF (custom header, exact Origin, content type) → demo outage →
-//! cookie shape → atomic store transition (with the per-family rotation limit inside it).
+//! CSRF (custom header, exact Origin, content type) → demo outage → cookie shape → per-IP rate
+//! limit → atomic store transition (with the per-family rotation limit inside it). The per-IP
+//! budget is spent only by requests that pass the cheap checks (S45), so cross-site junk or
+//! cookie-less requests cannot lock out every user behind one NAT or proxy address.
 //! Every request reaching the handler is counted under exactly one refresh `outcome`.
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
@@ -17,9 +19,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::bearer;
-use super::{json_error, with_retry_after};
+use super::body::read_body;
+use super::{json_error, with_retry_after, SMALL_BODY_LIMIT};
 use crate::metrics::{LegacyOutcome, LimitedRoute, Metrics, RefreshOutcomeLabel};
-use crate::middleware::{is_listed_origin, origin_allowed};
+use crate::middleware::{because, is_listed_origin, origin_allowed};
 use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
 use crate::tokens::{self, RefreshToken};
 use crate::SharedState;
@@ -28,10 +31,49 @@ use crate::SharedState;
 /// exist for multi-user tests.
 pub const USERS: &[(&str, &str)] = &[("demo", "demo"), ("alice", "alice"), ("bob", "bob")];
 
-#[derive(Deserialize)]
+/// The login body: exactly the JSON object `{"username": string, "password": string}` (S46).
+/// Anything else is refused: another JSON type (serde's derive would also read the array
+/// `["demo","demo"]` as this struct), a missing, repeated or unknown member, a non-string value.
 struct LoginBody {
     username: String,
     password: String,
+}
+
+impl<'de> Deserialize<'de> for LoginBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LoginBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"an object {"username": string, "password": string}"#)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<LoginBody, A::Error> {
+                use serde::de::Error;
+                let (mut username, mut password) = (None, None);
+                while let Some(key) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "username" => &mut username,
+                        "password" => &mut password,
+                        other => {
+                            return Err(A::Error::unknown_field(other, &["username", "password"]))
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::custom("duplicate member"));
+                    }
+                    *slot = Some(m.next_value::<String>()?);
+                }
+                Ok(LoginBody {
+                    username: username.ok_or_else(|| A::Error::missing_field("username"))?,
+                    password: password.ok_or_else(|| A::Error::missing_field("password"))?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -61,13 +103,19 @@ enum CsrfFailure {
     UnsupportedMediaType,
 }
 
+/// Logged reason of a `Content-Type` refusal.
+const NOT_ONE_JSON_CONTENT_TYPE: &str = "Content-Type is not exactly one application/json header";
+
 impl CsrfFailure {
     fn response(self) -> Response {
         match self {
-            CsrfFailure::Forbidden(_) => json_error(StatusCode::FORBIDDEN, "forbidden"),
-            CsrfFailure::UnsupportedMediaType => {
-                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            CsrfFailure::Forbidden(why) => {
+                because(json_error(StatusCode::FORBIDDEN, "forbidden"), why)
             }
+            CsrfFailure::UnsupportedMediaType => because(
+                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                NOT_ONE_JSON_CONTENT_TYPE,
+            ),
         }
     }
 }
@@ -102,14 +150,21 @@ fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailur
     {
         return Err(CsrfFailure::Forbidden("cross-site"));
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(CsrfFailure::UnsupportedMediaType);
-        }
+    if headers.contains_key(header::CONTENT_TYPE) && !is_single_json_content_type(headers) {
+        return Err(CsrfFailure::UnsupportedMediaType);
     }
     Ok(())
+}
+
+/// Exactly one `Content-Type` header, whose essence is `application/json` (S46: two headers,
+/// even two equal ones, are refused rather than one of them picked).
+fn is_single_json_content_type(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(ct), None) = (all.next(), all.next()) else {
+        return false;
+    };
+    let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("");
+    essence.trim().eq_ignore_ascii_case("application/json")
 }
 
 /// What the `Cookie` headers say about the refresh cookie.
@@ -143,12 +198,17 @@ fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
     }
 }
 
-fn cookie_attrs(state: &SharedState) -> &'static str {
-    if state.config.insecure_cookie {
-        "; Path=/auth; HttpOnly; SameSite=Strict"
+/// `; Path=<--cookie-path>; HttpOnly; [Secure; ]SameSite=Strict` (the path was validated at start).
+fn cookie_attrs(state: &SharedState) -> String {
+    let secure = if state.config.insecure_cookie {
+        ""
     } else {
-        "; Path=/auth; HttpOnly; Secure; SameSite=Strict"
-    }
+        " Secure;"
+    };
+    format!(
+        "; Path={}; HttpOnly;{secure} SameSite=Strict",
+        state.config.cookie_path
+    )
 }
 
 fn set_cookie(state: &SharedState, token: &RefreshToken, expires_at: u64) -> Option<HeaderValue> {
@@ -193,17 +253,22 @@ fn token_response(state: &SharedState, info: &SessionInfo, rt: &RefreshToken) ->
     r
 }
 
-fn invalid_grant() -> Response {
-    // One shape for missing, unknown, expired, revoked and reused tokens (S39).
-    json_error(StatusCode::UNAUTHORIZED, "invalid_grant")
+/// One answer for missing, unknown, expired, revoked and reused tokens (S39); only the log
+/// tells them apart (`why`).
+fn invalid_grant(why: &'static str) -> Response {
+    because(json_error(StatusCode::UNAUTHORIZED, "invalid_grant"), why)
 }
 
-fn rate_limited(state: &SharedState, route: LimitedRoute, retry: u64) -> Response {
+/// 429 with `Retry-After`; `why` names the limit for the log.
+fn rate_limited(
+    state: &SharedState,
+    route: LimitedRoute,
+    retry: u64,
+    why: &'static str,
+) -> Response {
     state.metrics.rate_limited(route);
-    with_retry_after(
-        json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        retry,
-    )
+    let r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    with_retry_after(because(r, why), retry)
 }
 
 fn new_session(state: &SharedState, sub: &str) -> Response {
@@ -235,30 +300,46 @@ pub(crate) async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     // Login CSRF: a browser-sent Origin must be allowed; non-browser clients send none.
     if let Some(origin) = header_str(&headers, "origin") {
         if !origin_allowed(&state, &headers, origin) {
-            return json_error(StatusCode::FORBIDDEN, "forbidden");
+            return because(
+                json_error(StatusCode::FORBIDDEN, "forbidden"),
+                "Origin not allowed",
+            );
         }
     }
-    let is_json = header_str(&headers, "content-type")
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    if !is_single_json_content_type(&headers) {
+        return CsrfFailure::UnsupportedMediaType.response();
     }
-    if let Err(retry) = state.limits.login_ip.check(&peer.ip()) {
-        return rate_limited(&state, LimitedRoute::Login, retry);
+    if let Err(retry) = state
+        .limits
+        .login_ip
+        .check(&state.client_ip(peer, &headers))
+    {
+        let why = "login rate limit of this client IP";
+        return rate_limited(&state, LimitedRoute::Login, retry, why);
     }
-    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let body = match read_body(&state, &headers, body, SMALL_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // The parser's message is not logged: it can quote the body, and so a password.
+    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body.bytes) else {
+        return because(
+            json_error(StatusCode::BAD_REQUEST, "invalid_request"),
+            "body is not exactly {\"username\": string, \"password\": string}",
+        );
     };
     let Some(sub) = check_credentials(&creds.username, &creds.password) else {
         Metrics::inc(&state.metrics.login_failures);
         tracing::info!("login rejected");
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        return because(
+            json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            "unknown user or wrong password",
+        );
     };
     Metrics::inc(&state.metrics.logins);
     let resp = new_session(&state, sub);
@@ -284,26 +365,39 @@ fn refresh_inner(
     headers: &HeaderMap,
 ) -> (RefreshOutcomeLabel, Response) {
     use RefreshOutcomeLabel as L;
-    if let Err(retry) = state.limits.refresh_ip.check(&peer.ip()) {
-        return (
-            L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry),
-        );
-    }
     if let Err(why) = check_csrf(state, headers) {
         tracing::warn!(reason = ?why, "refresh refused by CSRF checks");
         return (L::Csrf, why.response());
     }
     if let Some(left) = state.refresh_outage_left() {
         let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+        let r = because(r, "demo refresh outage (/demo/fail-refresh)");
         return (L::Unavailable, with_retry_after(r, left));
     }
     let presented = match read_refresh_cookie(headers, &state.config.cookie_name) {
         CookieRead::Token(t) => t,
-        CookieRead::Missing | CookieRead::Ambiguous | CookieRead::Malformed => {
-            return (L::InvalidGrant, invalid_grant())
+        CookieRead::Missing => return (L::InvalidGrant, invalid_grant("no refresh cookie")),
+        CookieRead::Ambiguous => {
+            return (
+                L::InvalidGrant,
+                invalid_grant("more than one refresh cookie"),
+            )
+        }
+        CookieRead::Malformed => {
+            return (L::InvalidGrant, invalid_grant("malformed refresh cookie"))
         }
     };
+    if let Err(retry) = state
+        .limits
+        .refresh_ip
+        .check(&state.client_ip(peer, headers))
+    {
+        let why = "refresh rate limit of this client IP";
+        return (
+            L::RateLimited,
+            rate_limited(state, LimitedRoute::Refresh, retry, why),
+        );
+    }
     let policy = RefreshPolicy {
         now: state.now(),
         grace: state.config.reuse_grace,
@@ -327,13 +421,20 @@ fn refresh_inner(
             Metrics::inc(&m.family_revocations);
             Metrics::inc(&m.revocations);
             tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
-            (L::InvalidGrant, invalid_grant())
+            let why = "rotated refresh token reused: family and session revoked";
+            (L::InvalidGrant, invalid_grant(why))
         }
-        RefreshOutcome::Limited(retry) => (
-            L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry),
-        ),
-        RefreshOutcome::Invalid => (L::InvalidGrant, invalid_grant()),
+        RefreshOutcome::Limited(retry) => {
+            let why = "rotation rate limit of this session";
+            (
+                L::RateLimited,
+                rate_limited(state, LimitedRoute::Refresh, retry, why),
+            )
+        }
+        RefreshOutcome::Invalid => {
+            let why = "unknown, expired or revoked refresh token";
+            (L::InvalidGrant, invalid_grant(why))
+        }
     }
 }
 
@@ -377,20 +478,26 @@ pub(crate) async fn legacy_upgrade(
     headers: HeaderMap,
 ) -> Response {
     if let Err(why) = check_csrf(&state, &headers) {
+        tracing::warn!(reason = ?why, "legacy upgrade refused by CSRF checks");
         return why.response();
     }
     let now = state.now();
     let sunset = state.started_at.saturating_add(state.config.legacy_sunset);
     let retired = || {
         state.metrics.legacy(LegacyOutcome::Retired);
-        json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired")
+        let r = json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired");
+        because(
+            r,
+            "legacy upgrade off, after the sunset, or user outside the cohort",
+        )
     };
     if !state.legacy_accept() || now >= sunset {
         return retired();
     }
     let Some(token) = bearer(&headers) else {
         state.metrics.legacy(LegacyOutcome::Invalid);
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        return because(r, "no bearer token");
     };
     let claims = match tokens::verify_legacy_token(
         token,
@@ -402,7 +509,8 @@ pub(crate) async fn legacy_upgrade(
         Err(why) => {
             state.metrics.legacy(LegacyOutcome::Invalid);
             tracing::info!(reason = ?why, "legacy upgrade: not a valid legacy token");
-            return json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+            let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
+            return because(r, format!("not a valid legacy token: {why:?}"));
         }
     };
     if !in_cohort(&claims.sub, state.config.legacy_cohort_percent) {
@@ -422,7 +530,8 @@ pub(crate) async fn legacy_upgrade(
     if !state.store.consume_once(&key, sunset, now) {
         state.metrics.legacy(LegacyOutcome::Replay);
         tracing::warn!(sub = %claims.sub, "security: legacy token replayed at the upgrade endpoint");
-        return json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
+        return because(r, "legacy token already upgraded");
     }
     state.metrics.legacy(LegacyOutcome::Ok);
     tracing::info!(sub = %claims.sub, "legacy token upgraded");

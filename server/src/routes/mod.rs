@@ -5,7 +5,10 @@
 
 mod api;
 mod auth;
+mod body;
 mod demo;
+
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{self, HeaderValue};
@@ -14,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::middleware as mw;
 use crate::SharedState;
@@ -34,16 +39,23 @@ pub fn router(state: SharedState) -> Router {
         )
     };
 
+    // A declared Content-Length over the limit is answered 413 before any byte is read.
+    let small = || RequestBodyLimitLayer::new(SMALL_BODY_LIMIT);
+
     let auth = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/legacy/upgrade", post(auth::legacy_upgrade))
+        .layer(small())
         .layer(no_store());
 
     let api = Router::new()
-        .route("/api/me", get(api::me))
-        .route("/api/echo", post(api::echo))
+        .route("/api/me", get(api::me).layer(small()))
+        .route(
+            "/api/echo",
+            post(api::echo).layer(RequestBodyLimitLayer::new(ECHO_BODY_LIMIT)),
+        )
         .layer(no_store());
 
     let mut app = Router::new()
@@ -54,7 +66,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }));
 
     if state.config.demo {
-        app = app.merge(demo::router().layer(no_store()));
+        app = app.merge(demo::router().layer(small()).layer(no_store()));
     }
 
     let mut statics = Router::new();
@@ -72,16 +84,27 @@ pub fn router(state: SharedState) -> Router {
         app = app.merge(statics.layer(middleware::from_fn(mw::static_headers)));
     }
 
-    app.layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
-        .layer(middleware::from_fn(mw::log_requests))
+    let mut app = app.layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
+    if state.config.body_timeout > 0 {
+        // Inside the request log, so a 408 is logged like any answer.
+        app = app.layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.config.body_timeout),
+        ));
+    }
+    app.layer(middleware::from_fn(mw::log_requests))
         .layer(middleware::from_fn_with_state(state.clone(), mw::cors))
         .layer(middleware::from_fn(mw::header_limits))
         .with_state(state)
 }
 
-/// A JSON error body `{"error": code}` with a status.
-pub(crate) fn json_error(status: StatusCode, code: &str) -> Response {
-    (status, Json(json!({ "error": code }))).into_response()
+/// A JSON error body `{"error": code}` with a status; the code is also the logged reason until
+/// [`mw::because`] gives a better one.
+pub(crate) fn json_error(status: StatusCode, code: &'static str) -> Response {
+    mw::because(
+        (status, Json(json!({ "error": code }))).into_response(),
+        code,
+    )
 }
 
 /// Add `Retry-After: secs` to a response.
