@@ -3,9 +3,11 @@
 // Handlers return `Result<_, Response>` to short-circuit with a ready answer; the size is fine.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 mod api;
 mod auth;
 mod demo;
+mod legacy;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{self, HeaderValue};
@@ -38,12 +40,16 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
-        .route("/auth/legacy/upgrade", post(auth::legacy_upgrade))
+        .route("/auth/legacy/upgrade", post(legacy::upgrade))
         .layer(no_store());
 
     let api = Router::new()
         .route("/api/me", get(api::me))
         .route("/api/echo", post(api::echo))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            legacy::api_gate,
+        ))
         .layer(no_store());
 
     let mut app = Router::new()
@@ -55,6 +61,9 @@ pub fn router(state: SharedState) -> Router {
 
     if state.config.demo {
         app = app.merge(demo::router().layer(no_store()));
+    }
+    if state.migration.admin_enabled() {
+        app = app.merge(admin::router(state.clone()).layer(no_store()));
     }
 
     let mut statics = Router::new();
@@ -112,7 +121,7 @@ async fn metrics(State(state): State<SharedState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        state.metrics.render() + &state.migration.render_metrics(state.now()),
     )
         .into_response()
 }
