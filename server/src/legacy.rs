@@ -377,14 +377,17 @@ impl PhaseState {
             self.history.push(self.phase);
         }
         // Forward: users outside the rollout stay on the phase switched from. Backward: nobody stays behind.
-        self.from = if to > self.phase { self.phase } else { to };
+        // The same phase again changes the cohort of the switch under way, at once (no new ramp from 0).
+        let same = to == self.phase;
+        if to > self.phase {
+            self.from = self.phase;
+        } else if to < self.phase {
+            self.from = to;
+        }
         self.phase = to;
         self.switched_at = now;
-        self.grace = grace;
+        self.grace = if same || to == self.from { 0 } else { grace };
         self.cohort_percent = cohort_percent.min(100);
-        if to == self.from {
-            self.grace = 0;
-        }
         if to >= 1 && self.deprecated_at.is_none() {
             self.deprecated_at = Some(now);
         }
@@ -1077,6 +1080,13 @@ mod tests {
         assert_eq!((p.phase, p.from), (1, 1));
         assert_eq!(p.effective(0, 11), 1);
         assert!(!p.revert(12), "no switch left to revert");
+        assert_eq!(p.phase, 1);
+        // The same phase again widens the cohort at once, and is not a step for the kill switch.
+        p.switch(2, 0, 30, 20);
+        p.switch(2, 600, 80, 30);
+        assert_eq!((p.from, p.rollout_percent(30)), (1, 80));
+        assert_eq!((p.effective(79, 30), p.effective(80, 30)), (2, 1));
+        assert!(p.revert(31));
         assert_eq!(p.phase, 1);
         // Started with a partial cohort: the others are one phase below.
         let s = PhaseState::new(3, 40, 0);
