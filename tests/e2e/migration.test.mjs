@@ -178,3 +178,27 @@ test('the kill switch takes a phase back at once, for the next request', { timeo
   assert.equal(back.reverted, true);
   assert.equal((await get()).status, 200, 'phase 1 again at once');
 });
+
+test('two tabs holding the same legacy token exchange it once between them (the refresh election), both succeed', { timeout: 60_000 }, async () => {
+  await setPhase(2);
+  const token = legacyToken('two-tabs-user');
+  const context = await browser.newContext();
+  try {
+    await routeVendors(context);
+    // The default tabs channel (derived from refreshUrl), as two tabs of one app would have it.
+    const tabs = await Promise.all([1, 2].map(() => openHarness(context, server, { legacyUpgradeUrl: UPGRADE, legacyToken: token })));
+    const before = await admin('GET', '/admin/legacy');
+    const statuses = await Promise.all(tabs.map(({ page }) => page.evaluate(() => window.tm.fetch('/api/me').then((r) => r.status))));
+    assert.deepEqual(statuses, [200, 200]);
+    const after = await admin('GET', '/admin/legacy');
+    assert.equal(after.report.upgrades - before.report.upgrades, 1, 'one exchange for both tabs');
+    assert.equal(after.report.securityEvents, before.report.securityEvents, 'no replay');
+    const states = await Promise.all(tabs.map(({ page }) => page.evaluate(() => window.tm.legacyUpgrade)));
+    assert.deepEqual(states, ['upgraded', 'upgraded']);
+    const sids = await Promise.all(tabs.map(({ page }) => page.evaluate(async () => (await (await window.tm.fetch('/api/me')).json()).sid)));
+    assert.equal(sids[0], sids[1], 'one session');
+    for (const { errors } of tabs) assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
