@@ -44,13 +44,40 @@ export interface TokenManagerOptions {
   lockTimeoutSeconds?: number | undefined;
   /** Log decisions with `console.debug` (never the token). Default false. */
   debug?: boolean | undefined;
+  /**
+   * Where a legacy never-expiring token is exchanged once for a normal session: `POST` with
+   * `Authorization: Bearer <legacy token>`, `credentials: 'include'`, the `refreshHeaders`; answered like a login.
+   * Default none (no legacy support). See `upgradeLegacyToken` and docs/migration.md.
+   */
+  legacyUpgradeUrl?: string | null | undefined;
+  /**
+   * A legacy never-expiring token the app still holds (needs `legacyUpgradeUrl`). Kept in memory only; sent as the
+   * bearer to `apiOrigins` while no new token is held; exchanged once, automatically, when an answer to a request
+   * that carried it has a `Deprecation` header or is a 401 (then that request is retried once with the new token);
+   * dropped after the exchange, a login, `setAccessToken` or logout.
+   */
+  legacyToken?: string | null | undefined;
 }
 
 /** `detail` of the `tokenchange` event. */
 export interface TokenChangeDetail {
   /** The new token's estimated expiry in ms since the epoch, or null (no token, or neither a usable `exp` nor `expires_in`/`expiresIn`). */
   expiresAt: number | null;
-  source: 'login' | 'refresh' | 'set';
+  source: 'login' | 'refresh' | 'set' | 'legacy';
+}
+
+/** `detail` of the `legacyupgradefailed` event: the exchange of a legacy token failed (fired once, never retried automatically). */
+export interface LegacyUpgradeFailedDetail {
+  /** The HTTP status, or null for a network error or timeout. */
+  status: number | null;
+  /**
+   * `'retired'`: the server no longer accepts legacy tokens; `'replayed'`: already exchanged; `'invalid'`: not a legacy
+   * token the server knows; `'refused'`: another refusal; `'unavailable'`: network error, timeout, 5xx, 429 or a
+   * malformed answer. For every reason but `'unavailable'` the token is dropped: sign in again.
+   */
+  reason: 'retired' | 'replayed' | 'invalid' | 'refused' | 'unavailable';
+  /** Whether the legacy token is still held (`'unavailable'`): calling `upgradeLegacyToken()` again may succeed. */
+  retryable: boolean;
 }
 
 /** `detail` of the `refreshfailed` event. */
@@ -80,6 +107,7 @@ export interface TokenManagerEventMap {
   refreshfailed: CustomEvent<RefreshFailedDetail>;
   sessionexpired: CustomEvent<SessionExpiredDetail>;
   logout: CustomEvent<LogoutDetail>;
+  legacyupgradefailed: CustomEvent<LegacyUpgradeFailedDetail>;
 }
 
 /** The `EventTarget` at `tm.events`. */
@@ -103,6 +131,8 @@ export interface TokenManagerEvents extends EventTarget {
  * - `DISPOSED`: the manager was disposed (`dispose()`, `free()`, `[Symbol.dispose]()`).
  * - `LOGOUT_FAILED`: the server did not confirm `logout()` (the local logout happened anyway; `status` is the
  *   HTTP status or null), or there is no `logoutUrl` to tell it (the session and its cookie stay alive there).
+ * - `LEGACY_UPGRADE_FAILED`: `upgradeLegacyToken()` failed; `status` and `reason` are those of the
+ *   `legacyupgradefailed` event.
  * - `WASM_LOAD_FAILED`: the WebAssembly module could not be loaded; the message names the cause (for a
  *   Content-Security-Policy: `'wasm-unsafe-eval'` missing from `script-src`) and `cause` holds the platform's error.
  * - `UNSUPPORTED_ENVIRONMENT`: not a browser page or worker (Node, a server-side render): the manager is inert.
@@ -113,6 +143,7 @@ export type TokenManagerErrorCode =
   | 'BAD_RESPONSE'
   | 'DISPOSED'
   | 'LOGOUT_FAILED'
+  | 'LEGACY_UPGRADE_FAILED'
   | 'WASM_LOAD_FAILED'
   | 'UNSUPPORTED_ENVIRONMENT';
 
@@ -121,8 +152,10 @@ export class TokenManagerError extends Error {
   constructor(code: TokenManagerErrorCode, message: string, options?: { cause?: unknown });
   readonly name: 'TokenManagerError';
   readonly code: TokenManagerErrorCode;
-  /** With `LOGOUT_FAILED`: the HTTP status of the logout call, or null for a network error or timeout. */
+  /** With `LOGOUT_FAILED` and `LEGACY_UPGRADE_FAILED`: the HTTP status of the call, or null for a network error or timeout. */
   readonly status?: number | null;
+  /** With `LEGACY_UPGRADE_FAILED`: why (see {@link LegacyUpgradeFailedDetail}). */
+  readonly reason?: LegacyUpgradeFailedDetail['reason'];
 }
 
 /** The manager's `fetch`: the same contract as the global `fetch`. */
@@ -160,6 +193,15 @@ export class TokenManager {
    * rejects with `LOGOUT_FAILED` (`status`: the HTTP status, or null). Idempotent.
    */
   logout(): Promise<void>;
+  /**
+   * Exchanges a legacy never-expiring token once at `legacyUpgradeUrl` for a normal session (single-flight: a call
+   * while an exchange runs joins it); without an argument, the held `legacyToken`. Resolves `true` when the new
+   * session's token is stored (the legacy token is dropped). Rejects with `LEGACY_UPGRADE_FAILED` (`status`,
+   * `reason`), `INVALID_TOKEN` (a malformed token, or none to upgrade) or `INVALID_OPTION` (no `legacyUpgradeUrl`).
+   */
+  upgradeLegacyToken(token?: string): Promise<boolean>;
+  /** Where the migration off a legacy token stands: `'none'`, `'held'`, `'upgrading'`, `'upgraded'` or `'failed'`. */
+  readonly legacyUpgrade: 'none' | 'held' | 'upgrading' | 'upgraded' | 'failed';
   /** Stops the manager for good (timers, refreshes, listeners, channel) and releases its memory; later calls reject with `DISPOSED`. Idempotent. */
   dispose(): void;
   /** The same as `dispose()`. */

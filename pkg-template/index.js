@@ -122,7 +122,7 @@ function load() {
 // again when it starts; tests/e2e/entry.test.mjs holds both to the same table of cases).
 
 const KNOWN = ['refreshUrl', 'logoutUrl', 'apiOrigins', 'refreshMarginSeconds', 'tokenField', 'refreshHeaders',
-  'refreshTimeoutSeconds', 'crossTab', 'debug', 'lockTimeoutSeconds'];
+  'refreshTimeoutSeconds', 'crossTab', 'debug', 'lockTimeoutSeconds', 'legacyUpgradeUrl', 'legacyToken'];
 
 const bad = (option, must) => new TokenManagerError('INVALID_OPTION', `option '${option}' ${must}`);
 const isObject = (v) => (typeof v === 'object' && v !== null) || typeof v === 'function';
@@ -209,6 +209,13 @@ function checkOptions(options) {
     throw bad('crossTab', 'must be a channel name string or false');
   }
   if (o.debug !== undefined && typeof o.debug !== 'boolean') throw bad('debug', 'must be a boolean');
+  if (o.legacyUpgradeUrl != null) checkUrl(o.legacyUpgradeUrl, 'legacyUpgradeUrl');
+  if (o.legacyToken != null) {
+    if (typeof o.legacyToken !== 'string' || !isB64token(o.legacyToken)) {
+      throw bad('legacyToken', 'must be a token string (RFC 6750 b64token, at most 8 KiB)');
+    }
+    if (o.legacyUpgradeUrl == null) throw bad('legacyToken', "needs 'legacyUpgradeUrl', where it is exchanged");
+  }
   return o;
 }
 
@@ -217,6 +224,8 @@ function checkOptions(options) {
  * the wasm is ready, with the wasm side's rule and messages (src/session/token.rs `check_b64token`), so that
  * `setAccessToken` refuses at once either way. Beyond that a token is opaque (RFC 6749 §1.4).
  */
+const isB64token = (token) => new TextEncoder().encode(token).length <= 8 * 1024 && /^[A-Za-z0-9\-._~+/]+=*$/.test(token);
+
 function checkToken(token) {
   if (new TextEncoder().encode(token).length > 8 * 1024) {
     throw new TokenManagerError('INVALID_TOKEN', 'access token is longer than 8 KiB');
@@ -245,10 +254,12 @@ export class TokenManager {
   #disposed = false;
   #queue = []; // calls made before the wasm was ready, in order: functions of the core
   #pendingToken; // what setAccessToken was given before the wasm was ready (undefined: nothing)
+  #legacyHeld = false; // whether the options hand over a legacy token (for `legacyUpgrade` before the wasm is ready)
 
   /** @param {import('./index.d.ts').TokenManagerOptions} options */
   constructor(options) {
     const copy = checkOptions(options);
+    this.#legacyHeld = copy.legacyToken != null;
     /** The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`. */
     this.events = new EventTarget();
     const fetchFn = (input, init) => this.#call((core) => core.fetch(input, init));
@@ -337,6 +348,20 @@ export class TokenManager {
   /** Logs out locally at once, tells the other tabs, then revokes on the server (`logoutUrl`). */
   logout() {
     return this.#call((core) => core.logout());
+  }
+
+  /**
+   * Exchanges a legacy token once at `legacyUpgradeUrl` (the held `legacyToken` without an argument), or joins the
+   * exchange in flight. Resolves `true`; rejects `LEGACY_UPGRADE_FAILED` (`status`, `reason`). Queued until ready.
+   */
+  upgradeLegacyToken(token) {
+    return this.#call((core) => core.upgradeLegacyToken(token));
+  }
+
+  /** 'none' | 'held' | 'upgrading' | 'upgraded' | 'failed' (before the wasm is ready: 'held' or 'none'). */
+  get legacyUpgrade() {
+    if (this.#core) return this.#core.legacyUpgrade;
+    return this.#legacyHeld && !this.#disposed && !this.#failure ? 'held' : 'none';
   }
 
   /** Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN`. */

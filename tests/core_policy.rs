@@ -82,6 +82,7 @@ fn error_codes_are_stable() {
     assert_eq!(ErrorCode::BadResponse.as_str(), "BAD_RESPONSE");
     assert_eq!(ErrorCode::Disposed.as_str(), "DISPOSED");
     assert_eq!(ErrorCode::LogoutFailed.as_str(), "LOGOUT_FAILED");
+    assert_eq!(ErrorCode::LegacyUpgradeFailed.as_str(), "LEGACY_UPGRADE_FAILED");
     assert_eq!(TokenError::TooLong.code(), ErrorCode::InvalidToken);
     assert_eq!(BodyError::NotJson.code(), ErrorCode::BadResponse);
 }

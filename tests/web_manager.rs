@@ -25,10 +25,13 @@ export function mint(lifeS) {
 export function mintOpaque() {
   return b64(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 }
+// A legacy never-expiring token (HS256, no exp), as the old system minted it.
+const LEGACY = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' })) + '.' + b64(JSON.stringify({ userId: '4711', iat: 1500000000 })) + '.c2ln';
 const json = (obj, status = 200, type = 'application/json') => new Response(JSON.stringify(obj), { status, headers: { 'content-type': type } });
 
 function install() {
-  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false };
+  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false,
+    legacyPhase: 0, legacyPlan: [], upgradeCount: 0, exchanged: false };
   globalThis.__fake = s;
   globalThis.fetch = async (input, init) => {
     const req = new Request(input, init);
@@ -71,6 +74,27 @@ function install() {
       if (step !== 'ok' && step !== '200') return json({ error: 'x' }, Number(step)); // the server session stays alive
       s.valid = null;
       return step === '200' ? json({}) : new Response(null, { status: 204 });
+    }
+    if (route === '/auth/legacy/upgrade') {
+      // The reference server's one-time exchange (server/src/routes/legacy.rs upgrade).
+      s.upgradeCount += 1;
+      const step = s.legacyPlan.length ? s.legacyPlan.shift() : 'ok';
+      if (step === 'network') throw new TypeError('Failed to fetch');
+      if (step === 'retired' || s.legacyPhase >= 3) return json({ error: 'legacy_token_retired' }, 401);
+      if (e.auth !== 'Bearer ' + LEGACY) return json({ error: 'invalid_token' }, 401);
+      if (s.exchanged) return json({ error: 'invalid_grant' }, 401);
+      s.exchanged = true;
+      s.valid = mint(s.life);
+      return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' });
+    }
+    if (e.auth === 'Bearer ' + LEGACY && route.startsWith('/api')) {
+      // The reference server's API gate by phase: 0–1 accepted (1 with Deprecation), 2 a 401 naming the upgrade, 3+ a 401.
+      if (s.legacyPhase <= 1) {
+        const headers = { 'content-type': 'application/json' };
+        if (s.legacyPhase === 1) Object.assign(headers, { deprecation: '@1700000000', link: '</auth/legacy/upgrade>; rel="successor-version"' });
+        return new Response(JSON.stringify({ ok: true, legacy: true }), { status: 200, headers });
+      }
+      return json({ error: 'invalid_token' }, 401);
     }
     if (route === '/net-error') throw new TypeError('Failed to fetch');
     if (route === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
@@ -1059,6 +1083,78 @@ Object.assign(scenarios, {
     check((await tm.fetch('/api/a')).status === 200, 'later requests work');
   },
 
+  async legacyTokenIsSentThenADeprecationSignalExchangesItOnce(make) {
+    const s = install();
+    s.legacyPhase = 1;
+    const tm = make({ refreshUrl: '/auth/refresh', legacyUpgradeUrl: '/auth/legacy/upgrade', legacyToken: LEGACY, crossTab: false });
+    check(tm.legacyUpgrade === 'held', 'held: ' + tm.legacyUpgrade);
+    const sources = [];
+    tm.events.addEventListener('tokenchange', (ev) => sources.push(ev.detail.source));
+    const first = await tm.fetch('/api/a');
+    check(first.status === 200 && api(s)[0].auth === 'Bearer ' + LEGACY, 'phase 1 accepts the legacy token');
+    await until(() => tm.legacyUpgrade === 'upgraded', 'the exchange');
+    const up = s.log.filter((e) => e.path === '/auth/legacy/upgrade');
+    check(up.length === 1 && up[0].method === 'POST' && up[0].auth === 'Bearer ' + LEGACY, 'one exchange with the legacy bearer');
+    check(up[0].credentials === 'include' && up[0].xrw && up[0].redirect === 'manual', 'the exchange is sent like a refresh');
+    check(sources.join() === 'legacy', 'tokenchange source: ' + sources.join());
+    for (let i = 0; i < 3; i++) check((await tm.fetch('/api/a')).status === 200, 'new token works');
+    check(api(s).slice(1).every((e) => e.auth === 'Bearer ' + s.valid), 'the legacy token is no longer sent');
+    check(s.upgradeCount === 1 && s.refreshCount === 0, 'upgrades ' + s.upgradeCount + ', refreshes ' + s.refreshCount);
+  },
+
+  async aPhase2RefusalExchangesOnceAndEveryRequestSucceeds(make) {
+    const s = install();
+    s.legacyPhase = 2;
+    const tm = make({ refreshUrl: '/auth/refresh', legacyUpgradeUrl: '/auth/legacy/upgrade', legacyToken: LEGACY, crossTab: false });
+    const answers = await Promise.all([tm.fetch('/api/a'), tm.fetch('/api/b'), tm.fetch('/api/c', { method: 'POST', body: 'x' })]);
+    check(answers.every((r) => r.status === 200), 'statuses ' + answers.map((r) => r.status));
+    check(s.upgradeCount === 1, 'one exchange for three 401s: ' + s.upgradeCount);
+    check(tm.legacyUpgrade === 'upgraded' && tm.isAuthenticated, 'state ' + tm.legacyUpgrade);
+    check(s.refreshCount === 0, 'no cookie refresh');
+  },
+
+  async aRetiredLegacyTokenFailsOnceAndNeverLoops(make) {
+    const s = install();
+    s.legacyPhase = 3;
+    const tm = make({ refreshUrl: '/auth/refresh', legacyUpgradeUrl: '/auth/legacy/upgrade', legacyToken: LEGACY, crossTab: false });
+    const failed = [];
+    tm.events.addEventListener('legacyupgradefailed', (ev) => failed.push(ev.detail));
+    check((await tm.fetch('/api/a')).status === 401, 'the 401 goes to the caller');
+    check(failed.length === 1 && failed[0].reason === 'retired' && failed[0].status === 401 && failed[0].retryable === false,
+      'event ' + JSON.stringify(failed));
+    check(tm.legacyUpgrade === 'failed', 'state ' + tm.legacyUpgrade);
+    for (let i = 0; i < 3; i++) check((await tm.fetch('/api/a')).status === 401, 'still 401');
+    await settleMany(20);
+    check(s.upgradeCount === 1 && s.refreshCount === 0, 'no loop: upgrades ' + s.upgradeCount + ', refreshes ' + s.refreshCount);
+    check(api(s).slice(1).every((e) => e.auth === null), 'the dropped legacy token is not sent again');
+    check(failed.length === 1, 'one event');
+  },
+
+  async upgradeLegacyTokenIsSingleFlightAndReportsFailures(make) {
+    const s = install();
+    expectThrow(() => make({ refreshUrl: '/r', legacyToken: LEGACY, crossTab: false }), 'INVALID_OPTION', 'legacyUpgradeUrl', 'legacyToken alone');
+    expectThrow(() => make({ refreshUrl: '/r', legacyUpgradeUrl: '/u', legacyToken: 'a b', crossTab: false }), 'INVALID_OPTION', 'legacyToken', 'bad legacyToken');
+    const plain = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    await expectError(plain.upgradeLegacyToken(LEGACY), 'INVALID_OPTION', 'without legacyUpgradeUrl');
+    const tm = make({ refreshUrl: '/auth/refresh', legacyUpgradeUrl: '/auth/legacy/upgrade', crossTab: false });
+    check(tm.legacyUpgrade === 'none', 'none');
+    await expectError(tm.upgradeLegacyToken(), 'INVALID_TOKEN', 'nothing to upgrade');
+    await expectError(tm.upgradeLegacyToken('a\nb'), 'INVALID_TOKEN', 'malformed');
+    const [a, b] = await Promise.all([tm.upgradeLegacyToken(LEGACY), tm.upgradeLegacyToken(LEGACY)]);
+    check(a === true && b === true && s.upgradeCount === 1, 'one exchange for two calls: ' + s.upgradeCount);
+    check((await tm.fetch('/api/a')).status === 200, 'the new session works');
+    // The same token again: the server refuses the replay.
+    const e = await expectError(tm.upgradeLegacyToken(LEGACY), 'LEGACY_UPGRADE_FAILED', 'replay');
+    check(e.status === 401 && e.reason === 'replayed', 'replay: ' + e.status + ' ' + e.reason);
+    // A network failure keeps the token; the next explicit call succeeds.
+    const t = install();
+    const tm2 = make({ refreshUrl: '/auth/refresh', legacyUpgradeUrl: '/auth/legacy/upgrade', crossTab: false });
+    t.legacyPlan = ['network'];
+    const n = await expectError(tm2.upgradeLegacyToken(LEGACY), 'LEGACY_UPGRADE_FAILED', 'network');
+    check(n.status === null && n.reason === 'unavailable' && tm2.legacyUpgrade === 'held', 'network: ' + n.reason + ' ' + tm2.legacyUpgrade);
+    check((await tm2.upgradeLegacyToken()) === true && tm2.legacyUpgrade === 'upgraded', 'retried by hand');
+  },
+
   async requestPropertiesPassThroughLikeFetch(make) {
     // Whatever the app sets on a request means what it means to fetch, on the first send and on the retry.
     const { s, tm } = await loggedIn(make);
@@ -1126,6 +1222,26 @@ async fn scenario(name: &str) {
     if let Err(e) = result {
         panic!("{name}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")));
     }
+}
+
+#[wasm_bindgen_test]
+async fn legacy_token_sent_then_deprecation_exchanges_once() {
+    scenario("legacyTokenIsSentThenADeprecationSignalExchangesItOnce").await;
+}
+
+#[wasm_bindgen_test]
+async fn legacy_phase_2_refusal_exchanges_once_and_requests_succeed() {
+    scenario("aPhase2RefusalExchangesOnceAndEveryRequestSucceeds").await;
+}
+
+#[wasm_bindgen_test]
+async fn legacy_retired_token_fails_once_and_never_loops() {
+    scenario("aRetiredLegacyTokenFailsOnceAndNeverLoops").await;
+}
+
+#[wasm_bindgen_test]
+async fn upgrade_legacy_token_is_single_flight_and_reports_failures() {
+    scenario("upgradeLegacyTokenIsSingleFlightAndReportsFailures").await;
 }
 
 #[wasm_bindgen_test]

@@ -165,6 +165,101 @@ $('btn-tab').addEventListener('click', () => {
   setResult('opened another tab: it restores the session from the cookie');
 });
 
+// ---- the legacy migration ----------------------------------------------------------------------------------
+
+// A second manager, as an app that still holds a never-expiring token would create it. It has its own tabs
+// channel (`crossTab: false`) so that the page's main session does not adopt or replace its token.
+let legacyTm = null;
+
+function legacyClient(token) {
+  legacyTm?.dispose();
+  legacyTm = new TokenManager({
+    refreshUrl: '/auth/refresh',
+    logoutUrl: '/auth/logout',
+    refreshHeaders: { 'X-Requested-With': 'fetch' },
+    crossTab: false,
+    legacyUpgradeUrl: '/auth/legacy/upgrade',
+    legacyToken: token,
+  });
+  legacyTm.events.addEventListener('tokenchange', (e) => {
+    if (e.detail?.source === 'legacy') log('legacy', 'legacy client: token exchanged once for a new session; the legacy token is dropped');
+    renderLegacy();
+  });
+  legacyTm.events.addEventListener('legacyupgradefailed', (e) => {
+    const { status, reason, retryable } = e.detail ?? {};
+    log('legacyupgradefailed', `legacy client: exchange failed (${reason}, ${status ?? 'network'})${retryable ? ', token kept' : ': sign in again'}`);
+    renderLegacy();
+  });
+  renderLegacy();
+}
+
+$('btn-legacy-mint').addEventListener('click', () => run('legacy-mint', async () => {
+  const res = await fetch('/demo/legacy-token', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'demo' }),
+  });
+  if (!res.ok) return `legacy-token answered ${res.status}`;
+  const { token } = await res.json();
+  legacyClient(token);
+  log('legacy', 'minted a never-expiring token for demo; a legacy client holds it in memory');
+  return 'minted a legacy token (HS256, no exp) for demo: the legacy client holds it';
+}));
+
+$('btn-legacy-call').addEventListener('click', () => run('legacy-call', async () => {
+  if (!legacyTm) return 'mint a legacy token first';
+  const before = legacyTm.legacyUpgrade;
+  const res = await legacyTm.fetch('/api/me');
+  const body = await res.json().catch(() => null);
+  const deprecated = res.headers.get('deprecation') ? ', Deprecation header' : '';
+  const sent = before === 'held' ? (body?.legacy ? ' with the legacy token' : '') : before === 'upgraded' ? ' with a new token' : ' without a token';
+  await until(() => legacyTm.legacyUpgrade !== 'upgrading');
+  renderLegacy();
+  return `legacy client: GET /api/me → ${res.status}${sent}${deprecated} · legacy client ${legacyTm.legacyUpgrade}`;
+}));
+
+for (const b of document.querySelectorAll('.phases button[data-phase]')) {
+  b.addEventListener('click', () => run('legacy-phase', async () => {
+    const phase = Number(b.dataset.phase);
+    const res = await fetch('/demo/legacy-phase', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ phase }),
+    });
+    if (!res.ok) return `legacy-phase answered ${res.status}`;
+    const state = await res.json();
+    log('legacy', `server switched to phase ${state.phase}`);
+    return `the server is in phase ${state.phase}`;
+  }));
+}
+
+$('btn-legacy-kill').addEventListener('click', () => run('legacy-kill', async () => {
+  const res = await fetch('/demo/legacy-kill-switch', { method: 'POST' });
+  if (!res.ok) return `legacy-kill-switch answered ${res.status}`;
+  const state = await res.json();
+  log('legacy', state.reverted ? `kill switch: back to phase ${state.phase}` : 'kill switch: no earlier phase');
+  return state.reverted ? `kill switch: the server is back in phase ${state.phase}` : `no earlier phase: still ${state.phase}`;
+}));
+
+/** Bounded wait (no timing assumption) for a condition the manager reaches by itself. */
+async function until(cond) {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
+function renderLegacy(stats) {
+  $('legacy-client-state').textContent = legacyTm ? legacyTm.legacyUpgrade : 'none';
+  const l = stats?.legacy;
+  if (!l) return;
+  const r = l.report;
+  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  $('legacy-phase-pill').textContent = `phase ${l.phase}${l.rolloutPercent < 100 ? ` (${l.rolloutPercent} %)` : ''}`;
+  $('legacy-phase-pill').dataset.phase = String(l.phase);
+  for (const b of document.querySelectorAll('.phases button[data-phase]')) b.setAttribute('aria-pressed', String(Number(b.dataset.phase) === l.phase));
+  $('legacy-uses').textContent = String(sum(r.usesByPhase));
+  $('legacy-refusals').textContent = String(sum(r.refusalsByPhase));
+  $('legacy-upgrades').textContent = String(r.upgrades);
+  $('legacy-security').textContent = String(r.securityEvents);
+  $('legacy-share').textContent = `${(r.legacyShare * 100).toFixed(1)} %`;
+  $('legacy-users').textContent = String(r.usersStillOnLegacy);
+  $('legacy-alerts').textContent = String(Object.values(r.alerts).reduce((x, y) => x + y, 0));
+}
+
 async function run(name, fn) {
   const buttons = document.querySelectorAll('button');
   buttons.forEach((b) => { b.disabled = true; });
@@ -221,6 +316,7 @@ function render() {
   for (const b of document.querySelectorAll('button')) {
     b.disabled = Boolean(busy) || (b.hasAttribute('data-needs-session') && !authed);
   }
+  $('btn-legacy-call').disabled = Boolean(busy) || !legacyTm;
   let state = 'out';
   let label = 'Signed out';
   if (!view.started) { state = 'loading'; label = 'Checking session…'; }
@@ -270,6 +366,7 @@ function renderStats(s) {
   set('stat-refresh', s.refreshCalls);
   set('stat-refresh-ok', s.refreshOk);
   set('stat-reuse', s.reuseDetected);
+  renderLegacy(s);
 }
 
 async function fetchStats() {
@@ -322,6 +419,7 @@ function clamp01(x) {
 
 // For the console and for tests that want to look: the manager itself, as an app would hold it.
 window.tm = tm;
+Object.defineProperty(window, 'legacyTm', { get: () => legacyTm });
 
 setInterval(tick, 100);
 setInterval(refreshStats, STATS_POLL_MS);

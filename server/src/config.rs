@@ -113,14 +113,15 @@ pub struct Args {
         default_value = "urn:wasm-token-manager:api"
     )]
     pub audience: String,
-    /// Accept legacy never-expiring tokens at `/auth/legacy/upgrade` (the kill switch). On by default with `--demo`.
-    #[arg(long, env = "AUTH_LEGACY_UPGRADE")]
-    pub legacy_upgrade: bool,
-    /// Percentage of users (by a hash of `sub`) in the legacy-upgrade cohort.
+    /// Legacy migration flags (keys, phase, grace, admin secret): see `crate::legacy`.
+    #[command(flatten)]
+    pub legacy: crate::legacy::LegacyArgs,
+    /// Percentage of users (by a hash of the user id) a legacy phase switch reaches.
     #[arg(long, env = "AUTH_LEGACY_COHORT_PERCENT", default_value_t = 100,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     pub legacy_cohort_percent: u8,
-    /// Legacy sunset, as a duration after server start; afterwards legacy tokens are always refused.
+    /// Legacy sunset, as a duration after server start; afterwards legacy tokens are always refused
+    /// (every user at least in phase 3); announced in the `Sunset` header in phase 1.
     #[arg(long, env = "AUTH_LEGACY_SUNSET", value_parser = parse_duration, default_value = "30d")]
     pub legacy_sunset: u64,
     /// A request head (request line and headers) must arrive within this long after the server
@@ -215,8 +216,8 @@ pub struct Config {
     pub key_rotate_every: Option<u64>,
     /// JWKS max-age and new-key publication lead.
     pub jwks_max_age: u64,
-    /// Legacy upgrade accepted at start (runtime kill switch in the state).
-    pub legacy_upgrade: bool,
+    /// Legacy migration (keys, phase at start, grace, admin secret).
+    pub legacy: crate::legacy::LegacyConfig,
     /// Legacy cohort percentage.
     pub legacy_cohort_percent: u8,
     /// Legacy sunset, seconds after start.
@@ -264,7 +265,7 @@ impl Default for Config {
             refresh_ip_rate_per_5min: 150,
             key_rotate_every: None,
             jwks_max_age: 300,
-            legacy_upgrade: false,
+            legacy: crate::legacy::LegacyConfig::default(),
             legacy_cohort_percent: 100,
             legacy_sunset: 30 * 24 * 3600,
             header_read_timeout: 10,
@@ -325,7 +326,7 @@ impl From<Args> for Config {
             refresh_ip_rate_per_5min: a.refresh_ip_rate_per_5min,
             key_rotate_every: a.key_rotate_every.filter(|s| *s > 0),
             jwks_max_age: a.jwks_max_age,
-            legacy_upgrade: a.legacy_upgrade || a.demo,
+            legacy: a.legacy.into(),
             legacy_cohort_percent: a.legacy_cohort_percent,
             legacy_sunset: a.legacy_sunset,
             header_read_timeout: a.header_read_timeout,
@@ -491,7 +492,7 @@ mod tests {
         let c = Config::from(a);
         assert_eq!(c.access_ttl, 20);
         assert_eq!(c.refresh_rate_per_min, DEMO_REFRESH_RATE_PER_MIN);
-        assert!(c.legacy_upgrade);
+        assert_eq!(c.legacy.phase, 0);
         let a = Args::parse_from(["auth-server", "--demo", "--access-ttl", "2m"]);
         assert_eq!(Config::from(a).access_ttl, 120);
         let a = Args::parse_from(["auth-server", "--refresh-rate-per-min", "0"]);

@@ -16,6 +16,7 @@ pub mod clientip;
 pub mod clock;
 pub mod config;
 pub mod keys;
+pub mod legacy;
 pub mod metrics;
 mod middleware;
 pub mod ratelimit;
@@ -25,7 +26,7 @@ pub mod store;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,14 +35,11 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::keys::{KeyPair, KeyRing};
+use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limits;
 use crate::store::{MemoryStore, SessionStore};
-use crate::tokens::{AccessClaims, LegacyClaims, VerifyError};
-
-/// Key id of the legacy (pre-migration) signing key. Tokens under it never carry `exp`.
-pub const LEGACY_KID: &str = "legacy-2019";
+use crate::tokens::{AccessClaims, VerifyError};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -51,8 +49,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Signing and verification keys.
     pub keys: RwLock<KeyRing>,
-    /// The legacy system's key (verification at the upgrade endpoint only; never in the JWKS).
-    pub legacy_key: KeyPair,
+    /// The legacy-token migration: key, phase, counters (never in the JWKS).
+    pub migration: legacy::Migration,
     /// Sessions, revocations, blocklist.
     pub store: Arc<dyn SessionStore>,
     /// Counters.
@@ -64,7 +62,6 @@ pub struct AppState {
     /// Request-body bytes that may still be buffered (`--max-buffered-bytes`), one permit a byte.
     pub body_budget: Arc<tokio::sync::Semaphore>,
     fail_refresh_until: AtomicU64,
-    legacy_accept: AtomicBool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -88,13 +85,18 @@ impl AppState {
         config::parse_cookie_path(&config.cookie_path)?;
         let now = clock.now();
         let keys = KeyRing::new(now)?;
-        let legacy_key = KeyPair::generate(LEGACY_KID.to_string(), 0, 0)?;
+        let migration = legacy::Migration::new(
+            &config.legacy,
+            config.demo,
+            config.legacy_cohort_percent,
+            now.saturating_add(config.legacy_sunset),
+            now,
+        )?;
         let limits = Limits::new(
             config.login_rate_per_min,
             config.refresh_rate_per_min,
             config.refresh_ip_rate_per_5min,
         );
-        let legacy_accept = AtomicBool::new(config.legacy_upgrade);
         let budget = usize::try_from(config.max_buffered_bytes)
             .unwrap_or(usize::MAX)
             .min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -103,13 +105,12 @@ impl AppState {
             config,
             clock,
             keys: RwLock::new(keys),
-            legacy_key,
+            migration,
             store,
             metrics: Metrics::default(),
             limits,
             started_at: now,
             fail_refresh_until: AtomicU64::new(0),
-            legacy_accept,
         })
     }
 
@@ -164,6 +165,7 @@ impl AppState {
             tracing::info!(kid = %kid, "signing key rotation started");
         }
         self.store.sweep(now, retire);
+        self.migration.sweep(now);
         self.limits.shrink();
     }
 
@@ -218,26 +220,28 @@ impl AppState {
         Ok(claims)
     }
 
-    /// Mint a legacy never-expiring token, as the old system did (demo and tests only).
+    /// Mint a legacy never-expiring token, as the old system did (demo and tests; HMAC key only).
     pub fn mint_legacy_token(&self, sub: &str, with_jti: bool) -> Result<String, String> {
-        let claims = LegacyClaims {
-            iss: self.config.issuer.clone(),
-            sub: sub.to_string(),
-            jti: with_jti.then(tokens::random_id),
-            iat: Some(self.started_at.saturating_sub(86_400)),
-            exp: None,
-        };
-        tokens::mint_legacy_token(&self.legacy_key, &claims)
+        let v = self
+            .migration
+            .verifier
+            .as_ref()
+            .ok_or("no legacy key configured")?;
+        v.mint(sub, self.now().saturating_sub(86_400), with_jti)
     }
 
-    /// The legacy kill switch (cohort flag), switchable at runtime.
-    pub fn set_legacy_accept(&self, on: bool) {
-        self.legacy_accept.store(on, Ordering::SeqCst);
-    }
-
-    /// Whether legacy upgrades are currently accepted (ignoring sunset and cohort).
-    pub fn legacy_accept(&self) -> bool {
-        self.legacy_accept.load(Ordering::SeqCst)
+    /// Verify a legacy token (never an access token: see [`legacy`]).
+    pub fn verify_legacy(&self, token: &str) -> Result<legacy::LegacyIdentity, VerifyError> {
+        let v = self
+            .migration
+            .verifier
+            .as_ref()
+            .ok_or(VerifyError::UnknownKey)?;
+        let now = self.now();
+        let keys = self.keys_read();
+        v.verify(token, now, self.config.leeway, &|kid| {
+            keys.verification_key(kid, now).is_some()
+        })
     }
 
     /// Make `/auth/refresh` answer 503 for `secs` seconds (0 stops it).

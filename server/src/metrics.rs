@@ -71,7 +71,7 @@ pub enum LimitedRoute {
 pub enum LegacyOutcome {
     /// Upgraded.
     Ok,
-    /// Kill switch off, outside the cohort, or after sunset.
+    /// Refused: phase 3 or later for the user (or after the sunset).
     Retired,
     /// Second use of the same legacy token.
     Replay,

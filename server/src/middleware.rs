@@ -111,7 +111,9 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
             );
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("retry-after, www-authenticate, date"),
+                HeaderValue::from_static(
+                    "retry-after, www-authenticate, date, deprecation, sunset, link",
+                ),
             );
         }
     }

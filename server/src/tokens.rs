@@ -108,7 +108,7 @@ pub fn check_times(
     Ok(())
 }
 
-/// Shape and header checks shared by access and legacy tokens. Returns the `kid`.
+/// Shape and header checks of access tokens. Returns the `kid`.
 fn check_header(token: &str) -> Result<String, VerifyError> {
     let header = parse_header(token)?;
     if header.get("alg").and_then(|v| v.as_str()) != Some("ES256") {
@@ -182,74 +182,6 @@ fn verify_signature_and_decode<T: serde::de::DeserializeOwned>(
                 _ => VerifyError::BadClaims,
             }
         })
-}
-
-/// Claims of a legacy, never-expiring token (the system being migrated away from).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LegacyClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject.
-    pub sub: String,
-    /// Token id, if the legacy issuer set one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// Issued at, if set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-    /// Must be absent: a token with `exp` is not a legacy token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<serde_json::Value>,
-}
-
-/// Sign a legacy-style token: legacy kid, `typ: JWT`, no `exp`.
-pub fn mint_legacy_token(key: &KeyPair, claims: &LegacyClaims) -> Result<String, String> {
-    let mut header = Header::new(ALG);
-    header.typ = Some("JWT".into());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(|e| e.to_string())
-}
-
-/// Verify a legacy token (CATALOGUE 4(d) rule 1, mutually exclusive with access tokens): the
-/// legacy kid, no `typ` or `typ: JWT`, no `exp`, `iat` absent or before `cutoff`.
-pub fn verify_legacy_token(
-    token: &str,
-    legacy_key: &KeyPair,
-    issuer: &str,
-    cutoff: u64,
-) -> Result<LegacyClaims, VerifyError> {
-    let header = parse_header(token)?;
-    if header.get("alg").and_then(|v| v.as_str()) != Some("ES256") {
-        return Err(VerifyError::BadHeader);
-    }
-    match header.get("typ") {
-        None => {}
-        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
-        Some(_) => return Err(VerifyError::BadHeader),
-    }
-    if header_kid(&header)? != legacy_key.kid {
-        return Err(VerifyError::UnknownKey);
-    }
-    let mut v = Validation::new(ALG);
-    v.algorithms = vec![ALG];
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.set_required_spec_claims(&["iss", "sub"]);
-    v.set_issuer(&[issuer]);
-    let claims: LegacyClaims = jsonwebtoken::decode(token, legacy_key.decoding_key(), &v)
-        .map(|d| d.claims)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::BadSignature,
-            _ => VerifyError::BadClaims,
-        })?;
-    if claims.exp.is_some() {
-        return Err(VerifyError::BadClaims);
-    }
-    if claims.iat.is_some_and(|iat| iat >= cutoff) {
-        return Err(VerifyError::BadClaims);
-    }
-    Ok(claims)
 }
 
 /// A fresh random identifier (`sid`, `jti`): 128 bits, base64url.

@@ -564,7 +564,7 @@ async fn s11_scheduled_rotation_is_driven_by_the_clock() {
 
 #[tokio::test]
 async fn s36_token_without_exp_under_a_current_kid_is_always_rejected() {
-    let s = Srv::with(|c| c.legacy_upgrade = true).await;
+    let s = Srv::with(|c| c.demo = true).await;
     let l = s.login().await;
     let sid = s.sid_of(&l.at).await;
     let mut c = s.claims(&sid);
@@ -576,7 +576,7 @@ async fn s36_token_without_exp_under_a_current_kid_is_always_rejected() {
     ] {
         let t = s.sign_raw(&h, &c);
         assert_rejected(&s, &t, &format!("no exp under {h}")).await;
-        // Not even the upgrade endpoint takes it: legacy acceptance is bound to the legacy kid.
+        // Not even the upgrade endpoint takes it: a legacy token is HS256 here and never has a current kid.
         let r = s
             .http
             .post(s.url("/auth/legacy/upgrade"))

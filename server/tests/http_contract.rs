@@ -223,6 +223,10 @@ async fn demo_endpoints_are_404_without_demo_mode() {
         ("POST", "/demo/fail-refresh"),
         ("GET", "/demo/stats"),
         ("POST", "/demo/legacy-token"),
+        ("POST", "/demo/legacy-phase"),
+        ("POST", "/demo/legacy-kill-switch"),
+        ("GET", "/admin/legacy"),
+        ("POST", "/admin/legacy/phase"),
     ] {
         let r = s
             .http
@@ -483,7 +487,14 @@ fn binary_flags_have_env_equivalents() {
         "--refresh-ip-rate-per-5min",
         "--key-rotate-every",
         "--leeway",
-        "--legacy-upgrade",
+        "--legacy-hmac-secret-file",
+        "--legacy-public-key-file",
+        "--legacy-subject-claim",
+        "--legacy-phase",
+        "--legacy-grace",
+        "--legacy-cohort-percent",
+        "--legacy-sunset",
+        "--admin-secret-file",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -492,6 +503,12 @@ fn binary_flags_have_env_equivalents() {
         "AUTH_ACCESS_TTL",
         "AUTH_REUSE_GRACE",
         "AUTH_DEMO",
+        "AUTH_LEGACY_HMAC_SECRET_FILE",
+        "AUTH_LEGACY_PUBLIC_KEY_FILE",
+        "AUTH_LEGACY_SUBJECT_CLAIM",
+        "AUTH_LEGACY_PHASE",
+        "AUTH_LEGACY_GRACE",
+        "AUTH_ADMIN_SECRET_FILE",
     ] {
         assert!(help.contains(env), "{env} missing from --help");
     }

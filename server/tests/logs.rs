@@ -54,7 +54,6 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
 
     let s = Srv::with(|c| {
         c.demo = true;
-        c.legacy_upgrade = true;
     })
     .await;
     let mut secrets: Vec<String> = vec!["demo-secret-password".into()];
@@ -117,6 +116,11 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
         .mint_legacy_token("alice", true)
         .expect("legacy");
     secrets.push(legacy.clone());
+    assert_eq!(
+        s.me_status(&legacy).await,
+        StatusCode::OK,
+        "phase 0: legacy accepted, logged"
+    );
     let r = s
         .http
         .post(s.url("/auth/legacy/upgrade"))
@@ -145,6 +149,10 @@ async fn s38_no_tokens_in_logs_and_hygienic_auth_responses() {
     );
 
     let text = cap.text();
+    assert!(
+        text.contains("legacy_token_use") && text.contains("user=alice"),
+        "legacy uses are logged with the user"
+    );
     assert!(
         text.contains("rt_reuse_detected"),
         "the audit event is logged"

@@ -6,7 +6,7 @@
 //! `BroadcastChannel` (name: `wasm-token-manager:` + the absolute `refreshUrl`, or the `crossTab` option).
 //! Every message is a JSON string `{"v":1,"type":…,"epoch":…}`:
 //!
-//! * `token` (`source`: `login` | `refresh` | `set`, `token`): a tab stored a new access token; the others
+//! * `token` (`source`: `login` | `refresh` | `set` | `legacy`, `token`): a tab stored a new access token; the others
 //!   adopt it instead of calling `/refresh` themselves.
 //! * `logout`: a tab logged out; every tab clears its token, stops its timers, fires `logout`
 //!   (`reason: 'remote'`) and drops any refresh in flight.
@@ -146,6 +146,7 @@ impl Message {
                     "login" => TokenSource::Login,
                     "refresh" => TokenSource::Refresh,
                     "set" => TokenSource::Set,
+                    "legacy" => TokenSource::Legacy,
                     _ => return None,
                 };
                 let (token, claims) = AccessToken::parse(token).ok()?;

@@ -18,6 +18,9 @@ pub enum ErrorCode {
     /// The server did not confirm a logout: the session ended locally, but the server session and its
     /// refresh cookie may still be alive (tell the user; logging out again retries).
     LogoutFailed,
+    /// The exchange of a legacy token (`upgradeLegacyToken`) failed; `reason` and `status` say why. A retired,
+    /// replayed or unknown legacy token is dropped: sign in again.
+    LegacyUpgradeFailed,
 }
 
 impl ErrorCode {
@@ -29,6 +32,7 @@ impl ErrorCode {
             ErrorCode::BadResponse => "BAD_RESPONSE",
             ErrorCode::Disposed => "DISPOSED",
             ErrorCode::LogoutFailed => "LOGOUT_FAILED",
+            ErrorCode::LegacyUpgradeFailed => "LEGACY_UPGRADE_FAILED",
         }
     }
 }

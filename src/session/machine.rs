@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use super::body::{parse_token_body, TokenBody};
+use super::json::parse_object;
 use super::crosstab::Message;
 use super::error::{BodyError, TokenError};
 use super::policy::{backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
@@ -54,6 +55,8 @@ pub enum TokenSource {
     Refresh,
     /// `setAccessToken()`.
     Set,
+    /// The one-time exchange of a legacy token (`upgradeLegacyToken`, or automatic on a deprecation signal).
+    Legacy,
 }
 
 impl TokenSource {
@@ -63,6 +66,7 @@ impl TokenSource {
             TokenSource::Login => "login",
             TokenSource::Refresh => "refresh",
             TokenSource::Set => "set",
+            TokenSource::Legacy => "legacy",
         }
     }
 }
@@ -116,6 +120,82 @@ pub enum Event {
         /// Why.
         reason: LogoutReason,
     },
+    /// The exchange of a legacy token failed (`legacyupgradefailed`); fired once per attempt, never retried
+    /// automatically.
+    LegacyUpgradeFailed {
+        /// The HTTP status, or `None` for a network error or timeout.
+        status: Option<u16>,
+        /// Why.
+        reason: LegacyFailure,
+        /// Whether the legacy token is still held (a network error, a 5xx, a 429, a malformed answer): calling
+        /// `upgradeLegacyToken()` again may succeed. When false the token was refused and is dropped.
+        retryable: bool,
+    },
+}
+
+/// Why a legacy exchange failed (the `reason` of `legacyupgradefailed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyFailure {
+    /// The server no longer accepts legacy tokens (`legacy_token_retired`: phase 3 or later, or the sunset).
+    Retired,
+    /// The token was already exchanged (`invalid_grant`): a replay.
+    Replayed,
+    /// The server does not recognise it as a legacy token (`invalid_token`).
+    Invalid,
+    /// Any other refusal (4xx, a redirect).
+    Refused,
+    /// Network error, timeout, 5xx, 429 or a malformed answer: the token is kept.
+    Unavailable,
+}
+
+impl LegacyFailure {
+    /// `"retired"`, `"replayed"`, `"invalid"`, `"refused"` or `"unavailable"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LegacyFailure::Retired => "retired",
+            LegacyFailure::Replayed => "replayed",
+            LegacyFailure::Invalid => "invalid",
+            LegacyFailure::Refused => "refused",
+            LegacyFailure::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Where the migration off a legacy token stands (the `legacyUpgrade` getter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyStatus {
+    /// No legacy token was handed over (or it was dropped by a login, logout or `setAccessToken`).
+    None,
+    /// A legacy token is held in memory and sent while no new token is held.
+    Held,
+    /// The exchange is in flight.
+    Upgrading,
+    /// Exchanged: the legacy token is dropped, the session runs on new tokens.
+    Upgraded,
+    /// The exchange was refused: the token is dropped; sign in again.
+    Failed,
+}
+
+impl LegacyStatus {
+    /// `"none"`, `"held"`, `"upgrading"`, `"upgraded"` or `"failed"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LegacyStatus::None => "none",
+            LegacyStatus::Held => "held",
+            LegacyStatus::Upgrading => "upgrading",
+            LegacyStatus::Upgraded => "upgraded",
+            LegacyStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Why [`Session::upgrade_legacy`] could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyError {
+    /// No token given and none held.
+    NoToken,
+    /// The token failed the local checks.
+    Token(TokenError),
 }
 
 /// An instruction for the shell. Each carries an obligation, stated on the variant.
@@ -124,6 +204,10 @@ pub enum Action {
     /// Perform the refresh call now, then report its outcome exactly once with
     /// [`Session::handle_refresh_response`], also on network error; unless [`Action::AbortRefresh`] with
     /// the same id comes first, in which case abort the call and report nothing.
+    ///
+    /// When [`Session::is_legacy_flight`] says so, the call is the legacy exchange instead: a `POST` to the
+    /// upgrade URL with `Authorization: Bearer <`[`Session::legacy_token`]`>`, reported the same way (read the
+    /// body of 4xx answers too: it names the reason).
     StartRefresh {
         /// The attempt.
         id: RefreshId,
@@ -204,8 +288,18 @@ pub enum RefreshResponse<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flight {
     Idle,
-    Running { id: RefreshId, deadline: u64, calling: bool },
+    /// A refresh call, or (`legacy`) the legacy exchange: one flight at a time, the same waiting machinery.
+    Running { id: RefreshId, deadline: u64, calling: bool, legacy: bool },
     Backoff { until: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Legacy {
+    None,
+    /// Held in memory only; `auto_tried`: an automatic exchange already failed retryably (no automatic retry).
+    Held { token: AccessToken, auto_tried: bool },
+    Upgraded,
+    Failed,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +352,8 @@ pub struct Session {
     peer_refreshing_at: Option<u64>,
     last_strike_generation: u64,
     suspended_until: u64,
+    legacy: Legacy,
+    legacy_failure: Option<(Option<u16>, LegacyFailure)>,
     actions: VecDeque<Action>,
 }
 
@@ -280,6 +376,8 @@ impl Session {
             peer_refreshing_at: None,
             last_strike_generation: 0,
             suspended_until: 0,
+            legacy: Legacy::None,
+            legacy_failure: None,
             actions: VecDeque::new(),
         }
     }
@@ -390,8 +488,16 @@ impl Session {
         let id = RefreshId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
         let deadline = now_ms.saturating_add(self.cfg.election_ms).saturating_add(self.cfg.refresh_timeout_ms);
-        self.flight = Flight::Running { id, deadline, calling: false };
+        self.flight = Flight::Running { id, deadline, calling: false, legacy: false };
         self.actions.push_back(Action::StartRefresh { id });
+        id
+    }
+
+    fn start_legacy(&mut self, now_ms: u64) -> RefreshId {
+        let id = self.start_refresh(now_ms);
+        if let Flight::Running { legacy, .. } = &mut self.flight {
+            *legacy = true;
+        }
         id
     }
 
@@ -423,6 +529,12 @@ impl Session {
     fn install(&mut self, now_ms: u64, token: AccessToken, claims: &UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
         let expiry = plan_expiry(claims, expires_in, now_ms, self.cfg.margin_ms);
         self.token = Some(Held { token, expiry });
+        // A new-session token supersedes a legacy token: it is dropped, never sent again.
+        if source == TokenSource::Legacy {
+            self.legacy = Legacy::Upgraded;
+        } else if matches!(self.legacy, Legacy::Held { .. }) {
+            self.legacy = Legacy::None;
+        }
         self.generation = self.generation.saturating_add(1);
         self.ended = false;
         self.actions.push_back(Action::Event(Event::TokenChange { expires_at: expiry.map(|e| e.expires_at), source }));
@@ -455,6 +567,7 @@ impl Session {
         self.cancel_flight();
         self.bump_epoch(now_ms);
         self.token = None;
+        self.legacy = Legacy::None;
         self.generation = self.generation.saturating_add(1);
         self.ended = true;
         self.actions.push_back(Action::Event(Event::TokenChange { expires_at: None, source: TokenSource::Set }));
@@ -476,6 +589,9 @@ impl Session {
 
     fn end_locally(&mut self, reason: LogoutReason) -> bool {
         let changed = self.token.is_some() || !self.ended || self.flight != Flight::Idle;
+        if matches!(self.legacy, Legacy::Held { .. }) {
+            self.legacy = Legacy::None;
+        }
         self.cancel_flight();
         if self.token.take().is_some() {
             self.generation = self.generation.saturating_add(1);
@@ -507,6 +623,9 @@ impl Session {
             if !waited {
                 return Prepare::Wait(id);
             }
+        } else if let (None, Legacy::Held { token, .. }) = (&self.token, &self.legacy) {
+            // A legacy token is sent until its exchange succeeds (phases 0–1 accept it); no cookie refresh.
+            return Prepare::Send { token: Some(token.clone()), generation: self.generation };
         } else if !waited && !self.ended && !self.in_backoff(now_ms) {
             let due = match &self.token {
                 Some(h) => h.expiry.is_some_and(|e| e.refresh_at.is_some() && e.is_expired(now_ms)),
@@ -523,6 +642,16 @@ impl Session {
     /// A 401 answer from an allowed origin for a request sent with `sent_generation`.
     /// The shell retries at most once per request (C39): a 401 to a retry goes to the caller.
     pub fn handle_unauthorized(&mut self, now_ms: u64, sent_generation: u64) -> Unauthorized {
+        if sent_generation == self.generation && self.token.is_none() {
+            if let Legacy::Held { auto_tried, .. } = self.legacy {
+                // Sent with the legacy token: a 401 (phase 2 names the upgrade) triggers the exchange, once.
+                return match self.flight {
+                    Flight::Running { id, .. } => Unauthorized::Wait(id),
+                    _ if auto_tried => Unauthorized::GiveUp,
+                    _ => Unauthorized::Wait(self.start_legacy(now_ms)),
+                };
+            }
+        }
         if sent_generation != self.generation {
             return match (&self.token, self.flight) {
                 (Some(h), _) => Unauthorized::Retry { token: h.token.clone(), generation: self.generation },
@@ -561,6 +690,9 @@ impl Session {
     /// `[0, 1)` for the backoff (`Math.random()`).
     pub fn handle_refresh_response(&mut self, now_ms: u64, id: RefreshId, response: RefreshResponse<'_>, jitter: f64) {
         match self.flight {
+            Flight::Running { id: current, legacy: true, .. } if current == id => {
+                return self.settle_legacy(now_ms, id, response);
+            }
             Flight::Running { id: current, .. } if current == id => {}
             _ => return,
         }
@@ -647,6 +779,11 @@ impl Session {
     /// proactive refresh. Doing nothing when nothing is due is correct: timers are hints.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         match self.flight {
+            Flight::Running { id, deadline, legacy: true, .. } if now_ms >= deadline => {
+                self.actions.push_back(Action::AbortRefresh { id });
+                self.settle_legacy(now_ms, id, RefreshResponse::NetworkError);
+                return;
+            }
             Flight::Running { id, deadline, .. } if now_ms >= deadline => {
                 self.actions.push_back(Action::AbortRefresh { id });
                 self.settle(now_ms, id, Outcome::Retryable { status: None, retry_after_ms: None }, 0.5);
@@ -680,8 +817,10 @@ impl Session {
     pub fn refresh_call_started(&mut self, now_ms: u64, id: RefreshId) {
         if let Flight::Running { id: current, .. } = self.flight {
             if current == id {
-                self.flight =
-                    Flight::Running { id, deadline: now_ms.saturating_add(self.cfg.refresh_timeout_ms), calling: true };
+                if let Flight::Running { legacy, .. } = self.flight {
+                    let deadline = now_ms.saturating_add(self.cfg.refresh_timeout_ms);
+                    self.flight = Flight::Running { id, deadline, calling: true, legacy };
+                }
             }
         }
     }
@@ -717,7 +856,7 @@ impl Session {
                 };
                 // Another tab signed in (or was handed a token): this tab's call belongs to the previous
                 // session, and its answer must not store that session's cookie over the new one (C60).
-                if let (Some(id), TokenSource::Login | TokenSource::Set) = (settled, source) {
+                if let (Some(id), TokenSource::Login | TokenSource::Set | TokenSource::Legacy) = (settled, source) {
                     self.actions.push_back(Action::AbortRefresh { id });
                 }
                 self.flight = Flight::Idle;
@@ -739,7 +878,7 @@ impl Session {
             Message::Failed { epoch, retry_at } => {
                 // Only a tab still waiting for the election adopts another tab's failure; a tab whose own
                 // call is running keeps its chance of a success.
-                let Flight::Running { id, calling: false, .. } = self.flight else {
+                let Flight::Running { id, calling: false, legacy: false, .. } = self.flight else {
                     return false;
                 };
                 self.adopt_epoch(epoch);
@@ -790,5 +929,136 @@ impl Session {
             return;
         }
         self.handle_timeout(now_ms);
+    }
+
+    /// Holds a legacy never-expiring token in memory (the `legacyToken` option): it is sent to the allowed
+    /// origins while no new token is held, and exchanged once, automatically, on the first deprecation signal
+    /// ([`handle_deprecation`](Self::handle_deprecation)) or 401 to a request that carried it.
+    pub fn hold_legacy(&mut self, token: &str) -> Result<(), TokenError> {
+        let (token, _) = AccessToken::parse(token)?;
+        self.legacy = Legacy::Held { token, auto_tried: false };
+        self.legacy_failure = None;
+        Ok(())
+    }
+
+    /// `upgradeLegacyToken(token?)`: hold `token` (if given) and exchange the held legacy token now, or join the
+    /// exchange in flight. A refresh in flight is aborted: the exchange starts a new session. Wait for the id,
+    /// then read [`legacy_status`](Self::legacy_status).
+    pub fn upgrade_legacy(&mut self, now_ms: u64, token: Option<&str>) -> Result<RefreshId, LegacyError> {
+        if let Flight::Running { id, legacy: true, .. } = self.flight {
+            if token.is_none() || self.legacy_token().is_some_and(|t| Some(t.expose()) == token) {
+                return Ok(id);
+            }
+        }
+        if let Some(t) = token {
+            self.hold_legacy(t).map_err(LegacyError::Token)?;
+        }
+        if !matches!(self.legacy, Legacy::Held { .. }) {
+            return Err(LegacyError::NoToken);
+        }
+        self.abort_flight();
+        self.ended = false;
+        Ok(self.start_legacy(now_ms))
+    }
+
+    /// The legacy token held, if any (for the exchange call and to recognise requests that carried it).
+    pub fn legacy_token(&self) -> Option<&AccessToken> {
+        match &self.legacy {
+            Legacy::Held { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+
+    /// Whether the flight `id` is the legacy exchange (not a refresh).
+    pub fn is_legacy_flight(&self, id: RefreshId) -> bool {
+        matches!(self.flight, Flight::Running { id: current, legacy: true, .. } if current == id)
+    }
+
+    /// Where the migration off the legacy token stands.
+    pub fn legacy_status(&self) -> LegacyStatus {
+        match (&self.legacy, self.flight) {
+            (Legacy::Held { .. }, Flight::Running { legacy: true, .. }) => LegacyStatus::Upgrading,
+            (Legacy::Held { .. }, _) => LegacyStatus::Held,
+            (Legacy::Upgraded, _) => LegacyStatus::Upgraded,
+            (Legacy::Failed, _) => LegacyStatus::Failed,
+            (Legacy::None, _) => LegacyStatus::None,
+        }
+    }
+
+    /// The last failed exchange: its status and reason.
+    pub fn legacy_failure(&self) -> Option<(Option<u16>, LegacyFailure)> {
+        self.legacy_failure
+    }
+
+    /// A response to a request sent with `sent_generation` carried a `Deprecation` header (RFC 9745). When that
+    /// request carried the legacy token, the exchange starts now (once; requests wait for it like for a
+    /// refresh); otherwise the header is about something else and is ignored. Returns whether it started.
+    pub fn handle_deprecation(&mut self, now_ms: u64, sent_generation: u64) -> bool {
+        let sent_legacy = sent_generation == self.generation && self.token.is_none();
+        match self.legacy {
+            Legacy::Held { auto_tried: false, .. } if sent_legacy && self.flight == Flight::Idle => {
+                self.start_legacy(now_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn settle_legacy(&mut self, now_ms: u64, id: RefreshId, response: RefreshResponse<'_>) {
+        self.flight = Flight::Idle;
+        let failure = match response {
+            RefreshResponse::Http { status: 200..=299, content_type, body, body_too_large: false, .. } => {
+                match parse_token_body(body, content_type, self.cfg.token_field.as_deref()) {
+                    Ok(b) => {
+                        self.legacy_failure = None;
+                        self.bump_epoch(now_ms);
+                        self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, TokenSource::Legacy);
+                        self.actions.push_back(Action::Broadcast(Message::Token {
+                            epoch: self.epoch,
+                            source: TokenSource::Legacy,
+                            token: b.token,
+                            claims: b.claims,
+                        }));
+                        self.actions.push_back(Action::RefreshSettled { id });
+                        return;
+                    }
+                    Err(_) => (Some(200), LegacyFailure::Unavailable),
+                }
+            }
+            RefreshResponse::Http { status, .. } if (200..=299).contains(&status) || refresh_status_retryable(status) => {
+                (Some(status), LegacyFailure::Unavailable)
+            }
+            RefreshResponse::Http { status, body, .. } => {
+                let code = std::str::from_utf8(body)
+                    .ok()
+                    .and_then(|t| parse_object(t).ok())
+                    .and_then(|o| o.get("error").and_then(|e| e.as_str()).map(str::to_string));
+                let reason = match code.as_deref() {
+                    Some("legacy_token_retired") => LegacyFailure::Retired,
+                    Some("invalid_grant") => LegacyFailure::Replayed,
+                    Some("invalid_token") => LegacyFailure::Invalid,
+                    _ => LegacyFailure::Refused,
+                };
+                (Some(status), reason)
+            }
+            RefreshResponse::NetworkError => (None, LegacyFailure::Unavailable),
+            RefreshResponse::Redirected => (None, LegacyFailure::Refused),
+        };
+        let (status, reason) = failure;
+        let retryable = reason == LegacyFailure::Unavailable;
+        if retryable {
+            if let Legacy::Held { auto_tried, .. } = &mut self.legacy {
+                *auto_tried = true;
+            }
+        } else {
+            self.legacy = Legacy::Failed;
+            if self.token.is_none() {
+                // Nothing left to send: no cold-start refresh either, until a login or `refresh()`.
+                self.ended = true;
+            }
+        }
+        self.legacy_failure = Some((status, reason));
+        self.actions.push_back(Action::Event(Event::LegacyUpgradeFailed { status, reason, retryable }));
+        self.actions.push_back(Action::RefreshSettled { id });
     }
 }

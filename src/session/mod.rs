@@ -22,7 +22,7 @@ pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DE
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{logout_result, logout_without_url, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{
-    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
+    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
 };
 pub use origin::{AllowedOrigins, Origin};
 pub use policy::{

@@ -13,7 +13,7 @@ use super::options::Options;
 use super::tabs::{self, Lock, Tabs};
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use crate::session::{
-    clamp_timer_delay, logout_result, logout_without_url, Action, BodyError, CappedBody, ErrorCode, Event, LogoutReason, Prepare, RefreshId,
+    clamp_timer_delay, logout_result, logout_without_url, Action, BodyError, CappedBody, ErrorCode, Event, LegacyError, LogoutReason, Prepare, RefreshId,
     RefreshResponse, Session, Message, TokenSource, Unauthorized, MAX_BODY_BYTES,
 };
 
@@ -147,6 +147,14 @@ fn dispatch(inner: &Rci, e: Event) {
         ),
         Event::SessionExpired => ("sessionexpired", object(&[])),
         Event::Logout { reason } => ("logout", object(&[("reason", &JsValue::from_str(reason.as_str()))])),
+        Event::LegacyUpgradeFailed { status, reason, retryable } => (
+            "legacyupgradefailed",
+            object(&[
+                ("status", &opt_number(status.map(u64::from))),
+                ("reason", &JsValue::from_str(reason.as_str())),
+                ("retryable", &JsValue::from_bool(retryable)),
+            ]),
+        ),
     };
     js::debug(inner.opts.debug, name);
     if let Ok(ev) = js::construct("CustomEvent", &[&JsValue::from_str(name), &object(&[("detail", &detail)])]) {
@@ -364,7 +372,16 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
     }
     with_core(inner, |c| c.refresh_call_started(now_ms(), id));
     pump(inner); // the refresh timeout now counts from here: re-arm the timer
-    js::debug(inner.opts.debug, "refresh: calling refreshUrl");
+    // The legacy exchange rides the same flight (single-flight, election, timeout): only the call differs.
+    let legacy = {
+        let c = inner.core.borrow();
+        c.is_legacy_flight(id).then(|| c.legacy_token().map(|t| ["Bearer ", t.expose()].concat()))
+    };
+    let url = match (&legacy, &inner.opts.legacy_upgrade_url) {
+        (Some(_), Some(u)) => u.clone(),
+        _ => inner.opts.refresh_url.clone(),
+    };
+    js::debug(inner.opts.debug, if legacy.is_some() { "legacy: exchanging the legacy token at legacyUpgradeUrl" } else { "refresh: calling refreshUrl" });
     let ctrl = js::construct("AbortController", &[]).ok();
     if let Some(c) = &ctrl {
         inner.shell.borrow_mut().aborts.push((id, c.clone()));
@@ -380,7 +397,10 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
     if let Some(c) = &ctrl {
         js::set(&init, "signal", &js::get(c, "signal"));
     }
-    let result = match js::global_fetch_init(&JsValue::from_str(&inner.opts.refresh_url), &init) {
+    if let Some(Some(bearer)) = &legacy {
+        js::set(&js::get(&init, "headers"), "authorization", &JsValue::from_str(bearer));
+    }
+    let result = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
         Ok(p) => JsFuture::from(p).await,
         Err(e) => Err(e),
     };
@@ -394,7 +414,8 @@ async fn call_refresh(inner: &Rci, id: RefreshId) {
         let mut body = CappedBody::new();
         let mut too_large = false;
         let mut failed = false;
-        if (200..300).contains(&status) {
+        // A refused exchange names its reason in the body (`{"error": …}`).
+        if (200..300).contains(&status) || (legacy.is_some() && (400..500).contains(&status)) {
             match read_capped(&resp).await {
                 BodyRead::Complete(b) => body = b,
                 BodyRead::TooLarge => too_large = true,
@@ -600,6 +621,11 @@ async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) -> Result<JsV
     let first = send(&req).await?;
     let status = js::status(&first);
     if status != 401 {
+        // RFC 9745: a `Deprecation` answer to a request that carried the legacy token starts its exchange.
+        if js::header(&first, "deprecation").is_some() && inner.opts.legacy_upgrade_url.is_some() {
+            with_core(&inner, |c| c.handle_deprecation(now_ms(), generation));
+            pump(&inner);
+        }
         return Ok(first);
     }
     let decision = with_core(&inner, |c| c.handle_unauthorized(now_ms(), generation));
@@ -702,6 +728,7 @@ impl TokenManager {
     #[wasm_bindgen(constructor)]
     pub fn new(options: TokenManagerOptions, events: Option<web_sys::EventTarget>) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
+        let legacy_token = opts.legacy_token.take();
         let events = match events {
             Some(target) => target.into(),
             None => js::construct("EventTarget", &[])?,
@@ -721,8 +748,12 @@ impl TokenManager {
                 js::debug(opts.debug, "Web Locks unavailable: each tab refreshes on its own (server grace window)");
             }
         }
+        let mut core = Session::new(opts.session.clone());
+        if let Some(t) = legacy_token {
+            core.hold_legacy(&t).map_err(|e| error(ErrorCode::InvalidOption, &["option 'legacyToken': ", e.message()].concat()))?;
+        }
         let inner = Rc::new(Inner {
-            core: RefCell::new(Session::new(opts.session.clone())),
+            core: RefCell::new(core),
             shell: RefCell::new(Shell::default()),
             opts,
             events,
@@ -894,6 +925,54 @@ impl TokenManager {
                 }
             }
         })
+    }
+
+    /// Exchanges a legacy never-expiring token once at `legacyUpgradeUrl` for a normal session, or joins the
+    /// exchange in flight; without an argument, the token given as `legacyToken`. Resolves `true` when the new
+    /// session's token is stored (the legacy token is then dropped). Rejects with a `TokenManagerError`
+    /// `LEGACY_UPGRADE_FAILED` (with `status` and `reason`, as in the `legacyupgradefailed` event) when the
+    /// exchange fails, `INVALID_TOKEN` for a malformed token, `INVALID_OPTION` without `legacyUpgradeUrl`.
+    #[wasm_bindgen(js_name = upgradeLegacyToken, unchecked_return_type = "Promise<boolean>")]
+    pub fn upgrade_legacy_token(&self, #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue) -> Promise {
+        if is_disposed(&self.inner) {
+            return Promise::reject(&disposed_error());
+        }
+        if self.inner.opts.legacy_upgrade_url.is_none() {
+            return Promise::reject(&error(ErrorCode::InvalidOption, "option 'legacyUpgradeUrl' is required to upgrade a legacy token"));
+        }
+        let given = token.as_string();
+        if given.is_none() && !(token.is_undefined() || token.is_null()) {
+            return Promise::reject(&error(ErrorCode::InvalidToken, "upgradeLegacyToken expects a token string"));
+        }
+        let started = with_core(&self.inner, |c| c.upgrade_legacy(now_ms(), given.as_deref()));
+        pump(&self.inner);
+        let id = match started {
+            Ok(id) => id,
+            Err(LegacyError::Token(e)) => return Promise::reject(&error(e.code(), e.message())),
+            Err(LegacyError::NoToken) => {
+                return Promise::reject(&error(ErrorCode::InvalidToken, "no legacy token to upgrade: pass one"));
+            }
+        };
+        let settled = settle_promise(&self.inner, id);
+        let inner = self.inner.clone();
+        js::promise(async move {
+            let _ = JsFuture::from(settled).await;
+            let core = inner.core.borrow();
+            if core.legacy_status() == crate::session::LegacyStatus::Upgraded {
+                return Ok(JsValue::TRUE);
+            }
+            let (status, reason) = core.legacy_failure().unwrap_or((None, crate::session::LegacyFailure::Unavailable));
+            let err = error(ErrorCode::LegacyUpgradeFailed, &["the legacy token exchange failed: ", reason.as_str()].concat());
+            js::set(&err, "status", &opt_number(status.map(u64::from)));
+            js::set(&err, "reason", &JsValue::from_str(reason.as_str()));
+            Err(err)
+        })
+    }
+
+    /// Where the migration off a legacy token stands: `"none"`, `"held"`, `"upgrading"`, `"upgraded"` or `"failed"`.
+    #[wasm_bindgen(getter, js_name = legacyUpgrade, unchecked_return_type = "'none' | 'held' | 'upgrading' | 'upgraded' | 'failed'")]
+    pub fn legacy_upgrade(&self) -> String {
+        self.inner.core.borrow().legacy_status().as_str().to_string()
     }
 
     /// Whether a token is held.

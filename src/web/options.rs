@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use super::js::{self, error};
 use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig, DEFAULT_REFRESH_HEADERS};
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 12] = [
     "refreshUrl",
     "logoutUrl",
     "apiOrigins",
@@ -18,6 +18,8 @@ const KNOWN: [&str; 10] = [
     "crossTab",
     "debug",
     "lockTimeoutSeconds",
+    "legacyUpgradeUrl",
+    "legacyToken",
 ];
 
 /// Parsed options.
@@ -32,6 +34,11 @@ pub struct Options {
     pub lock_timeout_ms: u32,
     pub debug: bool,
     pub session: SessionConfig,
+    /// Where a legacy token is exchanged (`POST`, bearer), if the app migrates off one.
+    pub legacy_upgrade_url: Option<String>,
+    /// The `legacyToken` option: handed to the core at construction and taken out of here at once, so
+    /// that the token lives only in the core (which drops it after the exchange).
+    pub legacy_token: Option<String>,
 }
 
 fn bad(option: &str, must: &str) -> JsValue {
@@ -186,6 +193,22 @@ impl Options {
         let dbg = js::get(v, "debug");
         let debug = if dbg.is_undefined() { false } else { dbg.as_bool().ok_or_else(|| bad("debug", "must be a boolean"))? };
 
+        let lu = js::get(v, "legacyUpgradeUrl");
+        let legacy_upgrade_url = if lu.is_undefined() || lu.is_null() { None } else { Some(http_url(&lu, "legacyUpgradeUrl")?) };
+        let lt = js::get(v, "legacyToken");
+        let legacy_token = if lt.is_undefined() || lt.is_null() {
+            None
+        } else {
+            let t = lt
+                .as_string()
+                .filter(|t| crate::session::check_b64token(t).is_ok())
+                .ok_or_else(|| bad("legacyToken", "must be a token string (RFC 6750 b64token, at most 8 KiB)"))?;
+            if legacy_upgrade_url.is_none() {
+                return Err(bad("legacyToken", "needs 'legacyUpgradeUrl', where it is exchanged"));
+            }
+            Some(t)
+        };
+
         Ok(Options {
             refresh_url,
             logout_url,
@@ -195,6 +218,8 @@ impl Options {
             lock_timeout_ms: lock_timeout_ms.min(i32::MAX as u64) as u32,
             debug,
             session: SessionConfig { margin_ms, refresh_timeout_ms, token_field, election_ms: 0 },
+            legacy_upgrade_url,
+            legacy_token,
         })
     }
 

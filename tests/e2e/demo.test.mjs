@@ -217,3 +217,82 @@ test('demo: a logout in the second tab reaches the first within a second (issue 
   await first.waitForSelector('#state[data-state="out"]', { timeout: 1_000 });
   assert.equal((await logKinds(first))[0], 'logout');
 });
+
+// ---- the legacy migration (issue 10): every button of the "Migrating off never-expiring tokens" card ----------
+
+/** The server's migration state and report, as /demo/stats gives it. */
+const legacy = async () => (await server.stats()).legacy;
+
+/** Bounded wait until the page's legacy counter `id` shows `value`. */
+async function legacyShows(id, value) {
+  await until(async () => (await text(`#${id}`)) === String(value), { timeout: 5_000, what: `#${id} to show ${value}` });
+}
+
+test('demo: the phase buttons switch the server at runtime and the pill follows', { timeout: 30_000 }, async () => {
+  for (const phase of [1, 0]) {
+    assert.equal(await clickForResult(`#btn-phase-${phase}`), `the server is in phase ${phase}`);
+    assert.equal((await legacy()).phase, phase);
+    await until(async () => (await text('#legacy-phase-pill')) === `phase ${phase}`, { timeout: 5_000, what: 'the pill' });
+    assert.equal(await page.getAttribute(`#btn-phase-${phase}`, 'aria-pressed'), 'true');
+  }
+});
+
+test('demo: "Mint a legacy token" gives a legacy client a never-expiring token; in phase 0 its calls work and are counted', { timeout: 30_000 }, async () => {
+  assert.equal(await page.isDisabled('#btn-legacy-call'), true, 'nothing to call with yet');
+  assert.match(await clickForResult('#btn-legacy-mint'), /^minted a legacy token \(HS256, no exp\) for demo/);
+  assert.equal(await text('#legacy-client-state'), 'held');
+  const before = (await legacy()).report;
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 200 with the legacy token · legacy client held');
+  const after = (await legacy()).report;
+  assert.equal(after.usesByPhase[0] - before.usesByPhase[0], 1, 'one legacy use counted in phase 0');
+  assert.ok(after.legacyShare > 0);
+  await legacyShows('legacy-uses', after.usesByPhase.reduce((x, y) => x + y, 0));
+  assert.match(await text('#legacy-share'), /^\d+\.\d %$/);
+  assert.ok((await logKinds()).includes('legacy'));
+});
+
+test('demo: phase 1 answers with Deprecation and the legacy client exchanges its token once', { timeout: 30_000 }, async () => {
+  await clickForResult('#btn-phase-1');
+  const before = (await legacy()).report;
+  assert.equal(await clickForResult('#btn-legacy-call'),
+    'legacy client: GET /api/me → 200 with the legacy token, Deprecation header · legacy client upgraded');
+  assert.equal(await text('#legacy-client-state'), 'upgraded');
+  assert.equal((await legacy()).report.upgrades - before.upgrades, 1);
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 200 with a new token · legacy client upgraded');
+  await legacyShows('legacy-upgrades', (await legacy()).report.upgrades);
+  assert.equal((await legacy()).report.securityEvents, 0);
+});
+
+test('demo: in phase 2 a fresh legacy client is refused, exchanges, and its call still succeeds', { timeout: 30_000 }, async () => {
+  await clickForResult('#btn-phase-2');
+  await clickForResult('#btn-legacy-mint');
+  const before = (await legacy()).report;
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 200 · legacy client upgraded');
+  const after = (await legacy()).report;
+  assert.equal(after.refusalsByPhase[2] - before.refusalsByPhase[2], 1, 'the legacy request was refused first');
+  assert.equal(after.upgrades - before.upgrades, 1);
+});
+
+test('demo: in phase 3 a legacy client is refused, fails its exchange once and stops', { timeout: 30_000 }, async () => {
+  await clickForResult('#btn-phase-3');
+  await clickForResult('#btn-legacy-mint');
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 401 · legacy client failed');
+  assert.equal((await logKinds())[0], 'legacyupgradefailed');
+  assert.match(await text('#log li[data-kind="legacyupgradefailed"] .msg'), /retired, 401\): sign in again/);
+  const before = (await server.metric('auth_legacy_upgrades_total', { outcome: 'retired' }));
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 401 without a token · legacy client failed');
+  assert.equal(await server.metric('auth_legacy_upgrades_total', { outcome: 'retired' }), before, 'no second exchange');
+});
+
+test('demo: phase 4 raises an alert for a legacy token still arriving; the kill switch goes back to phase 3', { timeout: 30_000 }, async () => {
+  await clickForResult('#btn-phase-4');
+  await clickForResult('#btn-legacy-mint');
+  const before = (await legacy()).report.alerts.legacy_token;
+  assert.equal(await clickForResult('#btn-legacy-call'), 'legacy client: GET /api/me → 401 · legacy client failed');
+  const alerts = (await legacy()).report.alerts.legacy_token;
+  assert.ok(alerts > before, 'an alert for each legacy token arriving');
+  await until(async () => Number(await text('#legacy-alerts')) >= alerts, { timeout: 5_000, what: 'the alert counter' });
+  assert.equal(await clickForResult('#btn-legacy-kill'), 'kill switch: the server is back in phase 3');
+  assert.equal((await legacy()).phase, 3);
+  assert.deepEqual(errors, []);
+});

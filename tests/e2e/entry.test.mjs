@@ -286,10 +286,13 @@ test('the entry checks options and tokens with the same rules and messages as th
         { refreshUrl: '/r', refreshHeaders: ['a'] }, { refreshUrl: '/r', refreshHeaders: { Authorization: 'x' } }, { refreshUrl: '/r', refreshHeaders: { a: 'x\ny' } },
         { refreshUrl: '/r', crossTab: 3 }, { refreshUrl: '/r', crossTab: true }, { refreshUrl: '/r', crossTab: '' },
         { refreshUrl: '/r', debug: 'yes' }, { refreshURL: '/r' },
+        { refreshUrl: '/r', legacyUpgradeUrl: 5 }, { refreshUrl: '/r', legacyUpgradeUrl: 'ftp://x/u' }, { refreshUrl: '/r', legacyToken: 'abc' },
+        { refreshUrl: '/r', legacyUpgradeUrl: '/u', legacyToken: 'a b' }, { refreshUrl: '/r', legacyUpgradeUrl: '/u', legacyToken: 7 },
         // accepted
         { refreshUrl: '/r', logoutUrl: null, apiOrigins: ['https://a.com', 'http://[::1]:8080', 'https://b.com/'], refreshMarginSeconds: 0,
           tokenField: 'jwt', refreshHeaders: {}, refreshTimeoutSeconds: 2.5, crossTab: false, lockTimeoutSeconds: 3, debug: false },
         { refreshUrl: 'https://auth.example/r', crossTab: null, apiOrigins: [] },
+        { refreshUrl: '/r', legacyUpgradeUrl: '/auth/legacy/upgrade', legacyToken: 'a.b.c', crossTab: false }, { refreshUrl: '/r', legacyUpgradeUrl: null, legacyToken: null },
       ];
       const run = () => cases.map((o) => {
         try { new TokenManager(o).dispose(); return 'accepted'; } catch (e) { return `${e.code}: ${e.message}`; }
@@ -307,7 +310,7 @@ test('the entry checks options and tokens with the same rules and messages as th
       const wasm = run(); // now the wasm side checks at construction
       return { entry, wasm, entryTokens, wasmTokens };
     });
-    assert.equal(result.entry.filter((r) => r === 'accepted').length, 2, result.entry.join('\n'));
+    assert.equal(result.entry.filter((r) => r === 'accepted').length, 4, result.entry.join('\n'));
     assert.deepEqual(result.entry, result.wasm);
     assert.deepEqual(result.entryTokens, result.wasmTokens, 'setAccessToken refuses the same tokens before and after the wasm is ready');
     assert.equal(result.entryTokens.filter((r) => r === 'accepted').length, 5, result.entryTokens.join('\n'));

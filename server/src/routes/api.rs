@@ -1,7 +1,7 @@
 //! Bearer-authenticated API: `GET /api/me`, `POST /api/echo`.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +10,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::body::read_body;
+use super::legacy::LegacyPrincipal;
 use super::{json_error, ECHO_BODY_LIMIT};
 use crate::metrics::Metrics;
 use crate::middleware::because;
@@ -46,18 +47,31 @@ pub(crate) fn unauthorized() -> Response {
     r
 }
 
-/// Authenticate and count the API call.
+/// Who an API request speaks for.
+pub(crate) enum Caller {
+    /// A new access token.
+    Access(AccessClaims),
+    /// A legacy token the gate let through (phases 0–1).
+    Legacy(String),
+}
+
+/// Authenticate and count the API call: a legacy principal set by the gate, else the access token.
 pub(crate) fn authenticate(
     state: &SharedState,
     headers: &HeaderMap,
-) -> Result<AccessClaims, Response> {
+    legacy: Option<&LegacyPrincipal>,
+) -> Result<Caller, Response> {
+    if let Some(p) = legacy {
+        Metrics::inc(&state.metrics.api_ok);
+        return Ok(Caller::Legacy(p.sub.clone()));
+    }
     let result = bearer(headers)
         .ok_or(VerifyError::Malformed)
         .and_then(|t| state.authenticate(t));
     match result {
         Ok(c) => {
             Metrics::inc(&state.metrics.api_ok);
-            Ok(c)
+            Ok(Caller::Access(c))
         }
         Err(why) => {
             Metrics::inc(&state.metrics.api_unauthorized);
@@ -70,9 +84,16 @@ pub(crate) fn authenticate(
     }
 }
 
-pub(crate) async fn me(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    match authenticate(&state, &headers) {
-        Ok(c) => Json(json!({ "sub": c.sub, "sid": c.sid })).into_response(),
+pub(crate) async fn me(
+    State(state): State<SharedState>,
+    legacy: Option<Extension<LegacyPrincipal>>,
+    headers: HeaderMap,
+) -> Response {
+    match authenticate(&state, &headers, legacy.as_deref()) {
+        Ok(Caller::Access(c)) => Json(json!({ "sub": c.sub, "sid": c.sid })).into_response(),
+        Ok(Caller::Legacy(sub)) => {
+            Json(json!({ "sub": sub, "sid": null, "legacy": true })).into_response()
+        }
         Err(r) => r,
     }
 }
@@ -81,7 +102,8 @@ pub(crate) async fn me(State(state): State<SharedState>, headers: HeaderMap) -> 
 /// Authenticates before reading the body, which then counts against the buffer budget.
 pub(crate) async fn echo(State(state): State<SharedState>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
-    if let Err(r) = authenticate(&state, &parts.headers) {
+    let legacy = parts.extensions.get::<LegacyPrincipal>();
+    if let Err(r) = authenticate(&state, &parts.headers, legacy) {
         return r;
     }
     let buffered = match read_body(&state, &parts.headers, body, ECHO_BODY_LIMIT).await {

@@ -1,4 +1,4 @@
-//! `/auth/*`: login, refresh (rotation, grace, reuse detection), logout, legacy upgrade.
+//! `/auth/*`: login, refresh (rotation, grace, reuse detection), logout (the legacy upgrade is in `legacy.rs`).
 //!
 //! Order of checks on `/auth/refresh`, each before the refresh token is touched:
 //! CSRF (custom header, exact Origin, content type) → demo outage → cookie shape → per-IP rate
@@ -21,7 +21,7 @@ use serde_json::json;
 use super::api::bearer;
 use super::body::read_body;
 use super::{json_error, with_retry_after, SMALL_BODY_LIMIT};
-use crate::metrics::{LegacyOutcome, LimitedRoute, Metrics, RefreshOutcomeLabel};
+use crate::metrics::{LimitedRoute, Metrics, RefreshOutcomeLabel};
 use crate::middleware::{because, is_listed_origin, origin_allowed};
 use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
 use crate::tokens::{self, RefreshToken};
@@ -98,7 +98,7 @@ fn check_credentials(username: &str, password: &str) -> Option<&'static str> {
 
 /// Why a CSRF check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CsrfFailure {
+pub(crate) enum CsrfFailure {
     Forbidden(&'static str),
     UnsupportedMediaType,
 }
@@ -107,7 +107,7 @@ enum CsrfFailure {
 const NOT_ONE_JSON_CONTENT_TYPE: &str = "Content-Type is not exactly one application/json header";
 
 impl CsrfFailure {
-    fn response(self) -> Response {
+    pub(crate) fn response(self) -> Response {
         match self {
             CsrfFailure::Forbidden(why) => {
                 because(json_error(StatusCode::FORBIDDEN, "forbidden"), why)
@@ -128,7 +128,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// a non-empty `X-Requested-With`; an `Origin` header that exactly matches an allowed origin
 /// (required: requests without `Origin` are refused); `Sec-Fetch-Site: cross-site` refused unless the
 /// origin is explicitly listed; a body content type, if any, must be `application/json`.
-fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailure> {
+pub(crate) fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailure> {
     let xrw = header_str(headers, "x-requested-with")
         .map(str::trim)
         .unwrap_or("");
@@ -233,7 +233,11 @@ fn clear_cookie(state: &SharedState) -> Option<HeaderValue> {
 }
 
 /// 200 with a fresh access token for the session and the refresh cookie.
-fn token_response(state: &SharedState, info: &SessionInfo, rt: &RefreshToken) -> Response {
+pub(crate) fn token_response(
+    state: &SharedState,
+    info: &SessionInfo,
+    rt: &RefreshToken,
+) -> Response {
     let (at, _) = match state.mint_access(&info.sub, &info.sid) {
         Ok(t) => t,
         Err(e) => {
@@ -272,6 +276,12 @@ fn rate_limited(
 }
 
 fn new_session(state: &SharedState, sub: &str) -> Response {
+    let (info, rt) = start_session(state, sub);
+    token_response(state, &info, &rt)
+}
+
+/// Create a session (a new refresh family) for `sub`; the caller answers with [`token_response`].
+pub(crate) fn start_session(state: &SharedState, sub: &str) -> (SessionInfo, RefreshToken) {
     let sid = tokens::random_id();
     let rt = RefreshToken::generate();
     let now = state.now();
@@ -292,7 +302,7 @@ fn new_session(state: &SharedState, sub: &str) -> Response {
             .min(absolute),
         absolute_expires_at: absolute,
     };
-    token_response(state, &info, &rt)
+    (info, rt)
 }
 
 /// `POST /auth/login` `{username, password}`.
@@ -355,6 +365,13 @@ pub(crate) async fn refresh(
 ) -> Response {
     let (label, resp) = refresh_inner(&state, peer, &headers);
     state.metrics.refresh(label);
+    if label == RefreshOutcomeLabel::InvalidGrant {
+        let client = crate::legacy::ClientInfo::from_headers(&headers);
+        let peer = peer.ip().to_string();
+        state
+            .migration
+            .note_refresh_failure(&peer, &client, state.now());
+    }
     tracing::info!(outcome = label.as_str(), "refresh");
     resp
 }
@@ -410,7 +427,10 @@ fn refresh_inner(
         .store
         .refresh(&presented.hash(), child.clone(), policy, &admit)
     {
-        RefreshOutcome::Rotated(info) => (L::Ok, token_response(state, &info, &child)),
+        RefreshOutcome::Rotated(info) => {
+            state.migration.note_rotation(&info.sid, state.now());
+            (L::Ok, token_response(state, &info, &child))
+        }
         RefreshOutcome::Grace(info, current) => {
             tracing::info!(sid = %info.sid, "refresh: parent replayed within grace, current child re-sent");
             (L::Grace, token_response(state, &info, &current))
@@ -421,6 +441,8 @@ fn refresh_inner(
             Metrics::inc(&m.family_revocations);
             Metrics::inc(&m.revocations);
             tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
+            let alert = [("sid", info.sid.as_str()), ("sub", info.sub.as_str())];
+            state.migration.alert(crate::legacy::Alert::RtReuse, &alert);
             let why = "rotated refresh token reused: family and session revoked";
             (L::InvalidGrant, invalid_grant(why))
         }
@@ -469,78 +491,4 @@ pub(crate) async fn logout(State(state): State<SharedState>, headers: HeaderMap)
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
     r
-}
-
-/// `POST /auth/legacy/upgrade` with `Authorization: Bearer <legacy token>` (CATALOGUE 4(d)):
-/// consumes a legacy never-expiring token once and starts a normal session.
-pub(crate) async fn legacy_upgrade(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(why) = check_csrf(&state, &headers) {
-        tracing::warn!(reason = ?why, "legacy upgrade refused by CSRF checks");
-        return why.response();
-    }
-    let now = state.now();
-    let sunset = state.started_at.saturating_add(state.config.legacy_sunset);
-    let retired = || {
-        state.metrics.legacy(LegacyOutcome::Retired);
-        let r = json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired");
-        because(
-            r,
-            "legacy upgrade off, after the sunset, or user outside the cohort",
-        )
-    };
-    if !state.legacy_accept() || now >= sunset {
-        return retired();
-    }
-    let Some(token) = bearer(&headers) else {
-        state.metrics.legacy(LegacyOutcome::Invalid);
-        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
-        return because(r, "no bearer token");
-    };
-    let claims = match tokens::verify_legacy_token(
-        token,
-        &state.legacy_key,
-        &state.config.issuer,
-        state.started_at,
-    ) {
-        Ok(c) => c,
-        Err(why) => {
-            state.metrics.legacy(LegacyOutcome::Invalid);
-            tracing::info!(reason = ?why, "legacy upgrade: not a valid legacy token");
-            let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
-            return because(r, format!("not a valid legacy token: {why:?}"));
-        }
-    };
-    if !in_cohort(&claims.sub, state.config.legacy_cohort_percent) {
-        return retired();
-    }
-    // Consumed once: keyed on the legacy jti, or on the token's hash only when it has none.
-    let key = match &claims.jti {
-        Some(j) => format!("jti:{j}"),
-        None => {
-            let h = tokens::sha256(token.as_bytes());
-            format!(
-                "sha256:{}",
-                h.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            )
-        }
-    };
-    if !state.store.consume_once(&key, sunset, now) {
-        state.metrics.legacy(LegacyOutcome::Replay);
-        tracing::warn!(sub = %claims.sub, "security: legacy token replayed at the upgrade endpoint");
-        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
-        return because(r, "legacy token already upgraded");
-    }
-    state.metrics.legacy(LegacyOutcome::Ok);
-    tracing::info!(sub = %claims.sub, "legacy token upgraded");
-    new_session(&state, &claims.sub)
-}
-
-/// Whether `sub` falls in the first `percent` % of users (stable hash).
-pub(crate) fn in_cohort(sub: &str, percent: u8) -> bool {
-    let h = tokens::sha256(sub.as_bytes());
-    let bucket = u16::from_be_bytes([h[0], h[1]]) % 100;
-    bucket < u16::from(percent)
 }

@@ -23,7 +23,8 @@ pub(crate) fn router() -> Router<SharedState> {
         .route("/demo/fail-refresh", post(fail_refresh))
         .route("/demo/stats", get(stats))
         .route("/demo/legacy-token", post(legacy_token))
-        .route("/demo/legacy-accept", post(legacy_accept))
+        .route("/demo/legacy-phase", post(legacy_phase))
+        .route("/demo/legacy-kill-switch", post(legacy_kill_switch))
 }
 
 /// Revoke exactly the presented access token (its jti), until it would expire anyway.
@@ -75,7 +76,7 @@ async fn stats(State(state): State<SharedState>) -> Response {
             state.refresh_outage_left().unwrap_or(0).into(),
         );
         o.insert("accessTtl".into(), state.config.access_ttl.into());
-        o.insert("legacyAccept".into(), state.legacy_accept().into());
+        o.insert("legacy".into(), state.migration.report(state.now()));
     }
     Json(v).into_response()
 }
@@ -98,24 +99,27 @@ async fn legacy_token(State(state): State<SharedState>, body: Bytes) -> Response
         }
     };
     let sub = parsed.username.unwrap_or_else(|| "demo".into());
+    if !state
+        .migration
+        .verifier
+        .as_ref()
+        .is_some_and(|v| v.can_mint())
+    {
+        // A public legacy key: the private half stays with the old system.
+        return json_error(StatusCode::CONFLICT, "cannot_mint");
+    }
     match state.mint_legacy_token(&sub, !parsed.without_jti) {
         Ok(t) => Json(json!({ "token": t })).into_response(),
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }
 }
 
-#[derive(Deserialize)]
-struct LegacyAccept {
-    enabled: bool,
+/// `{phase, graceSeconds?, cohortPercent?}`: the phase switch without the admin secret (demo only).
+async fn legacy_phase(State(state): State<SharedState>, body: Bytes) -> Response {
+    super::admin::apply_phase(&state, &body, "demo")
 }
 
-/// The legacy kill switch at runtime: `{enabled}`.
-async fn legacy_accept(State(state): State<SharedState>, body: Bytes) -> Response {
-    match serde_json::from_slice::<LegacyAccept>(&body) {
-        Ok(b) => {
-            state.set_legacy_accept(b.enabled);
-            Json(json!({ "legacyAccept": b.enabled })).into_response()
-        }
-        Err(_) => json_error(StatusCode::BAD_REQUEST, "invalid_request"),
-    }
+/// The kill switch without the admin secret (demo only).
+async fn legacy_kill_switch(State(state): State<SharedState>) -> Response {
+    super::admin::apply_kill_switch(&state, "demo")
 }

@@ -3,10 +3,12 @@
 // Handlers return `Result<_, Response>` to short-circuit with a ready answer; the size is fine.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 mod api;
 mod auth;
 mod body;
 mod demo;
+mod legacy;
 
 use std::time::Duration;
 
@@ -46,7 +48,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
-        .route("/auth/legacy/upgrade", post(auth::legacy_upgrade))
+        .route("/auth/legacy/upgrade", post(legacy::upgrade))
         .layer(small())
         .layer(no_store());
 
@@ -56,6 +58,10 @@ pub fn router(state: SharedState) -> Router {
             "/api/echo",
             post(api::echo).layer(RequestBodyLimitLayer::new(ECHO_BODY_LIMIT)),
         )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            legacy::api_gate,
+        ))
         .layer(no_store());
 
     let mut app = Router::new()
@@ -67,6 +73,9 @@ pub fn router(state: SharedState) -> Router {
 
     if state.config.demo {
         app = app.merge(demo::router().layer(small()).layer(no_store()));
+    }
+    if state.migration.admin_enabled() {
+        app = app.merge(admin::router(state.clone()).layer(no_store()));
     }
 
     let mut statics = Router::new();
@@ -135,7 +144,7 @@ async fn metrics(State(state): State<SharedState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        state.metrics.render() + &state.migration.render_metrics(state.now()),
     )
         .into_response()
 }
