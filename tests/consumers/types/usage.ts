@@ -35,7 +35,7 @@ async function app(): Promise<void> {
   const exp: number | null = tm.expiresAt;
   tm.events.addEventListener('tokenchange', (e) => {
     const at: number | null = e.detail.expiresAt;
-    const source: 'login' | 'refresh' | 'set' = e.detail.source;
+    const source: 'login' | 'refresh' | 'set' | 'legacy' = e.detail.source;
     void at; void source;
   });
   tm.events.addEventListener('refreshfailed', (e) => {
@@ -51,7 +51,7 @@ async function app(): Promise<void> {
   try { await tm.fetch('/x'); } catch (e) {
     if (e instanceof TokenManagerError) {
       const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED'
-        | 'WASM_LOAD_FAILED' | 'UNSUPPORTED_ENVIRONMENT' = e.code;
+        | 'LEGACY_UPGRADE_FAILED' | 'WASM_LOAD_FAILED' | 'UNSUPPORTED_ENVIRONMENT' = e.code;
       const same: TokenManagerErrorCode = code;
       const status: number | null | undefined = e.status;
       const name: 'TokenManagerError' = e.name;
