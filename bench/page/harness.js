@@ -57,7 +57,7 @@ window.bench = {
         if (status === 200) lat.push(performance.now() - s);
         else failures[status] = (failures[status] ?? 0) + 1;
       } catch (e) {
-        const key = `${e?.name ?? 'error'}`;
+        const key = `${e?.name ?? 'error'}: ${String(e?.message ?? e).slice(0, 80)}`;
         failures[key] = (failures[key] ?? 0) + 1;
       }
     }));
@@ -82,8 +82,10 @@ window.bench = {
     };
     // A request that never settles would hang here: bounded by the deadline plus 15 s.
     const all = Promise.all(Array.from({ length: concurrency }, worker));
-    const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), deadlineMs + 15_000));
+    let timer;
+    const timeout = new Promise((resolve) => { timer = setTimeout(resolve, deadlineMs + 15_000); });
     await Promise.race([all, timeout]);
+    clearTimeout(timer);
     return { issued, ok, failed, pending: issued - ok - failed, ms: performance.now() - t0 };
   },
 };
