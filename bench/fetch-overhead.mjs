@@ -1,3 +1,6 @@
+// Superseded by the per-call section of bench/run.mjs (scripts/bench.sh), which covers every contender; kept
+// because the README's "Per-request cost" figures name this command.
+//
 // What a request costs through the manager, against plain fetch and against a real peer (axios with
 // axios-auth-refresh and a bearer interceptor), in headless Chromium against a loopback server. Each arm sends
 // the same authenticated GET sequentially; arms are interleaved over several rounds and the median time per
