@@ -5,6 +5,8 @@
 #   2. browser     wasm-pack test --headless --chrome, then --firefox   (the browser shell)
 #   3. end-to-end  node --test tests/e2e/     (Playwright + headless Chromium, the real server, the packed package,
 #                                             the consumer fixtures, the checked-in TypeScript API)
+#   4. catalogue   node scripts/catalogue.mjs  (docs/CATALOGUE.md lists every case ID; every ID a test names is listed,
+#                                             every case marked covered is named by the tests it cites)
 #
 # Fails if any tier fails or runs zero tests; prints a count per tier. Logs go to target/test-logs/.
 set -uo pipefail
@@ -53,6 +55,13 @@ rc=${PIPESTATUS[0]}
 p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$LOGS/e2e.tap" | tail -n1)
 f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$LOGS/e2e.tap" | tail -n1)
 record "end-to-end" "${p:-0}" "${f:-0}" "$rc"
+
+echo "[test] tier 4: catalogue (node scripts/catalogue.mjs)"
+node scripts/catalogue.mjs 2>&1 | tee "$LOGS/catalogue.log"
+rc=${PIPESTATUS[0]}
+p=0; f=0
+read -r p f < <(sed -n 's/^catalogue result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed$/\1 \2/p' "$LOGS/catalogue.log" | tail -n1)
+record "catalogue" "${p:-0}" "${f:-0}" "$rc"
 
 echo
 echo "[test] summary ($((SECONDS - T0)) s, wasm route: $WTM_ROUTE)"
