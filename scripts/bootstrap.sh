@@ -162,7 +162,21 @@ if [ "${WTM_SKIP_FUZZ_TOOLS:-0}" != 1 ] && have rustup; then
   fi
 fi
 
-# ---------------------------------------------------------------- 6. the environment the other scripts use
+# ---------------------------------------------------------------- 6. API fuzzing: schemathesis in a venv
+# Optional like the above: scripts/api-fuzz.sh skips loudly where it is missing.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "${WTM_SKIP_API_FUZZ_TOOLS:-0}" != 1 ] \
+   && [ "$("$TC/venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  if have python3 && { [ -x "$TC/venv/bin/pip" ] || timeout 120 python3 -m venv "$TC/venv" >"$TC/venv.log" 2>&1; }; then
+    say "pip install schemathesis==$SCHEMATHESIS_VERSION into .toolchain/venv (about a minute)"
+    timeout 600 "$TC/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >>"$TC/venv.log" 2>&1 \
+      || say "warning: pip install schemathesis failed or timed out (see .toolchain/venv.log): scripts/api-fuzz.sh will skip"
+  else
+    say "warning: no python3 with venv (see .toolchain/venv.log): scripts/api-fuzz.sh will skip"
+  fi
+fi
+
+# ---------------------------------------------------------------- 7. the environment the other scripts use
 cat >"$TC/env" <<EOF
 # Written by scripts/bootstrap.sh (route: $ROUTE). Source it; do not edit.
 export PATH="$WASM_BIN_DIR:$CARGO_HOME_BIN:$ROOT/node_modules/.bin:\$PATH"

@@ -9,6 +9,8 @@
 #                                             every case marked covered is named by the tests it cites)
 #   5. fuzz        scripts/fuzz.sh --short    (every cargo fuzz target for a few seconds; skipped, loudly, without
 #                                             a nightly toolchain or cargo-fuzz)
+#   6. api-fuzz    scripts/api-fuzz.sh        (schemathesis against the live server and server/openapi.json: no 5xx,
+#                                             no answer outside the contract; skipped, loudly, without schemathesis)
 #
 # Fails if any tier fails or runs zero tests (a tier that cannot run here says so and counts as skipped);
 # prints a count per tier. Logs go to target/test-logs/.
@@ -74,6 +76,15 @@ p=0; f=0
 read -r p f < <(sed -n 's/^fuzz result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed$/\1 \2/p' "$LOGS/fuzz.log" | tail -n1)
 skip=$(sed -n 's/^\[fuzz\] SKIPPED: \(.*\)$/\1/p' "$LOGS/fuzz.log" | head -n1)
 record "fuzz ($((SECONDS - T_FUZZ)) s)" "${p:-0}" "${f:-0}" "$rc" "$skip"
+
+echo "[test] tier 6: api-fuzz (scripts/api-fuzz.sh)"
+T_API=$SECONDS
+scripts/api-fuzz.sh 2>&1 | tee "$LOGS/api-fuzz-run.log"
+rc=${PIPESTATUS[0]}
+p=0; f=0
+read -r p f < <(sed -n 's/^api-fuzz result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed$/\1 \2/p' "$LOGS/api-fuzz-run.log" | tail -n1)
+skip=$(sed -n 's/^\[api-fuzz\] SKIPPED: \(.*\)$/\1/p' "$LOGS/api-fuzz-run.log" | head -n1)
+record "api-fuzz ($((SECONDS - T_API)) s)" "${p:-0}" "${f:-0}" "$rc" "$skip"
 
 echo
 echo "[test] summary ($((SECONDS - T0)) s, wasm route: $WTM_ROUTE)"
