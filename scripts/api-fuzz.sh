@@ -63,11 +63,13 @@ AT=$(curl -s -X POST "$URL/auth/login" -H 'content-type: application/json' -d '{
 run_st() { # name, then filters
   local name=$1
   shift
-  timeout "$LIMIT" "$ST" --no-color run server/openapi.json --url "$URL" \
+  # From target/api-fuzz/, so that schemathesis's own cache (.schemathesis/) stays out of the work tree.
+  mkdir -p "$ROOT/target/api-fuzz"
+  (cd "$ROOT/target/api-fuzz" && timeout "$LIMIT" "$ST" --no-color run "$ROOT/server/openapi.json" --url "$URL" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" --seed 20261201 --request-timeout 5 --workers 1 \
     ${AT:+-H "Authorization: Bearer $AT"} "$@" \
-    --report junit --report-junit-path "$LOG_DIR/api-fuzz-$name.junit.xml" 2>&1 | tee "$LOG_DIR/api-fuzz-$name.log"
+    --report junit --report-junit-path "$LOG_DIR/api-fuzz-$name.junit.xml") 2>&1 | tee "$LOG_DIR/api-fuzz-$name.log"
   local st=${PIPESTATUS[0]}
   [ "$st" = 124 ] && echo "[api-fuzz] error: schemathesis did not finish within $LIMIT s"
   return "$st"
