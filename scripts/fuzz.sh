@@ -43,9 +43,9 @@ command -v cargo-fuzz >/dev/null 2>&1 || skip "cargo-fuzz is not installed (carg
 # -s none: the targets are safe Rust, so AddressSanitizer adds little but halves the speed;
 # -a: debug assertions and overflow checks, as in the native tests.
 FLAGS=(-s none -a)
+mkdir -p "$ROOT/target"
 echo "[fuzz] building ${#TARGETS[@]} targets ($(rustup run nightly rustc --version))"
 if ! rustup run nightly cargo fuzz build "${FLAGS[@]}" >"$ROOT/target/fuzz-build.log" 2>&1; then
-  mkdir -p "$ROOT/target"
   tail -n 40 "$ROOT/target/fuzz-build.log"
   echo "[fuzz] error: the fuzz targets do not build (log: target/fuzz-build.log)"
   echo "fuzz result: FAILED. 0 passed; ${#TARGETS[@]} failed"
