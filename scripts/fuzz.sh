@@ -44,7 +44,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || skip "cargo-fuzz is not installed (carg
 # -a: debug assertions and overflow checks, as in the native tests.
 FLAGS=(-s none -a)
 mkdir -p "$ROOT/target"
-echo "[fuzz] building ${#TARGETS[@]} targets ($(rustup run nightly rustc --version))"
+echo "[fuzz] building the fuzz targets ($(rustup run nightly rustc --version))"
 if ! rustup run nightly cargo fuzz build "${FLAGS[@]}" >"$ROOT/target/fuzz-build.log" 2>&1; then
   tail -n 40 "$ROOT/target/fuzz-build.log"
   echo "[fuzz] error: the fuzz targets do not build (log: target/fuzz-build.log)"
