@@ -146,7 +146,37 @@ if [ "$(cat node_modules/.wtm-lock.sha256 2>/dev/null)" != "$LOCK_SUM" ]; then
   echo "$LOCK_SUM" >node_modules/.wtm-lock.sha256
 fi
 
-# ---------------------------------------------------------------- 5. the environment the other scripts use
+# ---------------------------------------------------------------- 5. fuzzing: a nightly toolchain and cargo-fuzz
+# Optional: scripts/fuzz.sh skips loudly where these are missing, so a failure here is reported, not fatal.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "${WTM_SKIP_FUZZ_TOOLS:-0}" != 1 ] && have rustup; then
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    say "rustup toolchain install nightly --profile minimal (timeout 300 s, for cargo fuzz)"
+    timeout 300 rustup toolchain install nightly --profile minimal >"$TC/rustup-nightly.log" 2>&1 \
+      || say "warning: no nightly toolchain (see .toolchain/rustup-nightly.log): scripts/fuzz.sh will skip"
+  fi
+  if [ "$(cargo-fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+    say "cargo install cargo-fuzz $CARGO_FUZZ_VERSION (about 2 minutes)"
+    timeout 900 cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" \
+      || say "warning: cargo install cargo-fuzz failed or timed out: scripts/fuzz.sh will skip"
+  fi
+fi
+
+# ---------------------------------------------------------------- 6. API fuzzing: schemathesis in a venv
+# Optional like the above: scripts/api-fuzz.sh skips loudly where it is missing.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "${WTM_SKIP_API_FUZZ_TOOLS:-0}" != 1 ] \
+   && [ "$("$TC/venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  if have python3 && { [ -x "$TC/venv/bin/pip" ] || timeout 120 python3 -m venv "$TC/venv" >"$TC/venv.log" 2>&1; }; then
+    say "pip install schemathesis==$SCHEMATHESIS_VERSION into .toolchain/venv (about a minute)"
+    timeout 600 "$TC/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >>"$TC/venv.log" 2>&1 \
+      || say "warning: pip install schemathesis failed or timed out (see .toolchain/venv.log): scripts/api-fuzz.sh will skip"
+  else
+    say "warning: no python3 with venv (see .toolchain/venv.log): scripts/api-fuzz.sh will skip"
+  fi
+fi
+
+# ---------------------------------------------------------------- 7. the environment the other scripts use
 cat >"$TC/env" <<EOF
 # Written by scripts/bootstrap.sh (route: $ROUTE). Source it; do not edit.
 export PATH="$WASM_BIN_DIR:$CARGO_HOME_BIN:$ROOT/node_modules/.bin:\$PATH"

@@ -173,7 +173,7 @@ async fn a_real_legacy_token_from_the_configured_secret_is_accepted_in_phase_0_a
 }
 
 #[tokio::test]
-async fn every_phase_transition_forward_and_back_changes_what_a_legacy_token_gets() {
+async fn s35_every_phase_transition_forward_and_back_changes_what_a_legacy_token_gets() {
     let s = srv(|_| {}).await;
     // Each phase: (API status, deprecation headers?, upgrade allowed?)
     let expect = |p: u8| match p {
@@ -285,7 +285,7 @@ async fn phase_1_headers_follow_rfc_9745_and_rfc_8594() {
 }
 
 #[tokio::test]
-async fn the_exchange_happens_once_and_a_later_replay_is_a_security_event() {
+async fn s37_the_exchange_happens_once_and_a_later_replay_is_a_security_event() {
     let s = srv(|_| {}).await;
     s.set_phase(2).await;
     for t in [
@@ -321,7 +321,7 @@ async fn the_exchange_happens_once_and_a_later_replay_is_a_security_event() {
 }
 
 #[tokio::test]
-async fn two_exchanges_of_one_token_at_once_make_one_session_and_no_security_event() {
+async fn s37_two_exchanges_of_one_token_at_once_make_one_session_and_no_security_event() {
     let s = srv(|_| {}).await;
     let t = legacy_token("carol");
     let (a, b) = tokio::join!(s.upgrade(&t), s.upgrade(&t));
@@ -351,7 +351,7 @@ async fn two_exchanges_of_one_token_at_once_make_one_session_and_no_security_eve
 }
 
 #[tokio::test]
-async fn the_kill_switch_reverts_to_the_previous_phase_at_once() {
+async fn s35_the_kill_switch_reverts_to_the_previous_phase_at_once() {
     let s = srv(|_| {}).await;
     s.set_phase(1).await;
     s.set_phase(2).await;
@@ -387,7 +387,7 @@ async fn the_kill_switch_reverts_to_the_previous_phase_at_once() {
 }
 
 #[tokio::test]
-async fn the_cohort_and_the_grace_period_roll_a_phase_out_gradually() {
+async fn s35_the_cohort_and_the_grace_period_roll_a_phase_out_gradually() {
     let s = srv(|_| {}).await;
     let inside = legacy_token(&user_in_bucket(30, true));
     let outside = legacy_token(&user_in_bucket(30, false));
@@ -438,7 +438,7 @@ async fn the_cohort_and_the_grace_period_roll_a_phase_out_gradually() {
 }
 
 #[tokio::test]
-async fn after_the_sunset_legacy_tokens_are_refused_everywhere_whatever_the_phase() {
+async fn s35_after_the_sunset_legacy_tokens_are_refused_everywhere_whatever_the_phase() {
     let s = srv(|c| c.legacy_sunset = 3600).await;
     let t = legacy_token("erin");
     assert_eq!(s.me_with(&t, "c").await.status(), StatusCode::OK);
@@ -544,7 +544,7 @@ async fn phase_4_raises_alerts_for_legacy_tokens_reuse_bursts_and_failed_refresh
 }
 
 #[tokio::test]
-async fn algorithm_confusion_the_hmac_secret_verifies_nothing_but_legacy_tokens() {
+async fn s35_algorithm_confusion_the_hmac_secret_verifies_nothing_but_legacy_tokens() {
     let s = srv(|_| {}).await;
     let l = s.login().await;
     let sid = s.sid_of(&l.at).await;
@@ -647,7 +647,7 @@ async fn algorithm_confusion_the_hmac_secret_verifies_nothing_but_legacy_tokens(
 }
 
 #[tokio::test]
-async fn algorithm_confusion_a_public_legacy_key_is_never_an_hmac_secret() {
+async fn s35_algorithm_confusion_a_public_legacy_key_is_never_an_hmac_secret() {
     use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
     let sk = p256::SecretKey::random(&mut rand::rngs::OsRng);
     let pem = sk

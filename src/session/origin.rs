@@ -20,7 +20,7 @@ impl Origin {
             "https" => 443,
             _ => return None,
         };
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'@' | b'?' | b'#')) {
+        if !valid_host(host) {
             return None;
         }
         let port = if port.is_empty() {
@@ -59,6 +59,20 @@ impl Origin {
             None => format!("{}://{}", self.scheme, self.host),
         }
     }
+}
+
+/// A host as `URL.hostname` gives it: non-empty, no WHATWG forbidden domain code point (C0 controls, space,
+/// `# % / : < > ? @ [ \ ] ^ |`, DEL), except an IPv6 literal in brackets (hex digits, `:` and `.` inside).
+/// Anything else could never be a URL's host, and would not survive serialising (found by fuzzing, C48).
+fn valid_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    !host.is_empty()
+        && !host.bytes().any(|b| {
+            b.is_ascii_control()
+                || matches!(b, b' ' | b'#' | b'%' | b'/' | b':' | b'<' | b'>' | b'?' | b'@' | b'[' | b'\\' | b']' | b'^' | b'|')
+        })
 }
 
 /// The origins that receive the bearer token.

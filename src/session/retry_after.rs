@@ -6,7 +6,8 @@ pub const MAX_RETRY_AFTER_MS: u64 = 5 * 60 * 1000;
 /// Parses a `Retry-After` value into a delay from `now_ms`, capped at [`MAX_RETRY_AFTER_MS`].
 /// Garbage (`1e9`, `-1`, `soon`) gives `None`, so the default backoff applies; a date in the past gives 0.
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let v = value.trim();
+    // Only HTTP's optional whitespace (RFC 9110 §5.6.3: space and tab) surrounds a field value.
+    let v = value.trim_matches([' ', '\t']);
     if v.is_empty() {
         return None;
     }
@@ -33,14 +34,16 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
     }
     match words.get(..n)? {
         // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-        [wd, day, mon, year, time, "GMT"] if wd.ends_with(',') && year.len() == 4 => {
+        [wd, day, mon, year, time, "GMT"]
+            if wd.strip_suffix(',').is_some_and(|d| DAYS.contains(&d)) && day.len() == 2 && year.len() == 4 =>
+        {
             build(num(year)?, month(mon)?, num(day)?, time)
         }
         // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-        [wd, date, time, "GMT"] if wd.ends_with(',') => {
+        [wd, date, time, "GMT"] if wd.strip_suffix(',').is_some_and(|d| LONG_DAYS.contains(&d)) => {
             let mut it = date.split('-');
             let (d, m, y) = (it.next()?, it.next()?, it.next()?);
-            if it.next().is_some() || y.len() != 2 {
+            if it.next().is_some() || d.len() != 2 || y.len() != 2 {
                 return None;
             }
             let y = num(y)?;
@@ -49,10 +52,15 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
             build(year, month(m)?, num(d)?, time)
         }
         // asctime: Sun Nov  6 08:49:37 1994
-        [_wd, mon, day, time, year] if year.len() == 4 => build(num(year)?, month(mon)?, num(day)?, time),
+        [wd, mon, day, time, year] if DAYS.contains(wd) && day.len() <= 2 && year.len() == 4 => {
+            build(num(year)?, month(mon)?, num(day)?, time)
+        }
         _ => None,
     }
 }
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 fn num(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -68,7 +76,9 @@ fn month(s: &str) -> Option<u64> {
 
 fn build(year: u64, month: u64, day: u64, time: &str) -> Option<u64> {
     let mut t = time.split(':');
-    let (h, m, s) = (num(t.next()?)?, num(t.next()?)?, num(t.next()?)?);
+    // Each of hour, minute and second is exactly two digits (RFC 9110 §5.6.7).
+    let mut two = || t.next().filter(|f| f.len() == 2).and_then(num);
+    let (h, m, s) = (two()?, two()?, two()?);
     if t.next().is_some() || year < 1970 || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }
