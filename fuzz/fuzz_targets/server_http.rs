@@ -1,7 +1,7 @@
 //! The server's HTTP surface, in process (the router of server/src/routes): any Cookie, Authorization,
 //! Origin, Content-Type and body on every route, with and without a live session's real credentials spliced
 //! in. This reaches the parsers that are not public functions (the refresh cookie, the bearer header, the
-//! login body, the CSRF checks, the legacy upgrade) through the real code. Never a 5xx, never a panic; a 401
+//! login body, the CSRF checks, the legacy gate and upgrade, the admin bearer check) through the real code. Never a 5xx, never a panic; a 401
 //! from the API names the bearer scheme, a 429 says when to come back (S12–S16, S33, S34, S46).
 #![no_main]
 use std::net::SocketAddr;
@@ -30,14 +30,18 @@ struct World {
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let config = Config {
+        let mut config = Config {
             login_rate_per_min: 0,
             refresh_rate_per_min: 0,
             refresh_ip_rate_per_5min: 0,
-            legacy_upgrade: true,
             allowed_origins: vec![ORIGIN.into()],
             ..Config::default()
         };
+        // The migration as configured in production: a legacy HMAC key file (phase 0 at start, so a legacy
+        // token reaches both the API, through the legacy gate, and the upgrade endpoint) and an admin secret
+        // file (so /admin/*, and its bearer check, is mounted for the fuzzed paths).
+        config.legacy.hmac_secret_file = Some(wtm_fuzz::secret_file("legacy", "fuzz-legacy-shared-secret"));
+        config.legacy.admin_secret_file = Some(wtm_fuzz::secret_file("admin", "fuzz-admin-secret"));
         let app = auth_server::app(config, Arc::new(ManualClock::new(1_700_000_000))).expect("the app builds");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let legacy = app.state.mint_legacy_token("demo", true).expect("legacy token");

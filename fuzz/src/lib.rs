@@ -55,3 +55,13 @@ pub fn close(ours: Option<f64>, theirs: Option<f64>) -> bool {
         _ => false,
     }
 }
+
+/// A secret file as the server reads one (`--legacy-hmac-secret-file`, `--admin-secret-file`): `content` and a
+/// trailing newline, in a fresh directory under the temporary directory.
+pub fn secret_file(name: &str, content: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wtm-fuzz-{}-{}", std::process::id(), auth_server::tokens::random_id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{content}\n")).expect("write the secret file");
+    p
+}

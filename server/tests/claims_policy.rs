@@ -73,7 +73,13 @@ async fn s30_issuer_and_audience_must_be_exactly_ours_and_aud_a_single_string() 
 
 #[tokio::test]
 async fn s31_id_tokens_refresh_jwts_and_legacy_tokens_are_not_access_tokens() {
-    let s = Srv::with(|c| c.legacy_upgrade = true).await;
+    // A legacy key configured (the demo's, generated), in phase 3, where the API refuses legacy tokens outright:
+    // in phases 0-1 its legacy gate would answer for the user, which is not what this test is about.
+    let s = Srv::with(|c| {
+        c.demo = true;
+        c.legacy.phase = 3;
+    })
+    .await;
     let sid = live_sid(&s).await;
     let (kid, good) = (s.kid(), s.claims(&sid));
     // An OpenID Connect ID token: `typ: JWT`, the client as audience, a nonce; signed by our own key.
@@ -96,6 +102,8 @@ async fn s31_id_tokens_refresh_jwts_and_legacy_tokens_are_not_access_tokens() {
     }
     // A legacy never-expiring token, minted as the old system did (legacy kid, typ JWT, no exp).
     let legacy = s.running.state.mint_legacy_token("demo", true).expect("legacy token");
+    assert!(s.running.state.verify_legacy(&legacy).is_ok(), "a valid legacy token");
+    assert!(s.running.state.authenticate(&legacy).is_err(), "a legacy token is no access token");
     assert_eq!(s.me_status(&legacy).await, StatusCode::UNAUTHORIZED, "legacy token at the API");
 }
 

@@ -3,7 +3,8 @@
 //! 1. The operations it describes are exactly the routes the router declares (read from server/src/routes/).
 //! 2. Against the real server on loopback, every operation is driven into every status it documents, and every
 //!    answer the server gives is documented: its status, its media type, its required headers (`Set-Cookie`,
-//!    `Retry-After`, `WWW-Authenticate`, `Cache-Control`) with their `const` values, and its body, validated
+//!    `Retry-After`, `WWW-Authenticate`, `Cache-Control`) and, when present, its optional ones (the legacy
+//!    migration's `Deprecation`, `Sunset`, `Link`) with their `const`/`enum` values, and its body, validated
 //!    against the schema. The validator below knows the keywords the spec uses and refuses any other, so the
 //!    spec cannot say something this test silently ignores; `pattern` alone is left to schemathesis
 //!    (scripts/api-fuzz.sh), which validates the same answers with a complete JSON Schema implementation.
@@ -37,15 +38,20 @@ fn spec_operations(spec: &Value) -> BTreeSet<(String, String)> {
     ops
 }
 
-/// The (METHOD, path) pairs the router declares: every `.route("<path>", get(…).post(…))` in the routes.
+/// The (METHOD, path) pairs the router declares: every `.route("<path>", get(…).post(…))` in the routes
+/// (rustfmt may break the line after `.route(`).
 fn router_operations() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
     let mut ops = BTreeSet::new();
     for entry in std::fs::read_dir(dir).expect("src/routes") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
         let mut rest = text.as_str();
-        while let Some(at) = rest.find(".route(\"") {
-            rest = &rest[at + 8..];
+        while let Some(at) = rest.find(".route(") {
+            rest = rest[at + 7..].trim_start();
+            let Some(quoted) = rest.strip_prefix('"') else {
+                continue;
+            };
+            rest = quoted;
             let end = rest.find('"').expect("closing quote");
             let path = rest[..end].to_string();
             // The method router: up to the parenthesis that closes `.route(`.
@@ -158,6 +164,20 @@ fn validate(spec: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<Str
                     out.push(format!("{at}: {v} is not one of {s}"));
                 }
             }
+            "oneOf" => {
+                let subs = s.as_array().expect("oneOf");
+                let valid = subs
+                    .iter()
+                    .filter(|sub| {
+                        let mut e = Vec::new();
+                        validate(spec, sub, v, at, &mut e);
+                        e.is_empty()
+                    })
+                    .count();
+                if valid != 1 {
+                    out.push(format!("{at}: {v} matches {valid} of the {} oneOf schemas, not exactly one", subs.len()));
+                }
+            }
             "allOf" => {
                 for sub in s.as_array().expect("allOf") {
                     validate(spec, sub, v, at, out);
@@ -243,6 +263,23 @@ fn the_validator_refuses_what_it_should() {
     ] {
         let mut e = Vec::new();
         validate(&spec, &token, &bad, "$", &mut e);
+        assert!(!e.is_empty(), "{bad} passed");
+    }
+    // `/api/me` answers either an access token's caller or a legacy one, never a mix.
+    let me = json!({"$ref": "#/components/schemas/Me"});
+    for good in [json!({"sub": "demo", "sid": "s1"}), json!({"sub": "demo", "sid": null, "legacy": true})] {
+        let mut e = Vec::new();
+        validate(&spec, &me, &good, "$", &mut e);
+        assert!(e.is_empty(), "{good}: {e:?}");
+    }
+    for bad in [
+        json!({"sub": "demo", "sid": null}),
+        json!({"sub": "demo", "sid": "s1", "legacy": true}),
+        json!({"sub": "demo", "sid": null, "legacy": false}),
+        json!({"sub": "demo"}),
+    ] {
+        let mut e = Vec::new();
+        validate(&spec, &me, &bad, "$", &mut e);
         assert!(!e.is_empty(), "{bad} passed");
     }
 }
@@ -348,11 +385,98 @@ async fn go(b: reqwest::RequestBuilder) -> Response {
     b.send().await.expect("send")
 }
 
+/// A request whose body has no declared length (`Transfer-Encoding: chunked`, which reqwest never sends for a
+/// body it holds): `head` is the request line and headers, `body` goes in 1 MiB chunks. The answer is read to the
+/// end (`Connection: close`) and handed over as a reqwest response.
+async fn chunked(s: &Srv, head: &str, body: &[u8]) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(s.running.addr).await.expect("connect");
+    let head = format!("{head}Host: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.write_all(head.as_bytes()).await.expect("write");
+    // The server may answer and stop reading before the end: later writes may fail.
+    for chunk in body.chunks(1 << 20) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if c.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = c.write_all(b"0\r\n\r\n").await;
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 30 s");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8(raw[..split].to_vec()).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status line");
+    let mut r = axum::http::Response::builder().status(status);
+    let mut is_chunked = false;
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        is_chunked |= name.eq_ignore_ascii_case("transfer-encoding") && value.trim().eq_ignore_ascii_case("chunked");
+        if !name.eq_ignore_ascii_case("transfer-encoding") && !name.eq_ignore_ascii_case("content-length") {
+            r = r.header(name.trim(), value.trim());
+        }
+    }
+    let mut rest = &raw[split + 4..];
+    let body = if is_chunked {
+        let mut out = Vec::new();
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).expect("hex").trim(), 16).expect("size");
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        out
+    } else {
+        rest.to_vec()
+    };
+    Response::from(r.body(body).expect("response"))
+}
+
+/// The migration's secrets, written to files as the server reads them (as in tests/legacy.rs).
+const LEGACY_SECRET: &str = "openapi-legacy-shared-secret";
+const ADMIN: &str = "openapi-admin-secret";
+
+fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wtm-openapi-{}", auth_server::tokens::random_id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write");
+    p
+}
+
+/// A legacy token for `user` from `/demo/legacy-token` (checked against the spec like any answer).
+async fn legacy_token(k: &mut Contract, s: &Srv, user: &str) -> String {
+    let r = go(json_body(s.http.post(s.url("/demo/legacy-token")), json!({ "username": user }))).await;
+    let (st, body) = k.check("POST", "/demo/legacy-token", r).await;
+    assert_eq!(st, 200);
+    body["token"].as_str().expect("legacy token").to_string()
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 #[tokio::test]
 async fn every_answer_is_documented_and_every_documented_answer_happens() {
     let s = Srv::with(|c| {
         c.demo = true;
-        c.legacy_upgrade = true;
+        // The migration as an operator configures it: a legacy HMAC key file and an admin secret file
+        // (phase 0 at start; the test switches phases through /admin/* and /demo/*).
+        c.legacy.hmac_secret_file = Some(temp_file("legacy", format!("{LEGACY_SECRET}\n").as_bytes()));
+        c.legacy.admin_secret_file = Some(temp_file("admin", format!("{ADMIN}\n").as_bytes()));
         c.allowed_origins = vec![ORIGIN.into()];
         c.login_rate_per_min = 0;
         c.refresh_rate_per_min = 0;
@@ -377,7 +501,12 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     let evil = json_body(s.http.post(s.url("/auth/login")).header("origin", "https://evil.example"), creds.clone());
     assert_eq!(k.check("POST", "/auth/login", go(evil).await).await.0, 403);
     let big = send(&s, "POST", "/auth/login").header("content-type", "application/json").body(vec![b' '; 17 * 1024]);
-    assert_eq!(k.check("POST", "/auth/login", go(big).await).await.0, 413);
+    let r = go(big).await;
+    assert_eq!(header(&r, "content-type"), Some("text/plain; charset=utf-8"), "declared: refused before reading");
+    assert_eq!(k.check("POST", "/auth/login", r).await.0, 413);
+    let r = chunked(&s, "POST /auth/login HTTP/1.1\r\nContent-Type: application/json\r\n", &vec![b' '; 17 * 1024]).await;
+    let (st, e) = k.check("POST", "/auth/login", r).await;
+    assert_eq!((st, e["error"].as_str()), (413, Some("payload_too_large")), "chunked: refused once over");
 
     // Refresh.
     let cookie = |b: reqwest::RequestBuilder, rt: &str| b.header("cookie", format!("rt={rt}"));
@@ -406,7 +535,12 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     assert_eq!(e["length"], 5);
     assert_eq!(k.check("POST", "/api/echo", go(bearer(s.http.post(s.url("/api/echo")), "nope")).await).await.0, 401);
     let huge = bearer(s.http.post(s.url("/api/echo")), &at).body(vec![0u8; 16 * 1024 * 1024 + 1]);
-    assert_eq!(k.check("POST", "/api/echo", go(huge).await).await.0, 413);
+    let r = go(huge).await;
+    assert_eq!(header(&r, "content-type"), Some("text/plain; charset=utf-8"), "declared: refused before reading");
+    assert_eq!(k.check("POST", "/api/echo", r).await.0, 413);
+    let r = chunked(&s, &format!("POST /api/echo HTTP/1.1\r\nAuthorization: Bearer {at}\r\n"), &vec![0u8; 16 * 1024 * 1024 + 1]).await;
+    let (st, e) = k.check("POST", "/api/echo", r).await;
+    assert_eq!((st, e["error"].as_str()), (413, Some("payload_too_large")), "chunked: refused once over");
 
     // Keys and operations.
     assert_eq!(k.check("GET", "/.well-known/jwks.json", go(s.http.get(s.url("/.well-known/jwks.json"))).await).await.0, 200);
@@ -419,11 +553,7 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     let legacy = legacy["token"].as_str().expect("legacy").to_string();
     let bad = json_body(s.http.post(s.url("/demo/legacy-token")), json!({"username": 5}));
     assert_eq!(k.check("POST", "/demo/legacy-token", go(bad).await).await.0, 400);
-    let on = json_body(s.http.post(s.url("/demo/legacy-accept")), json!({"enabled": true}));
-    assert_eq!(k.check("POST", "/demo/legacy-accept", go(on).await).await.0, 200);
-    let bad = json_body(s.http.post(s.url("/demo/legacy-accept")), json!({"enabled": "yes"}));
-    assert_eq!(k.check("POST", "/demo/legacy-accept", go(bad).await).await.0, 400);
-    for p in ["/demo/fail-refresh", "/demo/legacy-token", "/demo/legacy-accept"] {
+    for p in ["/demo/fail-refresh", "/demo/legacy-token", "/demo/legacy-phase"] {
         let big = s.http.post(s.url(p)).header("content-type", "application/json").body(vec![b' '; 17 * 1024]);
         assert_eq!(k.check("POST", p, go(big).await).await.0, 413, "{p}");
     }
@@ -432,14 +562,121 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     assert_eq!(k.check("POST", "/demo/revoke-access", go(bearer(s.http.post(s.url("/demo/revoke-access")), &at2)).await).await.0, 200);
     assert_eq!(k.check("POST", "/demo/revoke-access", go(s.http.post(s.url("/demo/revoke-access"))).await).await.0, 401);
 
-    // Legacy upgrade.
+    // Legacy migration, phase 0: a legacy token is its user at the API (no session), and nothing is announced.
+    let me = |t: &str| bearer(s.http.get(s.url("/api/me")), t);
+    let echo = |t: &str| bearer(s.http.post(s.url("/api/echo")), t).header("content-type", "text/plain").body("hi");
+    let r = go(me(&legacy)).await;
+    assert_eq!(header(&r, "deprecation"), None, "phase 0 announces nothing");
+    let (st, who) = k.check("GET", "/api/me", r).await;
+    assert_eq!((st, who), (200, json!({"sub": "demo", "sid": null, "legacy": true})));
+
+    // Admin: the bearer admin secret, and nothing without it.
+    let admin = |m: &str, p: &str, secret: Option<&str>| {
+        let b = s.http.request(Method::from_bytes(m.as_bytes()).expect("method"), s.url(p));
+        match secret {
+            Some(x) => b.header("authorization", format!("Bearer {x}")),
+            None => b,
+        }
+    };
+    for secret in [None, Some("wrong-secret"), Some(LEGACY_SECRET)] {
+        assert_eq!(k.check("GET", "/admin/legacy", go(admin("GET", "/admin/legacy", secret)).await).await.0, 401, "{secret:?}");
+        let r = go(json_body(admin("POST", "/admin/legacy/phase", secret), json!({"phase": 4}))).await;
+        assert_eq!(k.check("POST", "/admin/legacy/phase", r).await.0, 401, "{secret:?}");
+        let r = go(admin("POST", "/admin/legacy/kill-switch", secret)).await;
+        assert_eq!(k.check("POST", "/admin/legacy/kill-switch", r).await.0, 401, "{secret:?}");
+    }
+    let (st, report) = k.check("GET", "/admin/legacy", go(admin("GET", "/admin/legacy", Some(ADMIN))).await).await;
+    assert_eq!((st, report["phase"].as_u64(), report["legacyKey"].as_bool()), (200, Some(0), Some(true)));
+    assert_eq!(report["report"]["apiLegacyRequests"], 1, "{report}");
+    let set = |b: reqwest::RequestBuilder, v: Value| json_body(b, v);
+    let (st, report) = k
+        .check("POST", "/admin/legacy/phase", go(set(admin("POST", "/admin/legacy/phase", Some(ADMIN)), json!({"phase": 1}))).await)
+        .await;
+    assert_eq!((st, report["phase"].as_u64(), report["previousPhase"].as_u64()), (200, Some(1), Some(0)));
+    for bad in [json!({"phase": 5}), json!({"phase": 1, "cohortPercent": 101}), json!({"phase": 1, "other": 1}), json!({})] {
+        let r = go(set(admin("POST", "/admin/legacy/phase", Some(ADMIN)), bad.clone())).await;
+        assert_eq!(k.check("POST", "/admin/legacy/phase", r).await.0, 400, "{bad}");
+    }
+    let big = admin("POST", "/admin/legacy/phase", Some(ADMIN)).header("content-type", "application/json").body(vec![b' '; 17 * 1024]);
+    assert_eq!(k.check("POST", "/admin/legacy/phase", go(big).await).await.0, 413);
+    let (st, back) = k.check("POST", "/admin/legacy/kill-switch", go(admin("POST", "/admin/legacy/kill-switch", Some(ADMIN))).await).await;
+    assert_eq!((st, back["reverted"].as_bool(), back["phase"].as_u64()), (200, Some(true), Some(0)));
+    // The same switch through /demo/* (no secret; only with --demo).
+    let demo_phase = |v: Value| json_body(s.http.post(s.url("/demo/legacy-phase")), v);
+    let (st, report) = k.check("POST", "/demo/legacy-phase", go(demo_phase(json!({"phase": 1}))).await).await;
+    assert_eq!((st, report["phase"].as_u64()), (200, Some(1)));
+    assert_eq!(k.check("POST", "/demo/legacy-phase", go(demo_phase(json!({"phase": "1"}))).await).await.0, 400);
+
+    // Phase 1: still its user, now with Deprecation, Sunset and Link.
+    for r in [go(me(&legacy)).await, go(echo(&legacy)).await] {
+        for h in ["deprecation", "sunset", "link"] {
+            assert!(r.headers().contains_key(h), "phase 1 announces the migration: {h}");
+        }
+        let path = r.url().path().to_string();
+        let m = if path == "/api/me" { "GET" } else { "POST" };
+        assert_eq!(k.check(m, &path, r).await.0, 200, "{path}");
+    }
+
+    // Legacy upgrade: the first exchange starts a session, the same token at once gets that session again
+    // (no cookie), and after the reuse grace it is a replay.
     let up = |t: &str| bearer(send(&s, "POST", "/auth/legacy/upgrade"), t);
-    assert_eq!(k.check("POST", "/auth/legacy/upgrade", go(up(&legacy)).await).await.0, 200);
+    let r = go(up(&legacy)).await;
+    assert!(common::rt_cookie(r.headers()).is_some(), "the first exchange sets the cookie");
+    assert_eq!(k.check("POST", "/auth/legacy/upgrade", r).await.0, 200);
+    let r = go(up(&legacy)).await;
+    assert_eq!(header(&r, "set-cookie"), None, "a concurrent repeat starts no second session");
+    assert_eq!(k.check("POST", "/auth/legacy/upgrade", r).await.0, 200);
+    s.advance(s.running.state.config.reuse_grace + 1);
     let (st, replay) = k.check("POST", "/auth/legacy/upgrade", go(up(&legacy)).await).await;
     assert_eq!((st, replay["error"].as_str()), (401, Some("invalid_grant")));
+    let (st, not_legacy) = k.check("POST", "/auth/legacy/upgrade", go(up(&at)).await).await;
+    assert_eq!((st, not_legacy["error"].as_str()), (401, Some("invalid_token")));
     let no_origin = bearer(s.http.post(s.url("/auth/legacy/upgrade")).header("x-requested-with", "tm"), &legacy);
     assert_eq!(k.check("POST", "/auth/legacy/upgrade", go(no_origin).await).await.0, 403);
     assert_eq!(k.check("POST", "/auth/legacy/upgrade", go(up(&legacy).header("content-type", "text/plain")).await).await.0, 415);
+
+    // Phase 2: refused at the API with a challenge that names the upgrade, which still works.
+    let (st, _) = k.check("POST", "/demo/legacy-phase", go(demo_phase(json!({"phase": 2}))).await).await;
+    assert_eq!(st, 200);
+    let grace = legacy_token(&mut k, &s, "grace").await;
+    for r in [go(me(&grace)).await, go(echo(&grace)).await] {
+        assert!(header(&r, "www-authenticate").is_some_and(|c| c.contains("/auth/legacy/upgrade")), "phase 2 challenge");
+        assert!(r.headers().contains_key("deprecation") && r.headers().contains_key("link"), "phase 2 headers");
+        let path = r.url().path().to_string();
+        let m = if path == "/api/me" { "GET" } else { "POST" };
+        assert_eq!(k.check(m, &path, r).await.0, 401, "{path}");
+    }
+    assert_eq!(k.check("POST", "/auth/legacy/upgrade", go(up(&grace)).await).await.0, 200);
+
+    // Phase 3: refused everywhere, the upgrade included.
+    let r = go(set(admin("POST", "/admin/legacy/phase", Some(ADMIN)), json!({"phase": 3, "graceSeconds": null, "cohortPercent": 100}))).await;
+    assert_eq!(k.check("POST", "/admin/legacy/phase", r).await.0, 200);
+    let late = legacy_token(&mut k, &s, "late").await;
+    let r = go(me(&late)).await;
+    assert!(header(&r, "www-authenticate").is_some_and(|c| c.contains("no longer accepted")), "phase 3 challenge");
+    assert_eq!(header(&r, "deprecation"), None);
+    assert_eq!(k.check("GET", "/api/me", r).await.0, 401);
+    let (st, retired) = k.check("POST", "/auth/legacy/upgrade", go(up(&late)).await).await;
+    assert_eq!((st, retired["error"].as_str()), (401, Some("legacy_token_retired")));
+    let (st, back) = k.check("POST", "/demo/legacy-kill-switch", go(s.http.post(s.url("/demo/legacy-kill-switch"))).await).await;
+    assert_eq!((st, back["reverted"].as_bool(), back["phase"].as_u64()), (200, Some(true), Some(2)));
+    let (_, stats) = k.check("GET", "/demo/stats", go(s.http.get(s.url("/demo/stats"))).await).await;
+    assert_eq!(stats["legacy"]["report"]["upgrades"], 2, "{stats}");
+
+    // 409: with a public legacy key the demo cannot mint.
+    let pem = {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let sk = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        sk.public_key().to_public_key_pem(LineEnding::LF).expect("pem")
+    };
+    let public = Srv::with(|c| {
+        c.demo = true;
+        c.legacy.public_key_file = Some(temp_file("pub.pem", pem.as_bytes()));
+    })
+    .await;
+    let r = go(json_body(public.http.post(public.url("/demo/legacy-token")), json!({}))).await;
+    let (st, e) = k.check("POST", "/demo/legacy-token", r).await;
+    assert_eq!((st, e["error"].as_str()), (409, Some("cannot_mint")));
 
     // Logout.
     assert_eq!(k.check("POST", "/auth/logout", go(cookie(send(&s, "POST", "/auth/logout"), &rt2)).await).await.0, 200);
@@ -465,7 +702,8 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     for _ in 0..2 {
         let r = go(json_body(send(&limited, "POST", "/auth/login"), creds.clone())).await;
         *statuses.entry(("login", k.check("POST", "/auth/login", r).await.0)).or_insert(0) += 1;
-        let r = go(send(&limited, "POST", "/auth/refresh")).await;
+        // The per-IP budget is charged by a well-formed cookie (an unknown one here), not by a missing one.
+        let r = go(cookie(send(&limited, "POST", "/auth/refresh"), &"A".repeat(43))).await;
         *statuses.entry(("refresh", k.check("POST", "/auth/refresh", r).await.0)).or_insert(0) += 1;
     }
     assert_eq!(statuses.get(&("login", 429)), Some(&1), "{statuses:?}");
