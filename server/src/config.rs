@@ -67,8 +67,8 @@ pub struct Args {
     /// Drop the `Secure` cookie attribute (only for plain-http hosts that are not localhost).
     #[arg(long, env = "AUTH_INSECURE_COOKIE")]
     pub insecure_cookie: bool,
-    /// Name of the refresh-token cookie.
-    #[arg(long, env = "AUTH_COOKIE_NAME", default_value = "rt")]
+    /// Name of the refresh-token cookie: an RFC 6265 token (see [`parse_cookie_name`]).
+    #[arg(long, env = "AUTH_COOKIE_NAME", default_value = "rt", value_parser = parse_cookie_name)]
     pub cookie_name: String,
     /// `Path` of the refresh-token cookie: the path prefix under which the browser reaches
     /// `/auth/*`. Behind a proxy that strips a prefix (`/backend/auth/refresh` → `/auth/refresh`)
@@ -384,6 +384,40 @@ pub fn parse_cookie_path(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
+}
+
+/// Validate a cookie name: an RFC 6265 §4.1.1 `cookie-name`, that is an RFC 9110 `token` (visible ASCII but the
+/// separators `()<>@,;:\"/[]?={}`), since it is written into every `Set-Cookie` as it is: anything else could
+/// inject attributes or headers. The `__Secure-`/`__Host-` prefixes are checked against the cookie's attributes by
+/// [`check_cookie_prefix`].
+pub fn parse_cookie_name(s: &str) -> Result<String, String> {
+    const SEPARATORS: &str = "()<>@,;:\\\"/[]?={}";
+    if s.is_empty() {
+        return Err("cookie name must not be empty".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || SEPARATORS.contains(*c))
+    {
+        return Err(format!(
+            "cookie name {s:?} must be an RFC 6265 token: {c:?} is a separator, whitespace, a control or non-ASCII character"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The cookie-name prefixes browsers enforce (RFC 6265bis §4.1.3): `__Secure-` needs the `Secure` attribute,
+/// `__Host-` needs `Secure` and `Path=/` (the server never sets `Domain`). A cookie that breaks them is dropped
+/// by every browser, so the server refuses to start with one.
+pub fn check_cookie_prefix(name: &str, secure: bool, path: &str) -> Result<(), String> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("__secure-") && !secure {
+        return Err(format!("cookie name {name:?}: the __Secure- prefix needs the Secure attribute (drop --insecure-cookie)"));
+    }
+    if lower.starts_with("__host-") && (!secure || path != "/") {
+        return Err(format!("cookie name {name:?}: the __Host- prefix needs the Secure attribute and --cookie-path /"));
+    }
+    Ok(())
 }
 
 /// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.

@@ -83,6 +83,8 @@ impl AppState {
         store: Arc<dyn SessionStore>,
     ) -> Result<Self, String> {
         config::parse_cookie_path(&config.cookie_path)?;
+        config::parse_cookie_name(&config.cookie_name)?;
+        config::check_cookie_prefix(&config.cookie_name, !config.insecure_cookie, &config.cookie_path)?;
         let now = clock.now();
         let keys = KeyRing::new(now)?;
         let migration = legacy::Migration::new(

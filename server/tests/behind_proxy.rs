@@ -202,3 +202,39 @@ async fn issue8_an_invalid_cookie_path_is_refused_at_start() {
         assert!(auth_server::start(cfg, clock).await.is_err(), "{bad:?}");
     }
 }
+
+/// The cookie name is written into every `Set-Cookie` as it is: a name that is not an RFC 6265 token (a `;`, `=`,
+/// whitespace, a control character) would inject attributes or headers, and a `__Host-`/`__Secure-` prefix the
+/// cookie's attributes cannot honour would make every browser drop the cookie. All are refused at start.
+#[tokio::test]
+async fn an_invalid_cookie_name_is_refused_at_start() {
+    let bad_names = ["", "rt; Domain=evil.example", "r t", "rt=1", "rt\r\nX: y", "ŕt", "r\"t", "__Host-rt"];
+    for bad in bad_names {
+        let cfg = auth_server::config::Config {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            cookie_name: bad.into(),
+            ..Default::default()
+        };
+        let clock = std::sync::Arc::new(auth_server::clock::ManualClock::new(T0));
+        assert!(auth_server::start(cfg, clock).await.is_err(), "{bad:?}");
+    }
+    // __Secure- needs the Secure attribute.
+    let cfg = auth_server::config::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        cookie_name: "__Secure-rt".into(),
+        insecure_cookie: true,
+        ..Default::default()
+    };
+    let clock = std::sync::Arc::new(auth_server::clock::ManualClock::new(T0));
+    assert!(auth_server::start(cfg, clock).await.is_err(), "__Secure- without Secure");
+    // A __Host- cookie is fine with Secure and Path=/.
+    let cfg = auth_server::config::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        cookie_name: "__Host-rt".into(),
+        cookie_path: "/".into(),
+        ..Default::default()
+    };
+    let clock = std::sync::Arc::new(auth_server::clock::ManualClock::new(T0));
+    let srv = auth_server::start(cfg, clock).await.expect("__Host- with Secure and Path=/ starts");
+    drop(srv);
+}
