@@ -540,14 +540,20 @@ impl Session {
         self.actions.push_back(Action::Event(Event::TokenChange { expires_at: expiry.map(|e| e.expires_at), source }));
     }
 
+    /// Installs a token this tab obtained (login, `setAccessToken`, refresh, legacy exchange) and tells the other
+    /// tabs, at the current epoch.
+    fn install_and_tell(&mut self, now_ms: u64, token: AccessToken, claims: UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
+        self.install(now_ms, token.clone(), &claims, expires_in, source);
+        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token, claims }));
+    }
+
     /// Stores a token handed over by the application (`setAccessToken`) or a login. Cancels any refresh in
     /// flight (its result would belong to an older session, C43) and re-enables automatic refreshes.
     pub fn set_token(&mut self, now_ms: u64, token: &str, expires_in: Option<f64>, source: TokenSource) -> Result<(), TokenError> {
         let (token, claims) = AccessToken::parse(token)?;
         self.abort_flight();
         self.bump_epoch(now_ms);
-        self.install(now_ms, token.clone(), &claims, expires_in, source);
-        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token, claims }));
+        self.install_and_tell(now_ms, token, claims, expires_in, source);
         Ok(())
     }
 
@@ -556,8 +562,7 @@ impl Session {
         let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
         self.abort_flight();
         self.bump_epoch(now_ms);
-        self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, source);
-        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: b.token, claims: b.claims }));
+        self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, source);
         Ok(())
     }
 
@@ -740,13 +745,7 @@ impl Session {
             Outcome::Success(b) => {
                 self.attempts = 0;
                 self.malformed_streak = 0;
-                self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, TokenSource::Refresh);
-                self.actions.push_back(Action::Broadcast(Message::Token {
-                    epoch: self.epoch,
-                    source: TokenSource::Refresh,
-                    token: b.token,
-                    claims: b.claims,
-                }));
+                self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, TokenSource::Refresh);
             }
             Outcome::Terminal(status) => {
                 self.attempts = 0;
@@ -1012,13 +1011,7 @@ impl Session {
                     Ok(b) => {
                         self.legacy_failure = None;
                         self.bump_epoch(now_ms);
-                        self.install(now_ms, b.token.clone(), &b.claims, b.expires_in, TokenSource::Legacy);
-                        self.actions.push_back(Action::Broadcast(Message::Token {
-                            epoch: self.epoch,
-                            source: TokenSource::Legacy,
-                            token: b.token,
-                            claims: b.claims,
-                        }));
+                        self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, TokenSource::Legacy);
                         self.actions.push_back(Action::RefreshSettled { id });
                         return;
                     }
