@@ -5,7 +5,7 @@
 use wasm_token_manager::session::*;
 
 mod common;
-use common::b64;
+use common::{b64, drain, events};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -15,16 +15,8 @@ fn token(now_ms: u64, life_s: u64) -> String {
     format!("{}.{}.c2ln", b64(br#"{"alg":"HS256"}"#.as_ref(), true), b64(p.as_ref(), true))
 }
 
-fn drain(s: &mut Session) -> Vec<Action> {
-    std::iter::from_fn(|| s.poll_action()).collect()
-}
-
 fn broadcasts(a: &[Action]) -> Vec<Message> {
     a.iter().filter_map(|x| match x { Action::Broadcast(m) => Some(m.clone()), _ => None }).collect()
-}
-
-fn events(a: &[Action]) -> Vec<Event> {
-    a.iter().filter_map(|x| match x { Action::Event(e) => Some(e.clone()), _ => None }).collect()
 }
 
 fn token_msg(epoch: u64, t: &str, source: &str) -> String {

@@ -7,7 +7,7 @@
 use wasm_token_manager::session::*;
 
 mod common;
-use common::b64;
+use common::{b64, drain, starts, events};
 
 const T0: u64 = 1_700_000_000_000;
 const JSON: Option<&str> = Some("application/json");
@@ -21,18 +21,6 @@ fn token(now_ms: u64, life_s: u64) -> String {
 
 fn http(status: u16, body: &[u8]) -> RefreshResponse<'_> {
     RefreshResponse::Http { status, content_type: JSON, retry_after: None, body, body_too_large: false }
-}
-
-fn drain(s: &mut Session) -> Vec<Action> {
-    std::iter::from_fn(|| s.poll_action()).collect()
-}
-
-fn starts(actions: &[Action]) -> Vec<RefreshId> {
-    actions.iter().filter_map(|a| match a { Action::StartRefresh { id } => Some(*id), _ => None }).collect()
-}
-
-fn events(actions: &[Action]) -> Vec<Event> {
-    actions.iter().filter_map(|a| match a { Action::Event(e) => Some(e.clone()), _ => None }).collect()
 }
 
 fn holding() -> Session {

@@ -6,7 +6,7 @@
 use wasm_token_manager::session::*;
 
 mod common;
-use common::b64;
+use common::{b64, drain, events};
 
 const T0: u64 = 1_700_000_000_000;
 const JSON: Option<&str> = Some("application/json");
@@ -17,16 +17,8 @@ fn token(now_ms: u64, life_s: u64) -> String {
     format!("{}.{}.c2ln", b64(br#"{"alg":"ES256"}"#.as_ref(), true), b64(payload.as_bytes(), true))
 }
 
-fn drain(s: &mut Session) -> Vec<Action> {
-    std::iter::from_fn(|| s.poll_action()).collect()
-}
-
 fn starts(actions: &[Action]) -> usize {
     actions.iter().filter(|a| matches!(a, Action::StartRefresh { .. })).count()
-}
-
-fn events(actions: &[Action]) -> Vec<Event> {
-    actions.iter().filter_map(|a| match a { Action::Event(e) => Some(e.clone()), _ => None }).collect()
 }
 
 fn logged_in(now: u64, life_s: u64) -> Session {
