@@ -312,6 +312,45 @@ fn f4_without_locks_a_peer_refresh_is_awaited() {
     assert!(Message::decode(r#"{"v":1,"type":"refreshing","epoch":1,"token":"x"}"#).is_none());
 }
 
+/// Without Web Locks two tabs can call at once: `a`'s answer comes first and its token reaches `b`, whose
+/// own call is then superseded, but `b`'s announcement reaches `a` only after `a` stored its token. `b` must
+/// answer its announcement, or `a` would wait `lockTimeoutSeconds` for a token that never comes before
+/// its next refresh.
+#[test]
+fn f4_a_superseded_announced_call_is_answered() {
+    let t0 = token(T0, 300);
+    let mut a = Session::new(SessionConfig::default());
+    let mut b = Session::new(SessionConfig::default());
+    for s in [&mut a, &mut b] {
+        s.set_token(T0, &t0, None, TokenSource::Login).unwrap();
+        drain(s);
+    }
+    let (ia, ib) = (a.request_refresh(T0 + 1), b.request_refresh(T0 + 1));
+    drain(&mut a);
+    drain(&mut b);
+    a.refresh_call_started(T0 + 1, ia);
+    b.refresh_call_started(T0 + 1, ib); // the shell posts `refreshing` first
+    let t1 = token(T0 + 1000, 300);
+    let body = ok_body(&t1);
+    a.handle_refresh_response(T0 + 5, ia, ok(&body), 0.5);
+    let from_a = broadcasts(&drain(&mut a));
+    assert_eq!(from_a.len(), 1);
+    // b's announcement arrives late at a, then a's token reaches b.
+    assert!(a.handle_message(T0 + 6, Message::Refreshing { epoch: b.epoch() }));
+    assert!(b.handle_message(T0 + 7, Message::decode(&from_a[0].encode()).unwrap()));
+    let from_b = broadcasts(&drain(&mut b));
+    assert_eq!(from_b.len(), 1, "b did not answer its announcement");
+    assert!(a.peer_refreshing(T0 + 8, 11_000));
+    drain(&mut a);
+    assert!(!a.handle_message(T0 + 8, Message::decode(&from_b[0].encode()).unwrap()), "the same token changed a");
+    assert!(drain(&mut a).is_empty(), "the answer fired events in a");
+    assert!(!a.peer_refreshing(T0 + 9, 11_000), "a still waits for b");
+    // b's own answer, arriving after it adopted a's token, changes nothing.
+    let late = ok_body(&token(T0 + 2000, 300));
+    b.handle_refresh_response(T0 + 10, ib, ok(&late), 0.5);
+    assert!(broadcasts(&drain(&mut b)).is_empty());
+}
+
 #[test]
 fn c60_login_in_another_tab_aborts_this_tabs_refresh_call() {
     let mut leader = Session::new(SessionConfig::default());

@@ -849,9 +849,9 @@ impl Session {
                 if self.token.as_ref().is_some_and(|h| h.token == token) {
                     return false;
                 }
-                let settled = match self.flight {
-                    Flight::Running { id, .. } => Some(id),
-                    _ => None,
+                let (settled, was_calling) = match self.flight {
+                    Flight::Running { id, calling, .. } => (Some(id), calling),
+                    _ => (None, false),
                 };
                 // Another tab signed in (or was handed a token): this tab's call belongs to the previous
                 // session, and its answer must not store that session's cookie over the new one (C60).
@@ -861,6 +861,13 @@ impl Session {
                 self.flight = Flight::Idle;
                 self.attempts = 0;
                 self.malformed_streak = 0;
+                if was_calling {
+                    // This tab's own call was running, so (without Web Locks) it announced it with `refreshing`,
+                    // and the answer of a superseded call is dropped: tell the tabs the announcement is answered
+                    // by passing the token on. A tab that holds it already changes nothing but its wait
+                    // (F4: otherwise a tab whose call raced ours waits `lockTimeoutSeconds` before its next one).
+                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims: claims.clone() }));
+                }
                 self.install(now_ms, token, &claims, None, source);
                 if let Some(id) = settled {
                     self.actions.push_back(Action::RefreshSettled { id });
