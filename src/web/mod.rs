@@ -6,9 +6,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::await_holding_refcell_ref)]
 
 mod js;
+mod body;
+mod driver;
+mod fetch;
+mod lifecycle;
 mod manager;
+mod refresh;
 mod options;
 mod tabs;
+mod timer;
 mod types;
+mod waiters;
 
 pub use manager::TokenManager;

@@ -1,0 +1,69 @@
+//! Waiters: promises that resolve when a refresh settles, raced against a caller's `AbortSignal` or a bound.
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+use super::driver::{is_disposed, Rci};
+use super::js;
+use crate::session::RefreshId;
+
+/// A promise that resolves when refresh `id` settles (at once when it is not in flight).
+pub(super) fn settle_promise(inner: &Rci, id: RefreshId) -> Promise {
+    let in_flight = inner.core.borrow().refresh_in_flight() == Some(id);
+    if !in_flight || is_disposed(inner) {
+        return Promise::resolve(&JsValue::UNDEFINED);
+    }
+    let existing = inner.shell.borrow().settles.iter().find(|s| s.0 == id).map(|s| s.1.clone());
+    if let Some(p) = existing {
+        return p;
+    }
+    let mut resolve: Option<Function> = None;
+    let p = Promise::new(&mut |res, _rej| resolve = Some(res));
+    if let Some(r) = resolve {
+        inner.shell.borrow_mut().settles.push((id, p.clone(), r));
+    }
+    p
+}
+
+pub(super) async fn wait_settled(inner: &Rci, id: RefreshId) {
+    let p = settle_promise(inner, id);
+    let _ = JsFuture::from(p).await;
+}
+
+/// Waits for refresh `id` like [`wait_settled`], but rejects with the signal's reason as soon as the
+/// caller's `AbortSignal` fires (C44); the refresh goes on for the others.
+pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> Result<(), JsValue> {
+    if !js::get(signal, "addEventListener").is_function() {
+        wait_settled(inner, id).await;
+        return Ok(());
+    }
+    if js::get(signal, "aborted").as_bool() == Some(true) {
+        return Err(js::get(signal, "reason"));
+    }
+    let settled = settle_promise(inner, id);
+    let mut reject: Option<Function> = None;
+    let aborted = Promise::new(&mut |_res, rej| reject = Some(rej));
+    let Some(reject) = reject else {
+        wait_settled(inner, id).await;
+        return Ok(());
+    };
+    // `abort` rejects `aborted` (with the event; the settle promise never rejects), and the caller gets the
+    // signal's reason, as `fetch` gives it.
+    let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), &reject];
+    let _ = js::call(signal, "addEventListener", &listener);
+    let result = JsFuture::from(js::race(&settled, &aborted)).await;
+    let _ = js::call(signal, "removeEventListener", &listener);
+    result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
+}
+
+/// Waits for refresh `id` to settle, at most `bound_ms`.
+pub(super) async fn wait_settled_bounded(inner: &Rci, id: RefreshId, bound_ms: u32) {
+    let settled = settle_promise(inner, id);
+    let mut resolve: Option<Function> = None;
+    let timer = Promise::new(&mut |res, _| resolve = Some(res));
+    if let Some(r) = resolve {
+        let _ = js::set_timeout(&r, bound_ms.min(i32::MAX as u32) as i32);
+    }
+    let _ = JsFuture::from(js::race(&settled, &timer)).await;
+}
