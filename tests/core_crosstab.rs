@@ -388,3 +388,30 @@ fn c58_opaque_token_reaches_other_tabs() {
     assert!(s.handle_message(T0, m));
     assert_eq!(s.current_token().0.unwrap().expose(), t);
 }
+
+#[test]
+fn every_message_carries_the_protocol_version_constant() {
+    let t = token(T0, 300);
+    let (tok, claims) = AccessToken::parse_jwt(&t).unwrap();
+    let head = format!(r#"{{"v":{PROTOCOL_VERSION},"type":"#);
+    for m in [
+        Message::Token { epoch: 1, source: TokenSource::Legacy, token: tok, claims },
+        Message::Logout { epoch: 2 },
+        Message::Ended { epoch: 3 },
+        Message::Refreshing { epoch: 4 },
+        Message::Failed { epoch: 5, retry_at: T0 },
+    ] {
+        let wire = m.encode();
+        assert!(wire.starts_with(&head), "{wire}");
+        assert_eq!(Message::decode(&wire), Some(m));
+    }
+}
+
+#[test]
+fn token_sources_are_named_once() {
+    for s in TokenSource::ALL {
+        assert_eq!(TokenSource::from_name(s.as_str()), Some(s));
+    }
+    assert_eq!(TokenSource::from_name("Login"), None);
+    assert_eq!(TokenSource::from_name(""), None);
+}

@@ -1,6 +1,6 @@
 //! Messages between the tabs of one app, as values: versioned, validated, never trusted blindly.
 //!
-//! # Protocol (version 1)
+//! # Protocol (version [`PROTOCOL_VERSION`] = 1)
 //!
 //! Tabs of one origin share the refresh cookie but each keeps its access token in memory. They talk over a
 //! `BroadcastChannel` (name: `wasm-token-manager:` + the absolute `refreshUrl`, or the `crossTab` option).
@@ -41,8 +41,7 @@
 //! tokens that fail the local checks are dropped ([`Message::decode`] returns `None`).
 
 use super::json::{parse_object, Scalar};
-use super::machine::TokenSource;
-use super::token::{AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
+use super::token::{AccessToken, TokenSource, UnverifiedClaims, MAX_TOKEN_LEN};
 
 /// The protocol version carried as `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -103,28 +102,20 @@ impl Message {
         }
     }
 
-    /// The wire form, a JSON string.
+    /// The wire form, a JSON string: `{"v":`[`PROTOCOL_VERSION`]`,"type":…,"epoch":…}` and the type's fields.
     pub fn encode(&self) -> String {
-        let epoch = self.epoch().to_string();
-        match self {
+        let (kind, fields) = match self {
             // The token passed the RFC 6750 character check: it needs no JSON escaping.
-            Message::Token { source, token, .. } => [
-                r#"{"v":1,"type":"token","epoch":"#,
-                &epoch,
-                r#","source":""#,
-                source.as_str(),
-                r#"","token":""#,
-                token.expose(),
-                r#""}"#,
-            ]
-            .concat(),
-            Message::Logout { .. } => [r#"{"v":1,"type":"logout","epoch":"#, &epoch, "}"].concat(),
-            Message::Ended { .. } => [r#"{"v":1,"type":"ended","epoch":"#, &epoch, "}"].concat(),
-            Message::Refreshing { .. } => [r#"{"v":1,"type":"refreshing","epoch":"#, &epoch, "}"].concat(),
-            Message::Failed { retry_at, .. } => {
-                [r#"{"v":1,"type":"failed","epoch":"#, &epoch, r#","retryAt":"#, &retry_at.to_string(), "}"].concat()
+            Message::Token { source, token, .. } => {
+                ("token", [r#","source":""#, source.as_str(), r#"","token":""#, token.expose(), "\""].concat())
             }
-        }
+            Message::Logout { .. } => ("logout", String::new()),
+            Message::Ended { .. } => ("ended", String::new()),
+            Message::Refreshing { .. } => ("refreshing", String::new()),
+            Message::Failed { retry_at, .. } => ("failed", [r#","retryAt":"#, &retry_at.to_string()].concat()),
+        };
+        let (version, epoch) = (PROTOCOL_VERSION.to_string(), self.epoch().to_string());
+        [r#"{"v":"#, &version, r#","type":""#, kind, r#"","epoch":"#, &epoch, &fields, "}"].concat()
     }
 
     /// Parses and validates a received message; anything malformed gives `None`.
@@ -142,13 +133,7 @@ impl Message {
         let token = obj.get("token");
         match (kind, source.map(Scalar::as_str), token.map(Scalar::as_str)) {
             ("token", Some(Some(source)), Some(Some(token))) => {
-                let source = match source {
-                    "login" => TokenSource::Login,
-                    "refresh" => TokenSource::Refresh,
-                    "set" => TokenSource::Set,
-                    "legacy" => TokenSource::Legacy,
-                    _ => return None,
-                };
+                let source = TokenSource::from_name(source)?;
                 let (token, claims) = AccessToken::parse(token).ok()?;
                 Some(Message::Token { epoch, source, token, claims })
             }

@@ -8,7 +8,7 @@ use super::crosstab::Message;
 use super::error::{BodyError, TokenError};
 use super::policy::{backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
 use super::retry_after::{parse_retry_after, MAX_RETRY_AFTER_MS};
-use super::token::{AccessToken, UnverifiedClaims};
+use super::token::{AccessToken, TokenSource, UnverifiedClaims};
 
 /// The circuit breaker's window (C33): refresh-then-401 strikes older than this are forgotten (ms).
 pub const BREAKER_WINDOW_MS: u64 = 60_000;
@@ -45,31 +45,6 @@ impl Default for SessionConfig {
 /// Identifies one refresh attempt. A result reported for an id that is no longer in flight is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RefreshId(pub u64);
-
-/// Where a token came from (the `source` of a `tokenchange` event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `login()`.
-    Login,
-    /// A refresh call (in this tab or, with cross-tab coordination, another).
-    Refresh,
-    /// `setAccessToken()`.
-    Set,
-    /// The one-time exchange of a legacy token (`upgradeLegacyToken`, or automatic on a deprecation signal).
-    Legacy,
-}
-
-impl TokenSource {
-    /// `"login"`, `"refresh"` or `"set"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TokenSource::Login => "login",
-            TokenSource::Refresh => "refresh",
-            TokenSource::Set => "set",
-            TokenSource::Legacy => "legacy",
-        }
-    }
-}
 
 /// Why a `logout` happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DE
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use error::{logout_result, logout_without_url, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{
-    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, TokenSource, Unauthorized,
+    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, Unauthorized,
 };
 pub use origin::{AllowedOrigins, Origin};
 pub use policy::{
@@ -30,4 +30,4 @@ pub use policy::{
     DEFAULT_REFRESH_HEADERS, DEFAULT_REFRESH_TIMEOUT_MS, MAX_BODY_BYTES, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
 };
 pub use retry_after::{parse_http_date, parse_retry_after, MAX_RETRY_AFTER_MS};
-pub use token::{b64url_decode, check_b64token, decode_unverified, AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
+pub use token::{b64url_decode, check_b64token, decode_unverified, AccessToken, TokenSource, UnverifiedClaims, MAX_TOKEN_LEN};
