@@ -29,7 +29,10 @@
 //! tab that does not get the lock waits for the lock again with a timeout (`lockTimeoutSeconds`); when it
 //! gets it, it refreshes only if no token arrived meanwhile (double-check); when the wait times out it
 //! refreshes by itself, relying on the server's reuse grace window. If the holder's tab closes, the browser
-//! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang.
+//! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang. The election is
+//! decided by the core ([`crate::session::Session`], [`crate::session::Coordination`]): it asks for lock requests,
+//! the double-check's yield and lock releases as actions, bounds the waits with its own deadline, and the shell
+//! reports what the browser gave ([`crate::session::Session::handle_lock`], [`crate::session::Session::handle_yielded`]).
 //!
 //! **Degrading.** Without Web Locks a tab announces its refresh (`refreshing`) and the others wait for its
 //! token for at most `lockTimeoutSeconds`; proactive timers get a little random jitter so that tabs holding

@@ -10,6 +10,7 @@
 
 mod body;
 pub mod crosstab;
+mod election;
 mod error;
 mod json;
 mod machine;
@@ -20,6 +21,7 @@ mod token;
 
 pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, LIFETIME_FIELDS, TOKEN_TYPE_FIELDS};
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
+pub use election::{Coordination, LockOutcome, HOLD_LOCK_MS};
 pub use error::{logout_result, logout_without_url, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{
     BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, Unauthorized,

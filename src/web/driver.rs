@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use super::js::{self, error, object, opt_number};
 use super::options::Options;
-use super::refresh::run_refresh;
+use super::refresh::{call_refresh, double_check, release_lock, request_lock};
 use super::tabs::{self, Tabs};
 use super::timer::rearm;
 use crate::session::{Action, ErrorCode, Event, RefreshId, Session};
@@ -24,8 +24,9 @@ pub(super) struct Shell {
     pub(super) aborts: Vec<(RefreshId, JsValue)>,
     /// The `AbortController`s of follower tabs' waits for the election lock.
     pub(super) lock_waits: Vec<(RefreshId, JsValue)>,
-    /// The release of the election lock this tab still holds for a moment after a refresh.
-    pub(super) held_lock: Option<Function>,
+    /// The releases of the election locks this tab holds: for a refresh in flight, or (`None`) for a moment
+    /// after one, already set to run on a timer.
+    pub(super) held_locks: Vec<(Option<RefreshId>, Function)>,
     /// The origins `debug` has said the bearer is withheld from (each is said once).
     pub(super) withheld_from: Vec<String>,
 }
@@ -88,7 +89,22 @@ pub(super) fn perform(inner: &Rci, action: Action) {
     match action {
         Action::StartRefresh { id } => {
             let i = inner.clone();
-            js::spawn(async move { run_refresh(i, id).await });
+            js::spawn(async move { call_refresh(&i, id).await });
+        }
+        Action::RequestLock { id, wait } => {
+            let i = inner.clone();
+            js::spawn(async move { request_lock(i, id, wait).await });
+        }
+        Action::CancelLockWait { id } => {
+            let ctrls = take(&mut inner.shell.borrow_mut().lock_waits, id);
+            for c in ctrls {
+                abort(&c);
+            }
+        }
+        Action::ReleaseLock { id, delay_ms } => release_lock(inner, id, delay_ms),
+        Action::YieldToMessages { id } => {
+            let i = inner.clone();
+            js::spawn(async move { double_check(i, id).await });
         }
         Action::AbortRefresh { id } => {
             let ctrls = take(&mut inner.shell.borrow_mut().aborts, id);

@@ -10,7 +10,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
 use super::driver::{abort, disposed_error, handler, is_disposed, pump, with_core, Inner, Rci, Shell};
-use super::refresh::release_held;
+use super::refresh::release_all;
 use super::fetch::{absolute, fetch_entry};
 use super::js::{self, error, now_ms, object, opt_number};
 use super::lifecycle::install_listeners;
@@ -19,7 +19,7 @@ use super::tabs::{self, Tabs};
 use super::timer::on_timer;
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use super::waiters::settle_promise;
-use crate::session::{logout_result, logout_without_url, BodyError, ErrorCode, LegacyError, LogoutReason, Session, TokenSource};
+use crate::session::{Coordination, logout_result, logout_without_url, BodyError, ErrorCode, LegacyError, LogoutReason, Session, TokenSource};
 
 /// A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
 /// trusted origins, refreshes it through an httpOnly cookie (single-flight, proactive and on 401), and
@@ -54,8 +54,12 @@ impl TokenManager {
             }
             if tabs::locks_available() {
                 t.lock_name = Some(["wasm-token-manager-refresh:", name].concat());
+                opts.session.coordination = Coordination::Locks;
             } else {
                 js::debug(opts.debug, "Web Locks unavailable: each tab refreshes on its own (server grace window)");
+                if t.channel.is_some() {
+                    opts.session.coordination = Coordination::Announce;
+                }
             }
         }
         let mut core = Session::new(opts.session.clone());
@@ -325,7 +329,7 @@ impl TokenManager {
         }
         let mut t = std::mem::take(&mut *inner.tabs.borrow_mut());
         t.close();
-        release_held(inner);
+        release_all(inner);
         for (_, c) in aborts {
             abort(&c);
         }

@@ -1,4 +1,5 @@
-//! The refresh call (or the legacy exchange) and the bounded cross-tab election in front of it.
+//! The refresh call (or the legacy exchange), and the I/O of the cross-tab election the core runs in front of it
+//! (lock requests, the double-check's yield, lock releases).
 
 use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
@@ -8,100 +9,89 @@ use super::body::{read_capped, BodyRead};
 use super::driver::{is_disposed, pump, take, with_core, Inner, Rci};
 use super::js::{self, now_ms, object};
 use super::tabs::{self, Lock};
-use super::waiters::wait_settled_bounded;
-use crate::session::{CappedBody, Message, RefreshId, RefreshResponse};
+use crate::session::{CappedBody, LockOutcome, RefreshId, RefreshResponse};
 
 pub(super) fn in_flight(inner: &Inner, id: RefreshId) -> bool {
     !is_disposed(inner) && inner.core.borrow().refresh_in_flight() == Some(id)
 }
 
-/// Runs refresh `id`: alone, or through the bounded cross-tab election (see `session::crosstab`).
-pub(super) async fn run_refresh(inner: Rci, id: RefreshId) {
-    if !in_flight(&inner, id) {
-        return;
-    }
-    let lock_name = inner.tabs.borrow().lock_name.clone();
-    // A lock this tab still holds from its previous refresh must not make it wait for itself.
-    release_held(&inner);
-    let Some(name) = lock_name else {
-        let channel = inner.tabs.borrow().channel.clone();
-        if let Some(ch) = channel {
-            // No Web Locks: wait (bounded) for a tab that announced its call, else announce ours.
-            let bound = inner.opts.lock_timeout_ms;
-            if inner.core.borrow().peer_refreshing(now_ms(), u64::from(bound)) {
-                js::debug(inner.opts.debug, "refresh: another tab is refreshing (no Web Locks), waiting for its token");
-                wait_settled_bounded(&inner, id, bound).await;
-                if !in_flight(&inner, id) {
-                    return;
-                }
-            }
-            let epoch = inner.core.borrow().epoch();
-            tabs::post(&ch, &Message::Refreshing { epoch }.encode());
-        }
-        call_refresh(&inner, id).await;
-        return;
+/// Performs [`Action::RequestLock`](crate::session::Action::RequestLock): releases at once any election lock
+/// still held, requests the lock (`ifAvailable` unless `wait`; a wait is aborted through its controller, which
+/// the driver keeps until the core cancels the wait or the refresh settles), and reports the outcome.
+pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
+    release_all(&inner);
+    let Some(name) = inner.tabs.borrow().lock_name.clone() else {
+        return report_lock(&inner, id, LockOutcome::Failed);
     };
-    match tabs::acquire(&name, true, 0, None).await {
+    let ctrl = if wait {
+        js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
+        let c = js::construct("AbortController", &[]).ok();
+        if let Some(c) = &c {
+            inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
+        }
+        c
+    } else {
+        None
+    };
+    let lock = tabs::acquire(&name, !wait, ctrl.as_ref()).await;
+    take(&mut inner.shell.borrow_mut().lock_waits, id);
+    let outcome = match lock {
         Lock::Held(release) => {
-            call_refresh(&inner, id).await;
-            hold_briefly(&inner, release);
+            inner.shell.borrow_mut().held_locks.push((Some(id), release));
+            LockOutcome::Granted
         }
-        Lock::NotAcquired => call_refresh(&inner, id).await,
-        Lock::Unavailable => {
-            if !in_flight(&inner, id) {
-                return; // the other tab's token arrived meanwhile
-            }
-            js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
-            let ctrl = js::construct("AbortController", &[]).ok();
-            if let Some(c) = &ctrl {
-                inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
-            }
-            let lock = tabs::acquire(&name, false, inner.opts.lock_timeout_ms, ctrl.as_ref()).await;
-            take(&mut inner.shell.borrow_mut().lock_waits, id);
-            match lock {
-                Lock::Held(release) => {
-                    // Double-check: the other tab's token may be on its way.
-                    tabs::yield_to_messages().await;
-                    if in_flight(&inner, id) {
-                        js::debug(inner.opts.debug, "refresh: no result from the other tab, refreshing here");
-                        call_refresh(&inner, id).await;
-                        hold_briefly(&inner, release);
-                    } else {
-                        js::run(&release, &JsValue::UNDEFINED);
-                    }
-                }
-                Lock::Unavailable | Lock::NotAcquired => {
-                    if in_flight(&inner, id) {
-                        js::debug(inner.opts.debug, "refresh: election timed out, refreshing here");
-                        call_refresh(&inner, id).await;
-                    }
-                }
-            }
+        Lock::Unavailable => LockOutcome::Unavailable,
+        Lock::NotAcquired => LockOutcome::Failed,
+    };
+    report_lock(&inner, id, outcome);
+}
+
+fn report_lock(inner: &Rci, id: RefreshId, outcome: LockOutcome) {
+    if is_disposed(inner) {
+        release_all(inner);
+        return;
+    }
+    with_core(inner, |c| c.handle_lock(now_ms(), id, outcome));
+    pump(inner);
+}
+
+/// Performs [`Action::YieldToMessages`](crate::session::Action::YieldToMessages): the double-check.
+pub(super) async fn double_check(inner: Rci, id: RefreshId) {
+    tabs::yield_to_messages().await;
+    if !is_disposed(&inner) {
+        with_core(&inner, |c| c.handle_yielded(now_ms(), id));
+        pump(&inner);
+    }
+}
+
+/// Performs [`Action::ReleaseLock`](crate::session::Action::ReleaseLock): releases the lock held for `id` after
+/// `delay_ms`, so that the result's message reaches the other tabs before any of them is granted the lock. This
+/// tab's next lock request, or `dispose`, releases it at once (so frozen timers cannot keep it).
+pub(super) fn release_lock(inner: &Rci, id: RefreshId, delay_ms: u64) {
+    let held: Vec<Function> = {
+        let mut sh = inner.shell.borrow_mut();
+        let mut taken = Vec::new();
+        sh.held_locks.retain(|(i, f)| if *i == Some(id) { taken.push(f.clone()); false } else { true });
+        taken
+    };
+    for release in held {
+        if delay_ms == 0 {
+            js::run(&release, &JsValue::UNDEFINED);
+        } else {
+            let _ = js::set_timeout(&release, delay_ms.min(i32::MAX as u64) as i32);
+            inner.shell.borrow_mut().held_locks.push((None, release));
         }
     }
 }
 
-/// Releases the election lock a moment after the result was broadcast, so that the message reaches the
-/// other tabs before any of them is granted the lock. This tab's next election, or `dispose`, releases it
-/// at once (so frozen timers cannot keep it).
-pub(super) fn hold_briefly(inner: &Rci, release: Function) {
-    let _ = js::set_timeout(&release, HOLD_LOCK_MS);
-    let previous = inner.shell.borrow_mut().held_lock.replace(release);
-    if let Some(p) = previous {
-        js::run(&p, &JsValue::UNDEFINED);
+/// Releases every election lock this tab holds, at once (resolving twice is harmless: a delayed release may
+/// have run already).
+pub(super) fn release_all(inner: &Inner) {
+    let held = std::mem::take(&mut inner.shell.borrow_mut().held_locks);
+    for (_, release) in held {
+        js::run(&release, &JsValue::UNDEFINED);
     }
 }
-
-pub(super) fn release_held(inner: &Inner) {
-    let held = inner.shell.borrow_mut().held_lock.take();
-    if let Some(r) = held {
-        // Resolving twice is harmless: the timer may have released it already.
-        js::run(&r, &JsValue::UNDEFINED);
-    }
-}
-
-/// How long the elected tab keeps the lock after broadcasting its result (ms).
-pub(super) const HOLD_LOCK_MS: i32 = 100;
 
 pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
     if !in_flight(inner, id) {

@@ -78,9 +78,9 @@ pub enum Lock {
     NotAcquired,
 }
 
-/// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits at most
-/// `timeout_ms` and can be aborted earlier through `ctrl`. Never `steal`.
-pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&JsValue>) -> Lock {
+/// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits until it is
+/// granted or aborted through `ctrl` (the core bounds the wait). Never `steal`.
+pub async fn acquire(name: &str, if_available: bool, ctrl: Option<&JsValue>) -> Lock {
     let locks = js::get(&js::global("navigator"), "locks");
     if !js::get(&locks, "request").is_function() {
         return Lock::NotAcquired;
@@ -102,9 +102,6 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
     let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
     if let Some(c) = ctrl {
         js::set(&options, "signal", &js::get(c, "signal"));
-        if let Ok(abort) = js::call(&js::get(c, "abort"), "bind", &[c]) {
-            let _ = js::set_timeout(abort.unchecked_ref(), timeout_ms.min(i32::MAX as u32) as i32);
-        }
     }
     let pending = match js::call(&locks, "request", &[&JsValue::from_str(name), &options, &callback]) {
         Ok(p) => p,

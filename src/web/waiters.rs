@@ -56,14 +56,3 @@ pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &J
     let _ = js::call(signal, "removeEventListener", &listener);
     result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
 }
-
-/// Waits for refresh `id` to settle, at most `bound_ms`.
-pub(super) async fn wait_settled_bounded(inner: &Rci, id: RefreshId, bound_ms: u32) {
-    let settled = settle_promise(inner, id);
-    let mut resolve: Option<Function> = None;
-    let timer = Promise::new(&mut |res, _| resolve = Some(res));
-    if let Some(r) = resolve {
-        let _ = js::set_timeout(&r, bound_ms.min(i32::MAX as u32) as i32);
-    }
-    let _ = JsFuture::from(js::race(&settled, &timer)).await;
-}
