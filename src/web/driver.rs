@@ -4,29 +4,37 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
+use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 
 use super::js::{self, error, object, opt_number};
 use super::options::Options;
+use super::owners::{Abort, LockRelease, Settle};
 use super::refresh::{call_refresh, double_check, release_lock, request_lock};
-use super::tabs::{self, Tabs};
+use super::tabs::Tabs;
 use super::timer::rearm;
 use crate::session::{Action, ErrorCode, Event, RefreshId, Session};
 
+/// The JS resources a manager holds, each in its owner: dropping this (on `dispose`, `free()` or
+/// `[Symbol.dispose]()`) clears the timer, aborts the calls and lock waits, releases the locks and wakes every
+/// waiter.
 #[derive(Default)]
 pub(super) struct Shell {
     pub(super) disposed: bool,
-    pub(super) timer: Option<JsValue>,
+    /// The one deadline timer.
+    pub(super) timer: Option<Timeout>,
     pub(super) timer_deadline: Option<u64>,
-    pub(super) settles: Vec<(RefreshId, Promise, Function)>,
+    /// The promises callers wait on, per refresh.
+    pub(super) settles: Vec<(RefreshId, Settle)>,
     /// The `AbortController`s of refresh calls.
-    pub(super) aborts: Vec<(RefreshId, JsValue)>,
+    pub(super) aborts: Vec<(RefreshId, Abort)>,
     /// The `AbortController`s of follower tabs' waits for the election lock.
-    pub(super) lock_waits: Vec<(RefreshId, JsValue)>,
-    /// The releases of the election locks this tab holds: for a refresh in flight, or (`None`) for a moment
-    /// after one, already set to run on a timer.
-    pub(super) held_locks: Vec<(Option<RefreshId>, Function)>,
+    pub(super) lock_waits: Vec<(RefreshId, Abort)>,
+    /// The election locks this tab holds for a refresh in flight.
+    pub(super) held_locks: Vec<(RefreshId, LockRelease)>,
+    /// The election locks held a moment longer after a refresh: each released when its timer fires, or at once
+    /// when dropped.
+    pub(super) releasing: Vec<Timeout>,
     /// The origins `debug` has said the bearer is withheld from (each is said once).
     pub(super) withheld_from: Vec<String>,
 }
@@ -38,8 +46,8 @@ pub(super) struct Inner {
     /// The `EventTarget` at `tm.events`.
     pub(super) events: JsValue,
     pub(super) tabs: RefCell<Tabs>,
-    pub(super) timer_cb: RefCell<Option<js::Callback>>,
-    pub(super) fetch_fn: RefCell<Option<js::Callback>>,
+    /// The bound `fetch`: a JS-owned function holding this manager weakly (see `TokenManager::new`).
+    pub(super) fetch_fn: JsValue,
 }
 
 pub(super) type Rci = Rc<Inner>;
@@ -78,11 +86,11 @@ pub(super) fn pump(inner: &Rci) {
     rearm(inner);
 }
 
-/// Removes the controllers of refresh `id` from `list` and returns them.
-pub(super) fn take(list: &mut Vec<(RefreshId, JsValue)>, id: RefreshId) -> Vec<JsValue> {
-    let mut taken = Vec::new();
-    list.retain(|(i, c)| if *i == id { taken.push(c.clone()); false } else { true });
-    taken
+/// Removes the owners of refresh `id` from `list` and returns them, to drop once no borrow is held.
+pub(super) fn take<T>(list: &mut Vec<(RefreshId, T)>, id: RefreshId) -> Vec<T> {
+    let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(i, _)| *i == id);
+    *list = kept;
+    taken.into_iter().map(|(_, t)| t).collect()
 }
 
 pub(super) fn perform(inner: &Rci, action: Action) {
@@ -96,10 +104,8 @@ pub(super) fn perform(inner: &Rci, action: Action) {
             js::spawn(async move { request_lock(i, id, wait).await });
         }
         Action::CancelLockWait { id } => {
-            let ctrls = take(&mut inner.shell.borrow_mut().lock_waits, id);
-            for c in ctrls {
-                abort(&c);
-            }
+            let waits = take(&mut inner.shell.borrow_mut().lock_waits, id);
+            drop(waits);
         }
         Action::ReleaseLock { id, delay_ms } => release_lock(inner, id, delay_ms),
         Action::YieldToMessages { id } => {
@@ -107,40 +113,44 @@ pub(super) fn perform(inner: &Rci, action: Action) {
             js::spawn(async move { double_check(i, id).await });
         }
         Action::AbortRefresh { id } => {
-            let ctrls = take(&mut inner.shell.borrow_mut().aborts, id);
-            for c in ctrls {
-                abort(&c);
-            }
+            let calls = take(&mut inner.shell.borrow_mut().aborts, id);
+            drop(calls);
         }
         Action::RefreshSettled { id } => {
-            let (resolve, waits) = {
+            // The waiters wake, and a follower tab waiting for the election stops waiting once the result is here.
+            let owners = {
                 let mut sh = inner.shell.borrow_mut();
-                let pos = sh.settles.iter().position(|(i, _, _)| *i == id);
-                let resolve = pos.map(|p| sh.settles.swap_remove(p).2);
-                let waits = take(&mut sh.lock_waits, id);
-                (resolve, waits)
+                (take(&mut sh.settles, id), take(&mut sh.lock_waits, id))
             };
-            // A follower tab waiting for the election stops waiting once the result is here.
-            for c in waits {
-                abort(&c);
-            }
-            if let Some(r) = resolve {
-                js::run(&r, &JsValue::UNDEFINED);
-            }
+            drop(owners);
         }
         Action::Event(e) => dispatch(inner, e),
         Action::Broadcast(m) => {
-            let channel = inner.tabs.borrow().channel.clone();
-            if let Some(ch) = channel {
-                tabs::post(&ch, &m.encode());
+            let tabs = inner.tabs.borrow();
+            if let Some(ch) = &tabs.channel {
+                // Posting runs no listener of this tab (a channel does not hear itself).
+                ch.post(&m.encode());
             }
         }
     }
 }
 
-/// `controller.abort()`.
-pub(super) fn abort(controller: &JsValue) {
-    let _ = js::call(controller, "abort", &[]);
+/// Disposes: marks the manager disposed, forgets the token, and drops every owner (the timer is cleared,
+/// calls and lock waits are aborted, locks released, waiters woken, listeners removed, the channel closed).
+/// What `dispose()`, `free()` and `[Symbol.dispose]()` all do. Idempotent.
+pub(super) fn dispose(inner: &Inner) {
+    let owners = {
+        let mut sh = inner.shell.borrow_mut();
+        if sh.disposed {
+            return;
+        }
+        std::mem::replace(&mut *sh, Shell { disposed: true, ..Shell::default() })
+    };
+    let fresh = Session::new(inner.opts.session.clone());
+    let old = std::mem::replace(&mut *inner.core.borrow_mut(), fresh);
+    let tabs = std::mem::take(&mut *inner.tabs.borrow_mut());
+    // Dropped with no borrow held: an abort or a release may run JS.
+    drop((old, owners, tabs));
 }
 
 pub(super) fn dispatch(inner: &Rci, e: Event) {

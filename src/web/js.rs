@@ -41,14 +41,13 @@ pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsV
     Reflect::apply(&f, &js_sys::global(), &array(&[input, init])).map(JsCast::unchecked_into)
 }
 
-/// `setTimeout(callback, delay_ms)`: the timer id.
-pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue {
-    global_call("setTimeout", &[callback, &JsValue::from(delay_ms)]).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// `clearTimeout(id)`.
-pub fn clear_timeout(id: &JsValue) {
-    let _ = global_call("clearTimeout", &[id]);
+/// Reports an exception that has no caller to go to (a failed clean-up) as an uncaught one would be:
+/// `reportError(e)` (WHATWG HTML), where it exists.
+pub fn report(e: &JsValue) {
+    if global("reportError").is_function() {
+        // `reportError` itself does not throw for any value.
+        let _reported = global_call("reportError", &[e]);
+    }
 }
 
 /// `AbortSignal.timeout(ms)`: a signal that aborts by itself (fails where it is not supported).

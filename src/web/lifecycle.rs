@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 /// Listens to the other tabs and to the page lifecycle. Timers are hints: waking up re-checks the clock.
 pub(super) fn install_listeners(inner: &Rci, t: &mut Tabs) {
     let handler = |f: fn(&Rci, JsValue)| handler(inner, f);
-    if let Some(ch) = t.channel.clone() {
+    if let Some(ch) = t.channel.as_ref().map(|c| c.target().clone()) {
         let cb = handler(|i, ev| {
             let data = js::get(&ev, "data").as_string();
             match data.as_deref().and_then(Message::decode) {

@@ -1,7 +1,7 @@
 //! The exported `TokenManager`: the JS class, its constructor and methods.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -9,14 +9,13 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
-use super::driver::{abort, disposed_error, handler, is_disposed, pump, with_core, Inner, Rci, Shell};
-use super::refresh::release_all;
+use super::driver::{dispose, disposed_error, is_disposed, pump, with_core, Inner, Rci, Shell};
 use super::fetch::{absolute, fetch_entry};
 use super::js::{self, error, now_ms, object, opt_number};
 use super::lifecycle::install_listeners;
 use super::options::Options;
+use super::owners::Channel;
 use super::tabs::{self, Tabs};
-use super::timer::on_timer;
 use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
 use super::waiters::settle_promise;
 use crate::session::{Coordination, logout_result, logout_without_url, BodyError, ErrorCode, LegacyError, LogoutReason, Session, TokenSource};
@@ -45,7 +44,7 @@ impl TokenManager {
         };
         let mut t = Tabs::default();
         if let Some(name) = &opts.cross_tab {
-            t.channel = tabs::open_channel(name);
+            t.channel = Channel::open(name);
             if t.channel.is_none() {
                 js::debug(opts.debug, "BroadcastChannel unavailable: this tab works on its own");
             }
@@ -66,32 +65,17 @@ impl TokenManager {
         if let Some(t) = legacy_token {
             core.hold_legacy(&t).map_err(|e| error(ErrorCode::InvalidOption, &["option 'legacyToken': ", e.message()].concat()))?;
         }
-        let inner = Rc::new(Inner {
+        let inner = Rc::new_cyclic(|weak: &Weak<Inner>| Inner {
             core: RefCell::new(core),
             shell: RefCell::new(Shell::default()),
             opts,
             events,
             tabs: RefCell::new(Tabs::default()),
-            timer_cb: RefCell::new(None),
-            fetch_fn: RefCell::new(None),
+            fetch_fn: bound_fetch(weak.clone()),
         });
         install_listeners(&inner, &mut t);
         *inner.tabs.borrow_mut() = t;
         with_core(&inner, |c| c.set_visible(now_ms(), tabs::page_visible()));
-        let timer = handler(&inner, |i, _| on_timer(i));
-        *inner.timer_cb.borrow_mut() = Some(timer);
-        // The bound fetch holds the manager weakly, so that the manager and its bound fetch can be reclaimed
-        // once the manager is freed (the package entry's own bound fetch keeps the entry's manager alive).
-        // Used after that, it rejects with `DISPOSED`.
-        let weak = Rc::downgrade(&inner);
-        let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| match weak.upgrade() {
-            Some(strong) => fetch_entry(&strong, input, init).into(),
-            None => Promise::reject(&disposed_error()).into(),
-        });
-        // An app may install it as the global fetch (`globalThis.fetch = tm.fetch`): sends then go to the
-        // platform fetch of this moment, never back through a wrapper.
-        js::mark_bound_fetch(f.as_ref());
-        *inner.fetch_fn.borrow_mut() = Some(f);
         Ok(TokenManager { inner })
     }
 
@@ -99,8 +83,7 @@ impl TokenManager {
     /// openapi-fetch. Same contract as the global `fetch`.
     #[wasm_bindgen(getter)]
     pub fn fetch(&self) -> TokenManagerFetch {
-        let f: JsValue = self.inner.fetch_fn.borrow().as_ref().map(|c| c.as_ref().clone()).unwrap_or(JsValue::UNDEFINED);
-        f.unchecked_into()
+        self.inner.fetch_fn.clone().unchecked_into()
     }
 
     /// Logs in: `fetch(input, init)` with `credentials: 'include'`; on a 2xx answer stores the token from the
@@ -307,34 +290,32 @@ impl TokenManager {
         self.inner.events.clone().unchecked_into()
     }
 
-    /// Stops timers and listeners and forgets the token; later calls reject with `DISPOSED`.
+    /// Stops timers and listeners and forgets the token; later calls reject with `DISPOSED`. Idempotent;
+    /// `free()` and `[Symbol.dispose]()` do the same (and free the wasm object).
     pub fn dispose(&self) {
-        let inner = &self.inner;
-        let (timer, aborts, settles) = {
-            let mut sh = inner.shell.borrow_mut();
-            if sh.disposed {
-                return;
-            }
-            sh.disposed = true;
-            sh.timer_deadline = None;
-            let mut aborts = std::mem::take(&mut sh.aborts);
-            aborts.append(&mut sh.lock_waits);
-            (sh.timer.take(), aborts, std::mem::take(&mut sh.settles))
-        };
-        let fresh = Session::new(inner.opts.session.clone());
-        let old = std::mem::replace(&mut *inner.core.borrow_mut(), fresh);
-        drop(old);
-        if let Some(t) = timer {
-            js::clear_timeout(&t);
-        }
-        let mut t = std::mem::take(&mut *inner.tabs.borrow_mut());
-        t.close();
-        release_all(inner);
-        for (_, c) in aborts {
-            abort(&c);
-        }
-        for (_, _, resolve) in settles {
-            js::run(&resolve, &JsValue::UNDEFINED);
-        }
+        dispose(&self.inner);
     }
 }
+
+impl Drop for TokenManager {
+    /// `free()` and `[Symbol.dispose]()` (wasm-bindgen's, both drop this) reach the state `dispose()` leaves.
+    fn drop(&mut self) {
+        dispose(&self.inner);
+    }
+}
+
+/// The bound `fetch`: a function owned by JS that holds the manager weakly, so that it never keeps a freed
+/// manager alive (the package entry's own bound fetch keeps the entry's manager alive). Used after the manager
+/// was freed, it rejects with `DISPOSED`, like after `dispose()`.
+fn bound_fetch(weak: Weak<Inner>) -> JsValue {
+    let f: js::Callback = Closure::new(move |input: JsValue, init: JsValue| match weak.upgrade() {
+        Some(strong) => fetch_entry(&strong, input, init).into(),
+        None => Promise::reject(&disposed_error()).into(),
+    });
+    let f = f.into_js_value();
+    // An app may install it as the global fetch (`globalThis.fetch = tm.fetch`): sends then go to the
+    // platform fetch of this moment, never back through a wrapper.
+    js::mark_bound_fetch(&f);
+    f
+}
+

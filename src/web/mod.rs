@@ -13,6 +13,7 @@ mod lifecycle;
 mod manager;
 mod refresh;
 mod options;
+mod owners;
 mod tabs;
 mod timer;
 mod types;

@@ -1,7 +1,7 @@
 //! The refresh call (or the legacy exchange), and the I/O of the cross-tab election the core runs in front of it
 //! (lock requests, the double-check's yield, lock releases).
 
-use js_sys::Function;
+use gloo_timers::callback::Timeout;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -9,7 +9,8 @@ use super::body::{read_capped, BodyRead};
 use super::driver::{is_disposed, pump, take, with_core, Inner, Rci};
 use super::js::{self, now_ms, object};
 use super::tabs::{self, Lock};
-use crate::session::{CappedBody, LockOutcome, RefreshId, RefreshResponse};
+use super::owners::Abort;
+use crate::session::{clamp_timer_delay, CappedBody, LockOutcome, RefreshId, RefreshResponse};
 
 pub(super) fn in_flight(inner: &Inner, id: RefreshId) -> bool {
     !is_disposed(inner) && inner.core.borrow().refresh_in_flight() == Some(id)
@@ -23,21 +24,22 @@ pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
     let Some(name) = inner.tabs.borrow().lock_name.clone() else {
         return report_lock(&inner, id, LockOutcome::Failed);
     };
-    let ctrl = if wait {
+    let signal = if wait {
         js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
-        let c = js::construct("AbortController", &[]).ok();
-        if let Some(c) = &c {
-            inner.shell.borrow_mut().lock_waits.push((id, c.clone()));
-        }
-        c
+        Abort::new().map(|ctrl| {
+            let signal = ctrl.signal();
+            inner.shell.borrow_mut().lock_waits.push((id, ctrl));
+            signal
+        })
     } else {
         None
     };
-    let lock = tabs::acquire(&name, !wait, ctrl.as_ref()).await;
-    take(&mut inner.shell.borrow_mut().lock_waits, id);
+    let lock = tabs::acquire(&name, !wait, signal.as_ref()).await;
+    let done = take(&mut inner.shell.borrow_mut().lock_waits, id);
+    drop(done);
     let outcome = match lock {
         Lock::Held(release) => {
-            inner.shell.borrow_mut().held_locks.push((Some(id), release));
+            inner.shell.borrow_mut().held_locks.push((id, release));
             LockOutcome::Granted
         }
         Lock::Unavailable => LockOutcome::Unavailable,
@@ -48,7 +50,7 @@ pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
 
 fn report_lock(inner: &Rci, id: RefreshId, outcome: LockOutcome) {
     if is_disposed(inner) {
-        release_all(inner);
+        release_all(inner); // a lock granted after disposal
         return;
     }
     with_core(inner, |c| c.handle_lock(now_ms(), id, outcome));
@@ -68,29 +70,24 @@ pub(super) async fn double_check(inner: Rci, id: RefreshId) {
 /// `delay_ms`, so that the result's message reaches the other tabs before any of them is granted the lock. This
 /// tab's next lock request, or `dispose`, releases it at once (so frozen timers cannot keep it).
 pub(super) fn release_lock(inner: &Rci, id: RefreshId, delay_ms: u64) {
-    let held: Vec<Function> = {
-        let mut sh = inner.shell.borrow_mut();
-        let mut taken = Vec::new();
-        sh.held_locks.retain(|(i, f)| if *i == Some(id) { taken.push(f.clone()); false } else { true });
-        taken
-    };
+    let held = take(&mut inner.shell.borrow_mut().held_locks, id);
+    if delay_ms == 0 {
+        return drop(held);
+    }
     for release in held {
-        if delay_ms == 0 {
-            js::run(&release, &JsValue::UNDEFINED);
-        } else {
-            let _ = js::set_timeout(&release, delay_ms.min(i32::MAX as u64) as i32);
-            inner.shell.borrow_mut().held_locks.push((None, release));
-        }
+        // The timer owns the release: it runs when the timer fires, or at once when the timer is dropped.
+        let timer = Timeout::new(clamp_timer_delay(delay_ms), move || drop(release));
+        inner.shell.borrow_mut().releasing.push(timer);
     }
 }
 
-/// Releases every election lock this tab holds, at once (resolving twice is harmless: a delayed release may
-/// have run already).
+/// Releases every election lock this tab holds, at once.
 pub(super) fn release_all(inner: &Inner) {
-    let held = std::mem::take(&mut inner.shell.borrow_mut().held_locks);
-    for (_, release) in held {
-        js::run(&release, &JsValue::UNDEFINED);
-    }
+    let held = {
+        let mut sh = inner.shell.borrow_mut();
+        (std::mem::take(&mut sh.held_locks), std::mem::take(&mut sh.releasing))
+    };
+    drop(held);
 }
 
 pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
@@ -109,10 +106,11 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
         _ => inner.opts.refresh_url.clone(),
     };
     js::debug(inner.opts.debug, if legacy.is_some() { "legacy: exchanging the legacy token at legacyUpgradeUrl" } else { "refresh: calling refreshUrl" });
-    let ctrl = js::construct("AbortController", &[]).ok();
-    if let Some(c) = &ctrl {
-        inner.shell.borrow_mut().aborts.push((id, c.clone()));
-    }
+    let signal = Abort::new().map(|ctrl| {
+        let signal = ctrl.signal();
+        inner.shell.borrow_mut().aborts.push((id, ctrl));
+        signal
+    });
     let init = object(&[
         ("method", &JsValue::from_str("POST")),
         ("credentials", &JsValue::from_str("include")),
@@ -121,8 +119,8 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
         ("cache", &JsValue::from_str("no-store")),
         ("headers", &inner.opts.headers_object()),
     ]);
-    if let Some(c) = &ctrl {
-        js::set(&init, "signal", &js::get(c, "signal"));
+    if let Some(signal) = &signal {
+        js::set(&init, "signal", signal);
     }
     if let Some(Some(bearer)) = &legacy {
         js::set(&js::get(&init, "headers"), "authorization", &JsValue::from_str(bearer));
@@ -153,7 +151,8 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             http = Some((status, ct, ra, body, too_large));
         }
     }
-    take(&mut inner.shell.borrow_mut().aborts, id);
+    let done = take(&mut inner.shell.borrow_mut().aborts, id);
+    drop(done); // the call is over: aborting its controller changes nothing
     let response = match &http {
         Some((status, ct, ra, body, too_large)) => RefreshResponse::Http {
             status: *status,

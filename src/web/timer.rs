@@ -1,7 +1,8 @@
 //! The deadline timer: one `setTimeout` for the core's next deadline, re-armed only when it changes.
 
-use wasm_bindgen::JsCast;
-use wasm_bindgen::JsValue;
+use std::rc::Rc;
+
+use gloo_timers::callback::Timeout;
 
 use super::driver::{pump, with_core, Rci};
 use super::js::{self, now_ms};
@@ -18,9 +19,7 @@ pub(super) fn rearm(inner: &Rci) {
         sh.timer_deadline = deadline;
         sh.timer.take()
     };
-    if let Some(id) = old {
-        js::clear_timeout(&id);
-    }
+    drop(old); // cleared
     if let Some(at) = deadline {
         let mut delay_ms = at.saturating_sub(now_ms());
         // Without Web Locks, tabs holding the same token would all fire in the same millisecond: spread
@@ -34,23 +33,28 @@ pub(super) fn rearm(inner: &Rci) {
             delay_ms = delay_ms.saturating_add((js::random() * spread as f64) as u64);
         }
         let delay = clamp_timer_delay(delay_ms);
-        let cb: Option<JsValue> = inner.timer_cb.borrow().as_ref().map(|c| c.as_ref().clone());
-        if let Some(cb) = cb {
-            let id = js::set_timeout(cb.unchecked_ref(), delay as i32);
-            inner.shell.borrow_mut().timer = Some(id);
-        }
+        // The timer holds the manager weakly: a freed manager's timer does nothing.
+        let weak = Rc::downgrade(inner);
+        let timer = Timeout::new(delay, move || {
+            if let Some(i) = weak.upgrade() {
+                on_timer(&i);
+            }
+        });
+        inner.shell.borrow_mut().timer = Some(timer);
     }
 }
 
 pub(super) fn on_timer(inner: &Rci) {
-    {
+    // The fired timer is dropped after this call returns (wasm-bindgen defers freeing a running closure).
+    let fired = {
         let mut sh = inner.shell.borrow_mut();
-        sh.timer = None;
         sh.timer_deadline = None;
         if sh.disposed {
             return;
         }
-    }
+        sh.timer.take()
+    };
+    drop(fired);
     with_core(inner, |c| c.handle_timeout(now_ms()));
     pump(inner);
 }

@@ -6,6 +6,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::driver::{is_disposed, Rci};
 use super::js;
+use super::owners::{Listener, Settle};
 use crate::session::RefreshId;
 
 /// A promise that resolves when refresh `id` settles (at once when it is not in flight).
@@ -14,16 +15,18 @@ pub(super) fn settle_promise(inner: &Rci, id: RefreshId) -> Promise {
     if !in_flight || is_disposed(inner) {
         return Promise::resolve(&JsValue::UNDEFINED);
     }
-    let existing = inner.shell.borrow().settles.iter().find(|s| s.0 == id).map(|s| s.1.clone());
+    let existing = inner.shell.borrow().settles.iter().find(|s| s.0 == id).map(|s| s.1.promise());
     if let Some(p) = existing {
         return p;
     }
-    let mut resolve: Option<Function> = None;
-    let p = Promise::new(&mut |res, _rej| resolve = Some(res));
-    if let Some(r) = resolve {
-        inner.shell.borrow_mut().settles.push((id, p.clone(), r));
+    match Settle::new() {
+        Some(settle) => {
+            let p = settle.promise();
+            inner.shell.borrow_mut().settles.push((id, settle));
+            p
+        }
+        None => Promise::resolve(&JsValue::UNDEFINED),
     }
-    p
 }
 
 pub(super) async fn wait_settled(inner: &Rci, id: RefreshId) {
@@ -50,9 +53,11 @@ pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &J
     };
     // `abort` rejects `aborted` (with the event; the settle promise never rejects), and the caller gets the
     // signal's reason, as `fetch` gives it.
-    let listener: [&JsValue; 2] = [&JsValue::from_str("abort"), &reject];
-    let _ = js::call(signal, "addEventListener", &listener);
+    let Some(listener) = Listener::function(signal, "abort", &reject) else {
+        wait_settled(inner, id).await;
+        return Ok(());
+    };
     let result = JsFuture::from(js::race(&settled, &aborted)).await;
-    let _ = js::call(signal, "removeEventListener", &listener);
+    drop(listener); // removed
     result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
 }
