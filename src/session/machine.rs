@@ -992,7 +992,7 @@ impl Session {
                     // and the answer of a superseded call is dropped: tell the tabs the announcement is answered
                     // by passing the token on. A tab that holds it already changes nothing but its wait
                     // (F4: otherwise a tab whose call raced ours waits `lockTimeoutSeconds` before its next one).
-                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims: claims.clone() }));
+                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims }));
                 }
                 self.install(now_ms, token, &claims, None, source);
                 if let Some(id) = settled {

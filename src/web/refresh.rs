@@ -90,6 +90,15 @@ pub(super) fn release_all(inner: &Inner) {
     drop(held);
 }
 
+/// An HTTP answer to the refresh call, as read (the core gets it as a [`RefreshResponse::Http`]).
+struct HttpAnswer {
+    status: u16,
+    content_type: Option<String>,
+    retry_after: Option<String>,
+    body: CappedBody,
+    too_large: bool,
+}
+
 pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
     if !in_flight(inner, id) {
         return;
@@ -129,7 +138,7 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
         Ok(p) => JsFuture::from(p).await,
         Err(e) => Err(e),
     };
-    let mut http: Option<(u16, Option<String>, Option<String>, CappedBody, bool)> = None;
+    let mut http: Option<HttpAnswer> = None;
     let mut redirected = false;
     if let Some(resp) = result.ok().filter(|v| v.is_instance_of::<web_sys::Response>()) {
         redirected = js::get(&resp, "type").as_string().as_deref() == Some("opaqueredirect");
@@ -148,18 +157,18 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             }
         }
         if !failed && !redirected {
-            http = Some((status, ct, ra, body, too_large));
+            http = Some(HttpAnswer { status, content_type: ct, retry_after: ra, body, too_large });
         }
     }
     let done = take(&mut inner.shell.borrow_mut().aborts, id);
     drop(done); // the call is over: aborting its controller changes nothing
     let response = match &http {
-        Some((status, ct, ra, body, too_large)) => RefreshResponse::Http {
-            status: *status,
-            content_type: ct.as_deref(),
-            retry_after: ra.as_deref(),
-            body: body.bytes(),
-            body_too_large: *too_large,
+        Some(a) => RefreshResponse::Http {
+            status: a.status,
+            content_type: a.content_type.as_deref(),
+            retry_after: a.retry_after.as_deref(),
+            body: a.body.bytes(),
+            body_too_large: a.too_large,
         },
         None if redirected => {
             js::debug(inner.opts.debug, "refresh: refreshUrl answered with a redirect (misconfigured?): the session ends");
