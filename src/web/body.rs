@@ -1,10 +1,10 @@
 //! Capped body reading: a login or refresh answer is read chunk by chunk, at most `MAX_BODY_BYTES` (C23).
 
-use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::facade::{ReadResult, Response};
 use super::js;
 use crate::session::{CappedBody, MAX_BODY_BYTES};
 
@@ -26,49 +26,45 @@ pub(super) fn byte_chunk(value: &JsValue) -> Option<js_sys::Uint8Array> {
     if let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() {
         return Some(chunk.clone());
     }
-    let view = js::static_call("ArrayBuffer", "isView", &[value]).ok()?.as_bool() == Some(true);
-    if !view || js::get(value, "BYTES_PER_ELEMENT").as_f64() != Some(1.0) {
+    if !js_sys::ArrayBuffer::is_view(value) || js::get(value, "BYTES_PER_ELEMENT").as_f64() != Some(1.0) {
         return None;
     }
-    js::construct("Uint8Array", &[value]).ok().map(JsCast::unchecked_into)
+    Some(js_sys::Uint8Array::new(value))
 }
 
-pub(super) async fn read_capped(resp: &JsValue) -> BodyRead {
-    let stream = js::get(resp, "body");
-    if stream.is_null() || stream.is_undefined() {
+pub(super) async fn read_capped(resp: &Response) -> BodyRead {
+    let Some(stream) = resp.body() else {
         return BodyRead::Complete(CappedBody::new());
-    }
-    let declared = js::header(resp, "content-length").and_then(|s| s.trim().parse::<u64>().ok());
+    };
+    let declared = resp.headers().get("content-length").and_then(|s| s.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        js::cancel(&stream);
+        js::discard(stream.cancel());
         return BodyRead::TooLarge;
     }
-    let reader = match js::call(&stream, "getReader", &[]) {
+    let reader = match stream.get_reader() {
         Ok(r) => r,
         Err(e) => return BodyRead::Failed(e),
     };
     let mut body = CappedBody::new();
     loop {
-        let next = match js::call(&reader, "read", &[]) {
-            Ok(p) => JsFuture::from(Promise::from(p)).await,
+        let next = match reader.read() {
+            Ok(p) => JsFuture::from(p).await,
             Err(e) => Err(e),
         };
-        let next = match next {
-            Ok(n) => n,
+        let next: ReadResult = match next {
+            Ok(n) => n.unchecked_into(),
             Err(e) => return BodyRead::Failed(e),
         };
-        if js::get(&next, "done").as_bool() == Some(true) {
+        if next.done() {
             return BodyRead::Complete(body);
         }
-        let value = js::get(&next, "value");
-        let Some(chunk) = byte_chunk(&value) else {
-            js::cancel(&reader);
-            let message = JsValue::from_str("response body chunk is not a Uint8Array");
-            return BodyRead::Failed(js::construct("TypeError", &[&message]).unwrap_or(message));
+        let Some(chunk) = byte_chunk(&next.value()) else {
+            js::discard(reader.cancel_reader());
+            return BodyRead::Failed(js_sys::TypeError::new("response body chunk is not a Uint8Array").into());
         };
         // Checked before the chunk is copied out of JavaScript.
         if !body.fits(chunk.length() as usize) || body.push(&chunk.to_vec()).is_err() {
-            js::cancel(&reader);
+            js::discard(reader.cancel_reader());
             return BodyRead::TooLarge;
         }
     }

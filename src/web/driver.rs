@@ -8,6 +8,7 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 
 use super::js::{self, error, object, opt_number};
+use super::facade::CustomEvent;
 use super::options::Options;
 use super::owners::{Abort, LockRelease, Settle};
 use super::refresh::{call_refresh, double_check, release_lock, request_lock};
@@ -180,9 +181,12 @@ pub(super) fn dispatch(inner: &Rci, e: Event) {
         ),
     };
     js::debug(inner.opts.debug, name);
-    if let Ok(ev) = js::construct("CustomEvent", &[&JsValue::from_str(name), &object(&[("detail", &detail)])]) {
-        // Listener exceptions are reported by the browser, not thrown here.
-        let _ = js::call(&inner.events, "dispatchEvent", &[&ev]);
+    let target: &web_sys::EventTarget = inner.events.unchecked_ref();
+    // Listener exceptions are reported by the browser, not thrown here; `dispatchEvent` itself throws only for
+    // an event that is being dispatched already, which a new one never is.
+    let dispatched = CustomEvent::new(name, &object(&[("detail", &detail)])).and_then(|ev| target.dispatch_event(&ev));
+    if let Err(e) = dispatched {
+        js::report(&e);
     }
 }
 

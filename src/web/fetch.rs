@@ -4,6 +4,7 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
+use super::facade::{as_response, status_of, Request};
 use super::driver::{disposed_error, is_disposed, pump, with_core, Inner, Rci};
 use super::js::{self, now_ms};
 use super::waiters::wait_settled_or_abort;
@@ -29,12 +30,13 @@ pub(super) fn withheld(inner: &Inner, url: &str) {
     }
 }
 
-pub(super) fn attach(req: &JsValue, token: &crate::session::AccessToken) {
-    let value = JsValue::from_str(&["Bearer ", token.expose()].concat());
-    let _ = js::call(&js::get(req, "headers"), "set", &[&JsValue::from_str("authorization"), &value]);
+/// Sets `Authorization: Bearer <token>` on `req`. A `Headers` that refuses it (it never does for a `cors` or
+/// `same-origin` request, the only ones that get here) rejects the call, as `fetch` would.
+pub(super) fn attach(req: &Request, token: &crate::session::AccessToken) -> Result<(), JsValue> {
+    req.headers().set("authorization", &["Bearer ", token.expose()].concat())
 }
 
-pub(super) async fn send(req: &JsValue) -> Result<JsValue, JsValue> {
+pub(super) async fn send(req: &Request) -> Result<JsValue, JsValue> {
     JsFuture::from(js::global_fetch_init(req, &JsValue::UNDEFINED)?).await
 }
 
@@ -58,7 +60,7 @@ pub(super) fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise
         return Promise::reject(&disposed_error());
     }
     let input = absolute(input);
-    let req = match js::construct("Request", &[&input, &init]) {
+    let req = match Request::new(&input, &init) {
         Ok(r) => r,
         Err(e) => return Promise::reject(&e),
     };
@@ -68,10 +70,9 @@ pub(super) fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise
     js::promise(async move { managed_fetch(inner, req, !stream).await })
 }
 
-pub(super) async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) -> Result<JsValue, JsValue> {
-    let own_auth = js::call(&js::get(&req, "headers"), "has", &[&JsValue::from_str("authorization")])
-        .map_or(true, |v| v.as_bool() != Some(false));
-    let url = js::get(&req, "url").as_string().unwrap_or_default();
+pub(super) async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
+    let own_auth = req.headers().has("authorization");
+    let url = req.url().unwrap_or_default();
     if own_auth {
         return send(&req).await;
     }
@@ -81,20 +82,20 @@ pub(super) async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) ->
     }
     // A `no-cors` request cannot carry `Authorization` (the platform drops the header): it goes out as it is,
     // and its answer never counts as an expiry (no refresh, no resend).
-    if js::get(&req, "mode").as_string().as_deref() == Some("no-cors") {
+    if req.mode().as_deref() == Some("no-cors") {
         js::debug(inner.opts.debug, "bearer not sent: a no-cors request cannot carry Authorization");
         return send(&req).await;
     }
     // A keepalive request (sent while the page goes away) cannot wait for a refresh: it goes out at once,
     // with the token only if it is not known to be expired, and is never retried (C57).
-    if js::get(&req, "keepalive").as_bool() == Some(true) {
+    if req.keepalive() {
         let token = inner.core.borrow().token_without_waiting(now_ms());
         if let Some(t) = &token {
-            attach(&req, t);
+            attach(&req, t)?;
         }
         return send(&req).await;
     }
-    let signal = js::get(&req, "signal");
+    let signal = req.signal();
     let mut waited = false;
     let (token, generation) = loop {
         let p = with_core(&inner, |c| c.prepare_request(now_ms(), waited));
@@ -111,15 +112,17 @@ pub(super) async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) ->
         }
     };
     // Clone before the first send, so that the body survives for a retry.
-    let spare = if replayable { js::call(&req, "clone", &[]).ok() } else { None };
+    // A body already used cannot be cloned: that request is not retried (as a stream body).
+    let spare = if replayable { req.duplicate().ok() } else { None };
     if let Some(t) = &token {
-        attach(&req, t);
+        attach(&req, t)?;
     }
     let first = send(&req).await?;
-    let status = js::status(&first);
+    let status = status_of(&first);
     if status != 401 {
         // RFC 9745: a `Deprecation` answer to a request that carried the legacy token starts its exchange.
-        if js::header(&first, "deprecation").is_some() && inner.opts.legacy_upgrade_url.is_some() {
+        let deprecation = as_response(&first).is_some_and(|r| r.headers().get("deprecation").is_some());
+        if deprecation && inner.opts.legacy_upgrade_url.is_some() {
             with_core(&inner, |c| c.handle_deprecation(now_ms(), generation));
             pump(&inner);
         }
@@ -142,10 +145,10 @@ pub(super) async fn managed_fetch(inner: Rci, req: JsValue, replayable: bool) ->
             }
         }
     };
-    attach(&spare, &token);
+    attach(&spare, &token)?;
     let second = send(&spare).await?;
     if let Some(g) = refreshed {
-        if js::status(&second) == 401 {
+        if status_of(&second) == 401 {
             with_core(&inner, |c| c.handle_retry_unauthorized(now_ms(), g));
         }
     }

@@ -13,6 +13,7 @@ use super::driver::{dispose, disposed_error, is_disposed, pump, with_core, Inner
 use super::fetch::{absolute, fetch_entry};
 use super::js::{self, error, now_ms, object, opt_number};
 use super::lifecycle::install_listeners;
+use super::facade::{as_response, AbortSignal, Response};
 use super::options::Options;
 use super::owners::Channel;
 use super::tabs::{self, Tabs};
@@ -40,7 +41,7 @@ impl TokenManager {
         let legacy_token = opts.legacy_token.take();
         let events = match events {
             Some(target) => target.into(),
-            None => js::construct("EventTarget", &[])?,
+            None => web_sys::EventTarget::new()?.into(),
         };
         let mut t = Tabs::default();
         if let Some(name) = &opts.cross_tab {
@@ -98,7 +99,10 @@ impl TokenManager {
         if let Some(init) = init {
             let src: JsValue = init.into();
             if src.is_object() {
-                let _ = js::static_call("Object", "assign", &[&merged, &src]);
+                // Copies own enumerable properties; a throwing getter in `init` rejects, as `fetch` would.
+                if let Err(e) = js::try_assign(&merged, &src) {
+                    return Promise::reject(&e);
+                }
             }
         }
         js::set(&merged, "credentials", &JsValue::from_str("include"));
@@ -106,19 +110,20 @@ impl TokenManager {
         let input = absolute(input.into());
         js::promise(async move {
             let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
-            let resp: web_sys::Response = v.clone().dyn_into()?;
-            if js::get(&resp, "ok").as_bool() != Some(true) {
+            let Some(resp) = as_response(&v) else {
+                return Err(v);
+            };
+            if !resp.ok() {
                 return Ok(v);
             }
-            let ct = js::header(&resp, "content-type");
+            let ct = resp.headers().get("content-type");
             // A copy is read (at most MAX_BODY_BYTES, C23), so that the caller can still read the Response.
-            let body = match read_capped(&js::call(&resp, "clone", &[])?).await {
+            let body = match read_capped(&resp.duplicate()?).await {
                 BodyRead::Complete(b) => b,
                 BodyRead::TooLarge => {
                     // The caller gets no Response: cancel its copy too, so that the source stops.
-                    let original = js::get(&resp, "body");
-                    if original.is_object() {
-                        js::cancel(&original);
+                    if let Some(original) = resp.body() {
+                        js::discard(original.cancel());
                     }
                     return Err(error(BodyError::TooLarge.code(), BodyError::TooLarge.message()));
                 }
@@ -202,7 +207,8 @@ impl TokenManager {
             ("credentials", &JsValue::from_str("include")),
             ("headers", &self.inner.opts.headers_object()),
         ]);
-        if let Ok(signal) = js::abort_signal_timeout(self.inner.opts.session.refresh_timeout_ms as f64) {
+        // Where `AbortSignal.timeout` is missing the call is not bounded here (the browser's own limits apply).
+        if let Ok(signal) = AbortSignal::timeout(self.inner.opts.session.refresh_timeout_ms as f64) {
             js::set(&init, "signal", &signal);
         }
         let debug = self.inner.opts.debug;
@@ -211,7 +217,7 @@ impl TokenManager {
                 Ok(p) => JsFuture::from(p).await,
                 Err(e) => Err(e),
             };
-            let status = answer.ok().filter(|v| v.is_instance_of::<web_sys::Response>()).map(|v| js::status(&v));
+            let status = answer.as_ref().ok().and_then(as_response).map(Response::status);
             match logout_result(status) {
                 Ok(()) => Ok(JsValue::UNDEFINED),
                 Err(e) => {

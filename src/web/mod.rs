@@ -8,6 +8,7 @@
 mod js;
 mod body;
 mod driver;
+mod facade;
 mod fetch;
 mod lifecycle;
 mod manager;

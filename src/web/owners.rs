@@ -4,16 +4,18 @@
 //! owners, so `dispose()`, `free()` and `[Symbol.dispose]()` reach the same state.
 
 use js_sys::{Function, Promise};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::EventTarget;
 
+use super::facade::{AbortController, AbortSignal, BroadcastChannel};
 use super::js;
 
 /// A listener for `name` on an `EventTarget`, removed when dropped.
 #[must_use = "the listener is removed when this is dropped"]
 pub struct Listener {
-    target: JsValue,
+    target: EventTarget,
     name: &'static str,
-    callback: JsValue,
+    callback: Function,
     /// The Rust closure behind `callback`, when it is one: freed after the listener is removed.
     _closure: Option<js::Callback>,
 }
@@ -21,23 +23,28 @@ pub struct Listener {
 impl Listener {
     /// Adds `callback` as a listener for `name` on `target`; `None` when `target` is not an `EventTarget`.
     pub fn new(target: &JsValue, name: &'static str, callback: js::Callback) -> Option<Listener> {
-        let function: JsValue = callback.as_ref().clone();
+        let function: Function = callback.as_ref().clone().unchecked_into();
         let mut listener = Listener::function(target, name, &function)?;
         listener._closure = Some(callback);
         Some(listener)
     }
 
     /// Adds the JS function `callback` as a listener for `name` on `target`.
-    pub fn function(target: &JsValue, name: &'static str, callback: &JsValue) -> Option<Listener> {
-        js::call(target, "addEventListener", &[&JsValue::from_str(name), callback]).ok()?;
-        Some(Listener { target: target.clone(), name, callback: callback.clone(), _closure: None })
+    pub fn function(target: &JsValue, name: &'static str, callback: &Function) -> Option<Listener> {
+        if !target.is_object() {
+            return None; // e.g. no `document` in a worker
+        }
+        let target: EventTarget = target.clone().unchecked_into();
+        // Throws only for a target that is not an `EventTarget` after all.
+        target.add_event_listener_with_callback(name, callback).ok()?;
+        Some(Listener { target, name, callback: callback.clone(), _closure: None })
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         // Removing a listener from an `EventTarget` does not throw; a target that is not one was refused in `new`.
-        if let Err(e) = js::call(&self.target, "removeEventListener", &[&JsValue::from_str(self.name), &self.callback]) {
+        if let Err(e) = self.target.remove_event_listener_with_callback(self.name, &self.callback) {
             js::report(&e);
         }
     }
@@ -45,18 +52,16 @@ impl Drop for Listener {
 
 /// A `BroadcastChannel`, closed when dropped.
 #[must_use = "the channel is closed when this is dropped"]
-pub struct Channel(JsValue);
+pub struct Channel(BroadcastChannel);
 
 impl Channel {
     /// Opens the channel `name`; `None` where the API is missing or refuses.
     pub fn open(name: &str) -> Option<Channel> {
-        if !js::global("BroadcastChannel").is_function() {
-            return None;
-        }
-        let channel = js::construct("BroadcastChannel", &[&JsValue::from_str(name)]).ok()?;
+        // Throws where `BroadcastChannel` is missing (it is not a constructor there).
+        let channel = BroadcastChannel::new(name).ok()?;
         // Node's BroadcastChannel (a jsdom test environment uses it) keeps the process alive unless unref'd.
-        if js::get(&channel, "unref").is_function() {
-            if let Err(e) = js::call(&channel, "unref", &[]) {
+        if let Some(unref) = channel.unref() {
+            if let Err(e) = unref.call0(&channel) {
                 js::report(&e);
             }
         }
@@ -71,7 +76,7 @@ impl Channel {
     /// Posts `text` to the other tabs. A failure (the channel closed meanwhile) is not the caller's error:
     /// this tab then works on its own, as without a channel.
     pub fn post(&self, text: &str) {
-        if let Err(e) = js::call(&self.0, "postMessage", &[&JsValue::from_str(text)]) {
+        if let Err(e) = self.0.post_message(text) {
             js::report(&e);
         }
     }
@@ -79,33 +84,29 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if let Err(e) = js::call(&self.0, "close", &[]) {
-            js::report(&e);
-        }
+        self.0.close();
     }
 }
 
 /// An `AbortController`, aborted when dropped (aborting a call that already finished changes nothing).
 #[must_use = "the controller aborts when this is dropped"]
-pub struct Abort(JsValue);
+pub struct Abort(AbortController);
 
 impl Abort {
     /// A new controller; `None` where the API is missing.
     pub fn new() -> Option<Abort> {
-        js::construct("AbortController", &[]).ok().map(Abort)
+        AbortController::new().ok().map(Abort)
     }
 
     /// Its `AbortSignal`.
-    pub fn signal(&self) -> JsValue {
-        js::get(&self.0, "signal")
+    pub fn signal(&self) -> AbortSignal {
+        self.0.signal()
     }
 }
 
 impl Drop for Abort {
     fn drop(&mut self) {
-        if let Err(e) = js::call(&self.0, "abort", &[]) {
-            js::report(&e);
-        }
+        self.0.abort();
     }
 }
 

@@ -2,13 +2,14 @@
 //! (lock requests, the double-check's yield, lock releases).
 
 use gloo_timers::callback::Timeout;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
 use super::driver::{is_disposed, pump, take, with_core, Inner, Rci};
 use super::js::{self, now_ms, object};
 use super::tabs::{self, Lock};
+use super::facade::as_response;
 use super::owners::Abort;
 use crate::session::{clamp_timer_delay, CappedBody, LockOutcome, RefreshId, RefreshResponse};
 
@@ -140,17 +141,18 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
     };
     let mut http: Option<HttpAnswer> = None;
     let mut redirected = false;
-    if let Some(resp) = result.ok().filter(|v| v.is_instance_of::<web_sys::Response>()) {
-        redirected = js::get(&resp, "type").as_string().as_deref() == Some("opaqueredirect");
-        let status = js::status(&resp);
-        let ct = js::header(&resp, "content-type");
-        let ra = js::header(&resp, "retry-after");
+    if let Some(resp) = result.as_ref().ok().and_then(as_response) {
+        redirected = resp.kind().as_deref() == Some("opaqueredirect");
+        let status = resp.status();
+        let headers = resp.headers();
+        let ct = headers.get("content-type");
+        let ra = headers.get("retry-after");
         let mut body = CappedBody::new();
         let mut too_large = false;
         let mut failed = false;
         // A refused exchange names its reason in the body (`{"error": …}`).
         if (200..300).contains(&status) || (legacy.is_some() && (400..500).contains(&status)) {
-            match read_capped(&resp).await {
+            match read_capped(resp).await {
                 BodyRead::Complete(b) => body = b,
                 BodyRead::TooLarge => too_large = true,
                 BodyRead::Failed(_) => failed = true,

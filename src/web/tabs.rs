@@ -4,9 +4,9 @@
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::facade::{lock_manager, AbortSignal, MessageChannel};
 use super::js::{self, object};
 use super::owners::{Channel, Listener, LockRelease};
 
@@ -24,7 +24,7 @@ pub struct Tabs {
 
 /// Whether the Web Locks API is there.
 pub fn locks_available() -> bool {
-    js::get(&js::get(&js::global("navigator"), "locks"), "request").is_function()
+    lock_manager().is_some()
 }
 
 /// Adds `cb` as a listener for `name` on `target`, when `target` is an `EventTarget`.
@@ -50,11 +50,10 @@ pub enum Lock {
 
 /// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits until it is
 /// granted or aborted through `signal` (the core bounds the wait). Never `steal`.
-pub async fn acquire(name: &str, if_available: bool, signal: Option<&JsValue>) -> Lock {
-    let locks = js::get(&js::global("navigator"), "locks");
-    if !js::get(&locks, "request").is_function() {
+pub async fn acquire(name: &str, if_available: bool, signal: Option<&AbortSignal>) -> Lock {
+    let Some(locks) = lock_manager() else {
         return Lock::NotAcquired;
-    }
+    };
     let mut release_fn: Option<Function> = None;
     let release = Promise::new(&mut |res, _| release_fn = Some(res));
     let mut granted_fn: Option<Function> = None;
@@ -73,12 +72,12 @@ pub async fn acquire(name: &str, if_available: bool, signal: Option<&JsValue>) -
     if let Some(signal) = signal {
         js::set(&options, "signal", signal);
     }
-    let pending = match js::call(&locks, "request", &[&JsValue::from_str(name), &options, &callback]) {
+    let pending = match locks.request(name, &options, &callback) {
         Ok(p) => p,
         Err(_) => return Lock::NotAcquired,
     };
     let release = LockRelease(release_fn);
-    match JsFuture::from(js::race(&granted, &pending.unchecked_into())).await {
+    match JsFuture::from(js::race(&granted, &pending)).await {
         Ok(lock) if lock.is_object() => Lock::Held(release),
         // Not granted: dropping `release` settles the callback's promise, should it run after all.
         Ok(_) => Lock::Unavailable,
@@ -89,20 +88,21 @@ pub async fn acquire(name: &str, if_available: bool, signal: Option<&JsValue>) -
 /// Resolves after a macrotask (a MessageChannel round trip, which fake timers do not freeze), letting
 /// messages already queued from other tabs arrive first.
 pub async fn yield_to_messages() {
-    let Ok(ch) = js::construct("MessageChannel", &[]) else {
+    let Ok(ch) = MessageChannel::new() else {
         return;
     };
-    let (port1, port2) = (js::get(&ch, "port1"), js::get(&ch, "port2"));
+    let (port1, port2) = (ch.port1(), ch.port2());
     let mut resolve: Option<Function> = None;
     let p = Promise::new(&mut |res, _| resolve = Some(res));
-    let Some(r) = resolve.filter(|_| js::get(&port2, "postMessage").is_function()) else {
+    let Some(r) = resolve else {
         return;
     };
-    js::set(&port1, "onmessage", &r);
-    if js::call(&port2, "postMessage", &[&JsValue::NULL]).is_ok() {
-        let _ = JsFuture::from(p).await;
+    port1.set_onmessage(&r);
+    if port2.post_message(&JsValue::NULL).is_ok() {
+        // The promise only resolves (the resolve function is all it is given).
+        let _resolved = JsFuture::from(p).await;
     }
     for port in [&port1, &port2] {
-        let _ = js::call(port, "close", &[]);
+        port.close();
     }
 }

@@ -5,6 +5,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 use super::driver::{is_disposed, Rci};
+use super::facade::AbortSignal;
 use super::js;
 use super::owners::{Listener, Settle};
 use crate::session::RefreshId;
@@ -30,19 +31,15 @@ pub(super) fn settle_promise(inner: &Rci, id: RefreshId) -> Promise {
 }
 
 pub(super) async fn wait_settled(inner: &Rci, id: RefreshId) {
-    let p = settle_promise(inner, id);
-    let _ = JsFuture::from(p).await;
+    // A settle promise only resolves.
+    let _resolved = JsFuture::from(settle_promise(inner, id)).await;
 }
 
 /// Waits for refresh `id` like [`wait_settled`], but rejects with the signal's reason as soon as the
 /// caller's `AbortSignal` fires (C44); the refresh goes on for the others.
-pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &JsValue) -> Result<(), JsValue> {
-    if !js::get(signal, "addEventListener").is_function() {
-        wait_settled(inner, id).await;
-        return Ok(());
-    }
-    if js::get(signal, "aborted").as_bool() == Some(true) {
-        return Err(js::get(signal, "reason"));
+pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &AbortSignal) -> Result<(), JsValue> {
+    if signal.aborted() {
+        return Err(signal.reason());
     }
     let settled = settle_promise(inner, id);
     let mut reject: Option<Function> = None;
@@ -59,5 +56,5 @@ pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &J
     };
     let result = JsFuture::from(js::race(&settled, &aborted)).await;
     drop(listener); // removed
-    result.map(|_| ()).map_err(|_| js::get(signal, "reason"))
+    result.map(|_| ()).map_err(|_| signal.reason())
 }
