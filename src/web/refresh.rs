@@ -22,6 +22,9 @@ pub(super) fn in_flight(inner: &Inner, id: RefreshId) -> bool {
 /// the driver keeps until the core cancels the wait or the refresh settles), and reports the outcome.
 pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
     release_all(&inner);
+    if is_disposed(&inner) {
+        return; // disposed between the action and this task
+    }
     let Some(name) = inner.tabs.borrow().lock_name.clone() else {
         return report_lock(&inner, id, LockOutcome::Failed);
     };
