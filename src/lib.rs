@@ -19,6 +19,21 @@
 //! Layout: [`session`] is the pure core (no browser imports; time is a parameter; decisions are values),
 //! tested natively; `web` (wasm32 only) is the thin browser shell exporting the `TokenManager` class.
 #![deny(missing_docs)]
+// Issue 9 item 11: a panic in wasm poisons the instance for good, so no input path may panic. Denied for the
+// library (not its `#[cfg(test)]` code); `cargo clippy` for the native and the wasm32 target checks both halves.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod session;
 #[cfg(target_arch = "wasm32")]

@@ -388,3 +388,183 @@ fn c58_opaque_token_reaches_other_tabs() {
     assert!(s.handle_message(T0, m));
     assert_eq!(s.current_token().0.unwrap().expose(), t);
 }
+
+#[test]
+fn every_message_carries_the_protocol_version_constant() {
+    let t = token(T0, 300);
+    let (tok, claims) = AccessToken::parse_jwt(&t).unwrap();
+    let head = format!(r#"{{"v":{PROTOCOL_VERSION},"type":"#);
+    for m in [
+        Message::Token { epoch: 1, source: TokenSource::Legacy, token: tok, claims },
+        Message::Logout { epoch: 2 },
+        Message::Ended { epoch: 3 },
+        Message::Refreshing { epoch: 4 },
+        Message::Failed { epoch: 5, retry_at: T0 },
+    ] {
+        let wire = m.encode();
+        assert!(wire.starts_with(&head), "{wire}");
+        assert_eq!(Message::decode(&wire), Some(m));
+    }
+}
+
+#[test]
+fn token_sources_are_named_once() {
+    for s in TokenSource::ALL {
+        assert_eq!(TokenSource::from_name(s.as_str()), Some(s));
+    }
+    assert_eq!(TokenSource::from_name("Login"), None);
+    assert_eq!(TokenSource::from_name(""), None);
+}
+
+/// The election (issue 11 item 4): the states and inputs of [`Coordination::Locks`] and
+/// [`Coordination::Announce`], driven with a fake clock.
+fn elector(coordination: Coordination) -> Session {
+    let mut s = Session::new(SessionConfig { election_ms: 11_000, coordination, ..SessionConfig::default() });
+    s.set_token(T0, &token(T0, 300), None, TokenSource::Login).unwrap();
+    drain(&mut s);
+    s
+}
+
+fn releases(a: &[Action]) -> Vec<(RefreshId, u64)> {
+    a.iter().filter_map(|x| match x { Action::ReleaseLock { id, delay_ms } => Some((*id, *delay_ms)), _ => None }).collect()
+}
+
+#[test]
+fn f3_election_the_tab_that_gets_the_lock_calls_and_holds_it_past_its_broadcast() {
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    assert_eq!(drain(&mut s), vec![Action::RequestLock { id, wait: false }], "no call before the election");
+    s.handle_lock(T0 + 2, id, LockOutcome::Granted);
+    assert_eq!(drain(&mut s), vec![Action::StartRefresh { id }]);
+    s.refresh_call_started(T0 + 3, id);
+    let body = ok_body(&token(T0 + 3, 300));
+    s.handle_refresh_response(T0 + 4, id, ok(&body), 0.5);
+    let a = drain(&mut s);
+    let told = a.iter().position(|x| matches!(x, Action::Broadcast(Message::Token { .. })));
+    let released = a.iter().position(|x| matches!(x, Action::ReleaseLock { .. }));
+    assert!(told.is_some() && released > told, "the lock goes after the broadcast: {a:?}");
+    assert_eq!(releases(&a), vec![(id, HOLD_LOCK_MS)]);
+    assert!(drain(&mut s).is_empty(), "released once");
+}
+
+#[test]
+fn f3_election_a_follower_waits_bounded_and_adopts_the_leaders_token() {
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    s.handle_lock(T0 + 2, id, LockOutcome::Unavailable);
+    assert_eq!(drain(&mut s), vec![Action::RequestLock { id, wait: true }]);
+    assert_eq!(s.poll_timeout(), Some(T0 + 11_002), "the wait is bounded by election_ms");
+    let m = Message::decode(&token_msg(s.epoch(), &token(T0 + 5_000, 300), "refresh")).unwrap();
+    assert!(s.handle_message(T0 + 500, m));
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::RefreshSettled { id }), "the settle also ends the lock wait: {a:?}");
+    assert!(common::starts(&a).is_empty(), "the follower called too");
+    // The lock granted once the leader let it go is not kept.
+    s.handle_lock(T0 + 600, id, LockOutcome::Granted);
+    assert_eq!(drain(&mut s), vec![Action::ReleaseLock { id, delay_ms: 0 }]);
+}
+
+#[test]
+fn f3_election_a_follower_granted_the_lock_double_checks_before_calling() {
+    // A token queued before the grant: no call, the lock goes at once.
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    s.handle_lock(T0 + 2, id, LockOutcome::Unavailable);
+    s.handle_lock(T0 + 3, id, LockOutcome::Granted);
+    assert_eq!(drain(&mut s), vec![Action::RequestLock { id, wait: false }, Action::RequestLock { id, wait: true }, Action::YieldToMessages { id }]);
+    let m = Message::decode(&token_msg(s.epoch(), &token(T0 + 5_000, 300), "refresh")).unwrap();
+    assert!(s.handle_message(T0 + 4, m));
+    s.handle_yielded(T0 + 5, id);
+    let a = drain(&mut s);
+    assert!(common::starts(&a).is_empty(), "called despite the token: {a:?}");
+    assert_eq!(releases(&a), vec![(id, 0)]);
+    // Nothing came: the follower calls while holding the lock, and holds it past its broadcast.
+    let id = s.request_refresh(T0 + 10);
+    s.handle_lock(T0 + 11, id, LockOutcome::Unavailable);
+    s.handle_lock(T0 + 12, id, LockOutcome::Granted);
+    drain(&mut s);
+    s.handle_yielded(T0 + 13, id);
+    assert_eq!(drain(&mut s), vec![Action::StartRefresh { id }]);
+    s.refresh_call_started(T0 + 13, id);
+    let body = ok_body(&token(T0 + 9_000, 300));
+    s.handle_refresh_response(T0 + 14, id, ok(&body), 0.5);
+    assert_eq!(releases(&drain(&mut s)), vec![(id, HOLD_LOCK_MS)]);
+}
+
+#[test]
+fn f3_election_a_wait_that_times_out_calls_by_itself() {
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    s.handle_lock(T0 + 2, id, LockOutcome::Unavailable);
+    drain(&mut s);
+    s.handle_timeout(T0 + 11_001);
+    assert!(drain(&mut s).is_empty(), "a timer that fires early changes nothing");
+    s.handle_timeout(T0 + 11_002);
+    assert_eq!(drain(&mut s), vec![Action::CancelLockWait { id }, Action::StartRefresh { id }]);
+    // The aborted request reports its failure late: dropped.
+    s.handle_lock(T0 + 11_003, id, LockOutcome::Failed);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.refresh_in_flight(), Some(id));
+}
+
+#[test]
+fn election_without_a_usable_lock_api_calls_at_once() {
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    drain(&mut s);
+    s.handle_lock(T0 + 2, id, LockOutcome::Failed);
+    assert_eq!(drain(&mut s), vec![Action::StartRefresh { id }]);
+    s.refresh_call_started(T0 + 2, id);
+    let body = ok_body(&token(T0 + 2, 300));
+    s.handle_refresh_response(T0 + 3, id, ok(&body), 0.5);
+    assert!(releases(&drain(&mut s)).is_empty(), "released a lock it never held");
+}
+
+#[test]
+fn election_a_logout_during_the_lock_wait_releases_a_late_grant() {
+    let mut s = elector(Coordination::Locks);
+    let id = s.request_refresh(T0 + 1);
+    s.handle_lock(T0 + 2, id, LockOutcome::Unavailable);
+    drain(&mut s);
+    s.logout(T0 + 3, LogoutReason::User);
+    assert!(drain(&mut s).contains(&Action::RefreshSettled { id }));
+    s.handle_lock(T0 + 4, id, LockOutcome::Granted);
+    s.handle_yielded(T0 + 5, id);
+    let a = drain(&mut s);
+    assert_eq!(a, vec![Action::ReleaseLock { id, delay_ms: 0 }]);
+}
+
+#[test]
+fn f4_election_without_locks_announces_its_call_or_waits_for_the_announced_one() {
+    // Nobody announced: announce, then call.
+    let mut s = elector(Coordination::Announce);
+    let id = s.request_refresh(T0 + 1);
+    assert_eq!(drain(&mut s), vec![Action::Broadcast(Message::Refreshing { epoch: s.epoch() }), Action::StartRefresh { id }]);
+    s.refresh_call_started(T0 + 1, id);
+    let body = ok_body(&token(T0 + 2_000, 300));
+    s.handle_refresh_response(T0 + 2, id, ok(&body), 0.5);
+    drain(&mut s);
+    // Another tab announced: wait for its token, bounded.
+    assert!(s.handle_message(T0 + 100, Message::Refreshing { epoch: s.epoch() }));
+    let id = s.request_refresh(T0 + 200);
+    assert!(drain(&mut s).is_empty(), "called or announced while another tab's call runs");
+    assert_eq!(s.poll_timeout(), Some(T0 + 11_200));
+    let m = Message::decode(&token_msg(s.epoch(), &token(T0 + 5_000, 300), "refresh")).unwrap();
+    assert!(s.handle_message(T0 + 300, m));
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::RefreshSettled { id }) && common::starts(&a).is_empty(), "{a:?}");
+    // The announced token never comes: after the bound, announce and call.
+    assert!(s.handle_message(T0 + 400, Message::Refreshing { epoch: s.epoch() }));
+    let id = s.request_refresh(T0 + 500);
+    drain(&mut s);
+    s.handle_timeout(T0 + 11_500);
+    assert_eq!(drain(&mut s), vec![Action::Broadcast(Message::Refreshing { epoch: s.epoch() }), Action::StartRefresh { id }]);
+}
+
+#[test]
+fn election_alone_calls_at_once_and_tells_nobody() {
+    let mut s = elector(Coordination::Alone);
+    let id = s.request_refresh(T0 + 1);
+    assert_eq!(drain(&mut s), vec![Action::StartRefresh { id }]);
+}

@@ -538,6 +538,11 @@ const scenarios = {
     check(api(s).length === 0, 'requests after dispose');
   },
 
+  // Issue 11 item 2: dispose(), free() and [Symbol.dispose]() each drop every JS resource the manager holds.
+  disposalDispose(make) { return releasesEverything(make, 'dispose'); },
+  disposalFree(make) { return releasesEverything(make, 'free'); },
+  disposalSymbolDispose(make) { return releasesEverything(make, 'Symbol.dispose'); },
+
   async badOptionsThrowNamingTheOption(make) {
     install();
     const cases = [
@@ -779,6 +784,61 @@ const scenarios = {
     tm.dispose();
   },
 };
+
+// Records the timers, listeners and channels taken from creation to release, then checks that `way` gave every
+// one back: no timer left armed, no listener left, the channel closed, the detached fetch rejecting DISPOSED,
+// and neither the page lifecycle nor another tab reaching the manager afterwards.
+async function releasesEverything(make, way) {
+  const s = install();
+  const crossTab = 'wtm-release-' + Math.random();
+  const timers = new Set(), listeners = [], closed = [];
+  const real = { setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout, add: EventTarget.prototype.addEventListener,
+    remove: EventTarget.prototype.removeEventListener, close: BroadcastChannel.prototype.close };
+  let f;
+  try {
+    globalThis.setTimeout = function (cb, ms, ...rest) { const id = real.setTimeout.call(this, cb, ms, ...rest); timers.add(id); return id; };
+    globalThis.clearTimeout = function (id) { timers.delete(id); return real.clearTimeout.call(this, id); };
+    EventTarget.prototype.addEventListener = function (type, cb, o) { listeners.push({ target: this, type, cb, removed: false }); return real.add.call(this, type, cb, o); };
+    EventTarget.prototype.removeEventListener = function (type, cb, o) {
+      for (const l of listeners) if (l.target === this && l.type === type && l.cb === cb) l.removed = true;
+      return real.remove.call(this, type, cb, o);
+    };
+    BroadcastChannel.prototype.close = function () { closed.push(this); return real.close.call(this); };
+    const tm = make({ refreshUrl: '/auth/refresh', crossTab });
+    tm.setAccessToken(s.valid = mint(3600)); // arms the renewal timer
+    f = tm.fetch;
+    check(timers.size === 1, 'timers armed before ' + way + ': ' + timers.size);
+    check(listeners.length >= 5, 'listeners before ' + way + ': ' + listeners.length);
+    check(closed.length === 0, 'a channel closed early');
+    if (way === 'dispose') tm.dispose();
+    else if (way === 'free') tm.free();
+    else { check(typeof tm[Symbol.dispose] === 'function', 'no [Symbol.dispose]'); tm[Symbol.dispose](); }
+  } finally {
+    globalThis.setTimeout = real.setTimeout; globalThis.clearTimeout = real.clearTimeout;
+    EventTarget.prototype.addEventListener = real.add; EventTarget.prototype.removeEventListener = real.remove;
+    BroadcastChannel.prototype.close = real.close;
+  }
+  check(timers.size === 0, way + ' left a timer armed');
+  const left = listeners.filter((l) => !l.removed).map((l) => l.type);
+  check(left.length === 0, way + ' left listeners: ' + left.join(', '));
+  check(closed.length === 1, way + ' left the channel open');
+  await expectError(f('/api/after'), 'DISPOSED', 'the detached fetch after ' + way);
+  const errors = [];
+  const onError = (e) => errors.push(e.message);
+  window.addEventListener('error', onError);
+  try {
+    // Would re-validate a live session with a refresh (C45), and log a live tab out.
+    window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));
+    const raw = new BroadcastChannel(crossTab);
+    raw.postMessage(JSON.stringify({ v: 1, type: 'logout', epoch: Date.now() + 1e6 }));
+    raw.close();
+    await settleMany(10);
+  } finally {
+    window.removeEventListener('error', onError);
+  }
+  check(s.log.length === 0, 'a request after ' + way + ': ' + s.log.map((e) => e.path).join(', '));
+  check(errors.length === 0, 'errors after ' + way + ': ' + errors.join('; '));
+}
 
 const once = (tm, name) => new Promise((r) => tm.events.addEventListener(name, (e) => r(e.detail), { once: true }));
 let channelSeq = 0;
@@ -1204,7 +1264,8 @@ export function run(name, rawMake) {
   const make = (o) => { const tm = rawMake(o); made.push(tm); return tm; };
   return f(make).then(() => 'ok', (e) => { throw (e instanceof Error ? e.message + '\n' + e.stack : String(e)); })
     .finally(() => {
-      for (const tm of made) tm.dispose();
+      // A manager a scenario freed (wasm-bindgen zeroes its pointer) has nothing left to dispose.
+      for (const tm of made) if (tm.__wbg_ptr !== 0) tm.dispose();
       if (globalThis.__fake && globalThis.__fake.gate) globalThis.__fake.gate = null;
       globalThis.fetch = realFetch;
     });
@@ -1327,6 +1388,21 @@ async fn c41_listener_reentry_1000_interleaved_calls() {
 #[wasm_bindgen_test]
 async fn dispose_rejects_with_disposed() {
     scenario("disposeRejects").await;
+}
+
+#[wasm_bindgen_test]
+async fn dispose_releases_every_timer_listener_and_the_channel() {
+    scenario("disposalDispose").await;
+}
+
+#[wasm_bindgen_test]
+async fn free_releases_every_timer_listener_and_the_channel() {
+    scenario("disposalFree").await;
+}
+
+#[wasm_bindgen_test]
+async fn symbol_dispose_releases_every_timer_listener_and_the_channel() {
+    scenario("disposalSymbolDispose").await;
 }
 
 #[wasm_bindgen_test]

@@ -1,6 +1,6 @@
 //! Messages between the tabs of one app, as values: versioned, validated, never trusted blindly.
 //!
-//! # Protocol (version 1)
+//! # Protocol (version [`PROTOCOL_VERSION`] = 1)
 //!
 //! Tabs of one origin share the refresh cookie but each keeps its access token in memory. They talk over a
 //! `BroadcastChannel` (name: `wasm-token-manager:` + the absolute `refreshUrl`, or the `crossTab` option).
@@ -29,7 +29,10 @@
 //! tab that does not get the lock waits for the lock again with a timeout (`lockTimeoutSeconds`); when it
 //! gets it, it refreshes only if no token arrived meanwhile (double-check); when the wait times out it
 //! refreshes by itself, relying on the server's reuse grace window. If the holder's tab closes, the browser
-//! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang.
+//! releases the lock and a follower takes over. No wait is unbounded, so nothing can hang. The election is
+//! decided by the core ([`crate::session::Session`], [`crate::session::Coordination`]): it asks for lock requests,
+//! the double-check's yield and lock releases as actions, bounds the waits with its own deadline, and the shell
+//! reports what the browser gave ([`crate::session::Session::handle_lock`], [`crate::session::Session::handle_yielded`]).
 //!
 //! **Degrading.** Without Web Locks a tab announces its refresh (`refreshing`) and the others wait for its
 //! token for at most `lockTimeoutSeconds`; proactive timers get a little random jitter so that tabs holding
@@ -41,8 +44,7 @@
 //! tokens that fail the local checks are dropped ([`Message::decode`] returns `None`).
 
 use super::json::{parse_object, Scalar};
-use super::machine::TokenSource;
-use super::token::{AccessToken, UnverifiedClaims, MAX_TOKEN_LEN};
+use super::token::{AccessToken, TokenSource, UnverifiedClaims, MAX_TOKEN_LEN};
 
 /// The protocol version carried as `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -103,28 +105,20 @@ impl Message {
         }
     }
 
-    /// The wire form, a JSON string.
+    /// The wire form, a JSON string: `{"v":`[`PROTOCOL_VERSION`]`,"type":…,"epoch":…}` and the type's fields.
     pub fn encode(&self) -> String {
-        let epoch = self.epoch().to_string();
-        match self {
+        let (kind, fields) = match self {
             // The token passed the RFC 6750 character check: it needs no JSON escaping.
-            Message::Token { source, token, .. } => [
-                r#"{"v":1,"type":"token","epoch":"#,
-                &epoch,
-                r#","source":""#,
-                source.as_str(),
-                r#"","token":""#,
-                token.expose(),
-                r#""}"#,
-            ]
-            .concat(),
-            Message::Logout { .. } => [r#"{"v":1,"type":"logout","epoch":"#, &epoch, "}"].concat(),
-            Message::Ended { .. } => [r#"{"v":1,"type":"ended","epoch":"#, &epoch, "}"].concat(),
-            Message::Refreshing { .. } => [r#"{"v":1,"type":"refreshing","epoch":"#, &epoch, "}"].concat(),
-            Message::Failed { retry_at, .. } => {
-                [r#"{"v":1,"type":"failed","epoch":"#, &epoch, r#","retryAt":"#, &retry_at.to_string(), "}"].concat()
+            Message::Token { source, token, .. } => {
+                ("token", [r#","source":""#, source.as_str(), r#"","token":""#, token.expose(), "\""].concat())
             }
-        }
+            Message::Logout { .. } => ("logout", String::new()),
+            Message::Ended { .. } => ("ended", String::new()),
+            Message::Refreshing { .. } => ("refreshing", String::new()),
+            Message::Failed { retry_at, .. } => ("failed", [r#","retryAt":"#, &retry_at.to_string()].concat()),
+        };
+        let (version, epoch) = (PROTOCOL_VERSION.to_string(), self.epoch().to_string());
+        [r#"{"v":"#, &version, r#","type":""#, kind, r#"","epoch":"#, &epoch, &fields, "}"].concat()
     }
 
     /// Parses and validates a received message; anything malformed gives `None`.
@@ -142,13 +136,7 @@ impl Message {
         let token = obj.get("token");
         match (kind, source.map(Scalar::as_str), token.map(Scalar::as_str)) {
             ("token", Some(Some(source)), Some(Some(token))) => {
-                let source = match source {
-                    "login" => TokenSource::Login,
-                    "refresh" => TokenSource::Refresh,
-                    "set" => TokenSource::Set,
-                    "legacy" => TokenSource::Legacy,
-                    _ => return None,
-                };
+                let source = TokenSource::from_name(source)?;
                 let (token, claims) = AccessToken::parse(token).ok()?;
                 Some(Message::Token { epoch, source, token, claims })
             }

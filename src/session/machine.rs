@@ -5,10 +5,11 @@ use std::collections::VecDeque;
 use super::body::{parse_token_body, TokenBody};
 use super::json::parse_object;
 use super::crosstab::Message;
+use super::election::{Coordination, LockOutcome, HOLD_LOCK_MS};
 use super::error::{BodyError, TokenError};
 use super::policy::{backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
 use super::retry_after::{parse_retry_after, MAX_RETRY_AFTER_MS};
-use super::token::{AccessToken, UnverifiedClaims};
+use super::token::{AccessToken, TokenSource, UnverifiedClaims};
 
 /// The circuit breaker's window (C33): refresh-then-401 strikes older than this are forgotten (ms).
 pub const BREAKER_WINDOW_MS: u64 = 60_000;
@@ -26,9 +27,11 @@ pub struct SessionConfig {
     pub refresh_timeout_ms: u64,
     /// The JSON field carrying the token; `None` reads `accessToken`, then `access_token`.
     pub token_field: Option<String>,
-    /// Extra time (ms) a refresh may spend waiting for another tab before its own call starts
-    /// (see [`Session::refresh_call_started`]); 0 without cross-tab coordination.
+    /// The bound (ms) on a refresh's wait for another tab (the lock, or an announced call's token) before its
+    /// own call starts (see [`Session::refresh_call_started`]); 0 without cross-tab coordination.
     pub election_ms: u64,
+    /// How this tab coordinates a refresh with the other tabs.
+    pub coordination: Coordination,
 }
 
 impl Default for SessionConfig {
@@ -38,6 +41,7 @@ impl Default for SessionConfig {
             refresh_timeout_ms: DEFAULT_REFRESH_TIMEOUT_MS,
             token_field: None,
             election_ms: 0,
+            coordination: Coordination::Alone,
         }
     }
 }
@@ -45,31 +49,6 @@ impl Default for SessionConfig {
 /// Identifies one refresh attempt. A result reported for an id that is no longer in flight is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RefreshId(pub u64);
-
-/// Where a token came from (the `source` of a `tokenchange` event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `login()`.
-    Login,
-    /// A refresh call (in this tab or, with cross-tab coordination, another).
-    Refresh,
-    /// `setAccessToken()`.
-    Set,
-    /// The one-time exchange of a legacy token (`upgradeLegacyToken`, or automatic on a deprecation signal).
-    Legacy,
-}
-
-impl TokenSource {
-    /// `"login"`, `"refresh"` or `"set"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TokenSource::Login => "login",
-            TokenSource::Refresh => "refresh",
-            TokenSource::Set => "set",
-            TokenSource::Legacy => "legacy",
-        }
-    }
-}
 
 /// Why a `logout` happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +207,36 @@ pub enum Action {
     /// Post this message to the other tabs (see [`crate::session::crosstab`]); drop it when cross-tab
     /// coordination is off.
     Broadcast(Message),
+    /// The election of refresh `id` ([`Coordination::Locks`]): first release at once any election lock this
+    /// tab still holds (it must not wait for itself), then request the exclusive lock (never `steal`) and
+    /// report the outcome exactly once with [`Session::handle_lock`]. `wait == false`: `ifAvailable`, never
+    /// waits. `wait == true`: wait for it, until [`Action::CancelLockWait`] or [`Action::RefreshSettled`] with
+    /// this id aborts the request (then report [`LockOutcome::Failed`], or nothing).
+    RequestLock {
+        /// The attempt.
+        id: RefreshId,
+        /// Wait for the lock (bounded by the core's deadline) instead of `ifAvailable`.
+        wait: bool,
+    },
+    /// Stop waiting for the election lock of `id` (the bounded wait timed out): abort the request.
+    CancelLockWait {
+        /// The attempt.
+        id: RefreshId,
+    },
+    /// Release the election lock held for `id` after `delay_ms` (0: now); a later [`Action::RequestLock`] or
+    /// disposing releases it at once.
+    ReleaseLock {
+        /// The attempt the lock was granted for.
+        id: RefreshId,
+        /// How long to keep it first (ms): [`HOLD_LOCK_MS`] after this tab's own call, else 0.
+        delay_ms: u64,
+    },
+    /// The election lock of `id` was granted after a wait: let the messages other tabs already posted arrive
+    /// (one macrotask), then call [`Session::handle_yielded`] (the double-check).
+    YieldToMessages {
+        /// The attempt.
+        id: RefreshId,
+    },
 }
 
 /// How to send a request to an allowed origin.
@@ -289,8 +298,25 @@ pub enum RefreshResponse<'a> {
 enum Flight {
     Idle,
     /// A refresh call, or (`legacy`) the legacy exchange: one flight at a time, the same waiting machinery.
-    Running { id: RefreshId, deadline: u64, calling: bool, legacy: bool },
+    Running { id: RefreshId, deadline: u64, stage: Stage, legacy: bool },
     Backoff { until: u64 },
+}
+
+/// Where a flight stands: in the cross-tab election, elected, or calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// [`Coordination::Locks`]: the `ifAvailable` lock request is out.
+    TryLock,
+    /// [`Coordination::Locks`]: another tab holds the lock; waiting for it until `until`.
+    WaitLock { until: u64 },
+    /// [`Coordination::Locks`]: granted after a wait; letting queued messages arrive before the double-check.
+    DoubleCheck,
+    /// [`Coordination::Announce`]: another tab announced its call; waiting for its token until `until`.
+    WaitPeer { until: u64 },
+    /// [`Action::StartRefresh`] was emitted; the shell has not reported the call started.
+    Elected,
+    /// The call is running ([`Session::refresh_call_started`]).
+    Calling,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +376,8 @@ pub struct Session {
     visible: bool,
     strikes: Vec<u64>,
     peer_refreshing_at: Option<u64>,
+    /// The election lock this tab holds: for which flight, and whether this tab made its call while holding it.
+    lock: Option<(RefreshId, bool)>,
     last_strike_generation: u64,
     suspended_until: u64,
     legacy: Legacy,
@@ -374,6 +402,7 @@ impl Session {
             visible: true,
             strikes: Vec::new(),
             peer_refreshing_at: None,
+            lock: None,
             last_strike_generation: 0,
             suspended_until: 0,
             legacy: Legacy::None,
@@ -429,12 +458,21 @@ impl Session {
 
     /// The next output, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
+        // Whatever input ended the flight that holds the election lock, the lock goes now (after the outputs
+        // of that input, so after the result's broadcast).
+        if let Some((id, called)) = self.lock {
+            if self.refresh_in_flight() != Some(id) {
+                self.lock = None;
+                self.actions.push_back(Action::ReleaseLock { id, delay_ms: if called { HOLD_LOCK_MS } else { 0 } });
+            }
+        }
         self.actions.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next (ms since the epoch).
     pub fn poll_timeout(&self) -> Option<u64> {
         match self.flight {
+            Flight::Running { stage: Stage::WaitLock { until } | Stage::WaitPeer { until }, deadline, .. } => Some(until.min(deadline)),
             Flight::Running { deadline, .. } => Some(deadline),
             Flight::Backoff { until } => Some(until),
             Flight::Idle if self.visible && !self.ended => {
@@ -488,9 +526,88 @@ impl Session {
         let id = RefreshId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
         let deadline = now_ms.saturating_add(self.cfg.election_ms).saturating_add(self.cfg.refresh_timeout_ms);
-        self.flight = Flight::Running { id, deadline, calling: false, legacy: false };
-        self.actions.push_back(Action::StartRefresh { id });
+        let stage = match self.cfg.coordination {
+            Coordination::Alone => self.elect(id),
+            Coordination::Announce if self.peer_refreshing(now_ms, self.cfg.election_ms) => {
+                Stage::WaitPeer { until: now_ms.saturating_add(self.cfg.election_ms) }
+            }
+            Coordination::Announce => self.announce_and_elect(id),
+            Coordination::Locks => {
+                self.actions.push_back(Action::RequestLock { id, wait: false });
+                Stage::TryLock
+            }
+        };
+        self.flight = Flight::Running { id, deadline, stage, legacy: false };
         id
+    }
+
+    /// This tab makes the call for `id`.
+    fn elect(&mut self, id: RefreshId) -> Stage {
+        self.actions.push_back(Action::StartRefresh { id });
+        Stage::Elected
+    }
+
+    /// Without Web Locks: tells the other tabs this tab calls now, then calls.
+    fn announce_and_elect(&mut self, id: RefreshId) -> Stage {
+        self.actions.push_back(Action::Broadcast(Message::Refreshing { epoch: self.epoch }));
+        self.elect(id)
+    }
+
+    fn set_stage(&mut self, to: Stage) {
+        if let Flight::Running { stage, .. } = &mut self.flight {
+            *stage = to;
+        }
+    }
+
+    /// The stage of refresh `id`, when it is the one in flight.
+    fn stage_of(&self, id: RefreshId) -> Option<Stage> {
+        match self.flight {
+            Flight::Running { id: current, stage, .. } if current == id => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// The outcome of the [`Action::RequestLock`] of refresh `id`. Outcomes for a refresh no longer in the
+    /// election are dropped (a lock granted late is released at once).
+    ///
+    /// * The first, `ifAvailable` request: granted, this tab calls while holding the lock; unavailable, it
+    ///   waits for the lock, bounded by [`SessionConfig::election_ms`]; failed (no usable API), it calls.
+    /// * The bounded wait: granted, it double-checks ([`Action::YieldToMessages`], [`Self::handle_yielded`]);
+    ///   failed, it calls by itself, relying on the server's reuse grace window.
+    pub fn handle_lock(&mut self, now_ms: u64, id: RefreshId, outcome: LockOutcome) {
+        match (self.stage_of(id), outcome) {
+            (Some(Stage::TryLock), LockOutcome::Granted) => {
+                self.lock = Some((id, true));
+                let stage = self.elect(id);
+                self.set_stage(stage);
+            }
+            (Some(Stage::TryLock), LockOutcome::Unavailable) => {
+                self.set_stage(Stage::WaitLock { until: now_ms.saturating_add(self.cfg.election_ms) });
+                self.actions.push_back(Action::RequestLock { id, wait: true });
+            }
+            (Some(Stage::WaitLock { .. }), LockOutcome::Granted) => {
+                self.lock = Some((id, false));
+                self.set_stage(Stage::DoubleCheck);
+                self.actions.push_back(Action::YieldToMessages { id });
+            }
+            (Some(Stage::TryLock | Stage::WaitLock { .. }), _) => {
+                let stage = self.elect(id);
+                self.set_stage(stage);
+            }
+            (_, LockOutcome::Granted) => self.actions.push_back(Action::ReleaseLock { id, delay_ms: 0 }),
+            _ => {}
+        }
+    }
+
+    /// The double-check of refresh `id` after [`Action::YieldToMessages`]: the messages queued before the lock
+    /// was granted have arrived. Still in flight (no other tab's token came), this tab calls while holding the
+    /// lock; otherwise the lock is released at once.
+    pub fn handle_yielded(&mut self, _now_ms: u64, id: RefreshId) {
+        if self.stage_of(id) == Some(Stage::DoubleCheck) {
+            self.lock = Some((id, true));
+            let stage = self.elect(id);
+            self.set_stage(stage);
+        }
     }
 
     fn start_legacy(&mut self, now_ms: u64) -> RefreshId {
@@ -788,6 +905,15 @@ impl Session {
                 self.settle(now_ms, id, Outcome::Retryable { status: None, retry_after_ms: None }, 0.5);
                 return;
             }
+            Flight::Running { id, stage: Stage::WaitPeer { until }, .. } if now_ms >= until => {
+                let stage = self.announce_and_elect(id);
+                self.set_stage(stage);
+            }
+            Flight::Running { id, stage: Stage::WaitLock { until }, .. } if now_ms >= until => {
+                self.actions.push_back(Action::CancelLockWait { id });
+                let stage = self.elect(id);
+                self.set_stage(stage);
+            }
             Flight::Backoff { until } if now_ms >= until => self.flight = Flight::Idle,
             _ => {}
         }
@@ -818,7 +944,7 @@ impl Session {
             if current == id {
                 if let Flight::Running { legacy, .. } = self.flight {
                     let deadline = now_ms.saturating_add(self.cfg.refresh_timeout_ms);
-                    self.flight = Flight::Running { id, deadline, calling: true, legacy };
+                    self.flight = Flight::Running { id, deadline, stage: Stage::Calling, legacy };
                 }
             }
         }
@@ -850,7 +976,7 @@ impl Session {
                     return false;
                 }
                 let (settled, was_calling) = match self.flight {
-                    Flight::Running { id, calling, .. } => (Some(id), calling),
+                    Flight::Running { id, stage, .. } => (Some(id), stage == Stage::Calling),
                     _ => (None, false),
                 };
                 // Another tab signed in (or was handed a token): this tab's call belongs to the previous
@@ -866,7 +992,7 @@ impl Session {
                     // and the answer of a superseded call is dropped: tell the tabs the announcement is answered
                     // by passing the token on. A tab that holds it already changes nothing but its wait
                     // (F4: otherwise a tab whose call raced ours waits `lockTimeoutSeconds` before its next one).
-                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims: claims.clone() }));
+                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims }));
                 }
                 self.install(now_ms, token, &claims, None, source);
                 if let Some(id) = settled {
@@ -884,9 +1010,12 @@ impl Session {
             Message::Failed { epoch, retry_at } => {
                 // Only a tab still waiting for the election adopts another tab's failure; a tab whose own
                 // call is running keeps its chance of a success.
-                let Flight::Running { id, calling: false, legacy: false, .. } = self.flight else {
+                let Flight::Running { id, stage, legacy: false, .. } = self.flight else {
                     return false;
                 };
+                if stage == Stage::Calling {
+                    return false;
+                }
                 self.adopt_epoch(epoch);
                 let until = retry_at.clamp(now_ms, now_ms.saturating_add(MAX_RETRY_AFTER_MS + BACKOFF_CAP_MS));
                 self.attempts = self.attempts.saturating_add(1);

@@ -165,3 +165,37 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// Where a token came from (the `source` of a `tokenchange` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `login()`.
+    Login,
+    /// A refresh call (in this tab or, with cross-tab coordination, another).
+    Refresh,
+    /// `setAccessToken()`.
+    Set,
+    /// The one-time exchange of a legacy token (`upgradeLegacyToken`, or automatic on a deprecation signal).
+    Legacy,
+}
+
+impl TokenSource {
+    /// Every source, in the order of [`Self::as_str`]'s names.
+    pub const ALL: [TokenSource; 4] = [TokenSource::Login, TokenSource::Refresh, TokenSource::Set, TokenSource::Legacy];
+
+    /// `"login"`, `"refresh"`, `"set"` or `"legacy"` (the `source` of a `tokenchange` event and of a cross-tab
+    /// `token` message).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Login => "login",
+            TokenSource::Refresh => "refresh",
+            TokenSource::Set => "set",
+            TokenSource::Legacy => "legacy",
+        }
+    }
+
+    /// The source named `name` (as [`Self::as_str`] spells it), or `None`.
+    pub fn from_name(name: &str) -> Option<TokenSource> {
+        TokenSource::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}

@@ -1,4 +1,6 @@
-//! Small bindings to globals (not `window`, so the shell also runs in workers) and JS helpers.
+//! Small bindings to globals (not `window`, so the shell also runs in workers) and JS helpers: the `Reflect`
+//! path for what has no type of its own (the options object an app passes, globals looked up at every call,
+//! plain objects the shell builds). The JS types the shell uses have typed members in [`super::facade`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,20 +43,15 @@ pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsV
     Reflect::apply(&f, &js_sys::global(), &array(&[input, init])).map(JsCast::unchecked_into)
 }
 
-/// `setTimeout(callback, delay_ms)`: the timer id.
-pub fn set_timeout(callback: &Function, delay_ms: i32) -> JsValue {
-    global_call("setTimeout", &[callback, &JsValue::from(delay_ms)]).unwrap_or(JsValue::UNDEFINED)
+/// Reports an exception that has no caller to go to (a failed clean-up) as an uncaught one would be:
+/// `reportError(e)` (WHATWG HTML), where it exists.
+pub fn report(e: &JsValue) {
+    if global("reportError").is_function() {
+        // `reportError` itself does not throw for any value.
+        let _reported = global_call("reportError", &[e]);
+    }
 }
 
-/// `clearTimeout(id)`.
-pub fn clear_timeout(id: &JsValue) {
-    let _ = global_call("clearTimeout", &[id]);
-}
-
-/// `AbortSignal.timeout(ms)`: a signal that aborts by itself (fails where it is not supported).
-pub fn abort_signal_timeout(ms: f64) -> Result<JsValue, JsValue> {
-    static_call("AbortSignal", "timeout", &[&JsValue::from_f64(ms)])
-}
 
 /// The one shape of every Rust callback handed to JS (listeners, the timer, the bound `fetch`, the Web
 /// Locks callback): each distinct closure type costs its own shims in the wasm and the JS glue.
@@ -90,7 +87,7 @@ pub fn discard(p: Promise) {
 
 /// The wall clock in ms since the epoch (never negative, never NaN).
 pub fn now_ms() -> u64 {
-    let t = static_call("Date", "now", &[]).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let t = js_sys::Date::now();
     if t.is_finite() && t > 0.0 {
         t as u64
     } else {
@@ -106,9 +103,16 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// `obj[key] = value`, ignoring failures.
+/// `obj[key] = value` on an object the shell made (it cannot refuse; a failure is reported, see [`report`]).
 pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+    if let Err(e) = Reflect::set(obj, &JsValue::from_str(key), value) {
+        report(&e);
+    }
+}
+
+/// `Object.assign(target, source)`: `Err` when a getter of `source` throws.
+pub fn try_assign(target: &JsValue, source: &JsValue) -> Result<(), JsValue> {
+    static_call("Object", "assign", &[target, source]).map(|_target| ())
 }
 
 /// `globalThis[name]`.
@@ -131,8 +135,7 @@ pub fn construct(name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     Reflect::construct(&ctor, &array(args))
 }
 
-/// `obj[name](...args)`: `Err` when that is not a function or it throws. One import for every method the
-/// shell calls, instead of one web-sys binding (and its glue) each.
+/// `obj[name](...args)`: `Err` when that is not a function or it throws.
 pub fn call(obj: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let f: Function = get(obj, name).dyn_into()?;
     Reflect::apply(&f, obj, &array(args))
@@ -145,7 +148,7 @@ pub fn static_call(object: &str, method: &str, args: &[&JsValue]) -> Result<JsVa
 
 /// `Math.random()`.
 pub fn random() -> f64 {
-    static_call("Math", "random", &[]).ok().and_then(|v| v.as_f64()).unwrap_or(0.0)
+    js_sys::Math::random()
 }
 
 /// `Array.isArray(v)`.
@@ -163,29 +166,10 @@ pub fn race(a: &Promise, b: &Promise) -> Promise {
     Promise::race(&array(&[a, b]))
 }
 
-/// `f(arg)`, ignoring what it returns or throws (resolve and release functions).
+/// `f(arg)` for a resolve or release function (they return nothing and do not throw; a failure is reported).
 pub fn run(f: &Function, arg: &JsValue) {
-    let _ = Reflect::apply(f, &JsValue::UNDEFINED, &array(&[arg]));
-}
-
-/// `stream.cancel()` of a `ReadableStream` or its reader, the promise left to settle on its own.
-pub fn cancel(stream: &JsValue) {
-    if let Ok(p) = call(stream, "cancel", &[]) {
-        discard(p.unchecked_into());
-    }
-}
-
-/// `message.headers.get(name)` of a `Request` or `Response`.
-pub fn header(message: &JsValue, name: &str) -> Option<String> {
-    call(&get(message, "headers"), "get", &[&JsValue::from_str(name)]).ok()?.as_string()
-}
-
-/// `response.status`, or 0 when `v` is not a `Response`.
-pub fn status(v: &JsValue) -> u16 {
-    if v.is_instance_of::<web_sys::Response>() {
-        get(v, "status").as_f64().unwrap_or(0.0) as u16
-    } else {
-        0
+    if let Err(e) = f.call1(&JsValue::UNDEFINED, arg) {
+        report(&e);
     }
 }
 
@@ -218,6 +202,6 @@ pub fn opt_number(v: Option<u64>) -> JsValue {
 /// `console.debug`, when debugging is on. Never pass a token here.
 pub fn debug(enabled: bool, message: &str) {
     if enabled {
-        let _ = static_call("console", "debug", &[&JsValue::from_str("[wasm-token-manager]"), &JsValue::from_str(message)]);
+        super::facade::console_debug("[wasm-token-manager]", message);
     }
 }

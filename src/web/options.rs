@@ -217,7 +217,7 @@ impl Options {
             cross_tab,
             lock_timeout_ms: lock_timeout_ms.min(i32::MAX as u64) as u32,
             debug,
-            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field, election_ms: 0 },
+            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field, ..SessionConfig::default() },
             legacy_upgrade_url,
             legacy_token,
         })

@@ -4,62 +4,32 @@
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::facade::{lock_manager, AbortSignal, MessageChannel};
 use super::js::{self, object};
+use super::owners::{Channel, Listener, LockRelease};
 
-/// The resources this manager holds for other tabs and the page lifecycle; released by `dispose`.
+/// The resources this manager holds for other tabs and the page lifecycle, in their owners: dropping this
+/// removes the listeners and closes the channel.
 #[derive(Default)]
 pub struct Tabs {
     /// The BroadcastChannel, when cross-tab coordination is on and the API exists.
-    pub channel: Option<JsValue>,
+    pub channel: Option<Channel>,
     /// The Web Locks name of the refresh election, when cross-tab is on and the API exists.
     pub lock_name: Option<String>,
-    /// Every listener added, to remove on dispose.
-    pub listeners: Vec<(JsValue, &'static str, js::Callback)>,
-}
-
-/// Posts a message to the other tabs (ignoring failures: a closed channel is not an error).
-pub fn post(channel: &JsValue, text: &str) {
-    let _ = js::call(channel, "postMessage", &[&JsValue::from_str(text)]);
-}
-
-impl Tabs {
-    /// Removes listeners and closes the channel.
-    pub fn close(&mut self) {
-        for (target, name, cb) in self.listeners.drain(..) {
-            let _ = js::call(&target, "removeEventListener", &[&JsValue::from_str(name), cb.as_ref()]);
-        }
-        if let Some(ch) = self.channel.take() {
-            let _ = js::call(&ch, "close", &[]);
-        }
-    }
-}
-
-/// Opens the BroadcastChannel `name`, or `None` when the API is missing.
-pub fn open_channel(name: &str) -> Option<JsValue> {
-    if !js::global("BroadcastChannel").is_function() {
-        return None;
-    }
-    let channel = js::construct("BroadcastChannel", &[&JsValue::from_str(name)]).ok()?;
-    // Node's BroadcastChannel (a jsdom test environment uses it) keeps the process alive unless unref'd.
-    if js::get(&channel, "unref").is_function() {
-        let _ = js::call(&channel, "unref", &[]);
-    }
-    Some(channel)
+    /// Every listener added.
+    pub listeners: Vec<Listener>,
 }
 
 /// Whether the Web Locks API is there.
 pub fn locks_available() -> bool {
-    js::get(&js::get(&js::global("navigator"), "locks"), "request").is_function()
+    lock_manager().is_some()
 }
 
 /// Adds `cb` as a listener for `name` on `target`, when `target` is an `EventTarget`.
 pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: js::Callback) {
-    if js::call(target, "addEventListener", &[&JsValue::from_str(name), cb.as_ref()]).is_ok() {
-        tabs.listeners.push((target.clone(), name, cb));
-    }
+    tabs.listeners.extend(Listener::new(target, name, cb));
 }
 
 /// Whether the page is visible (`true` where there is no document, e.g. in a worker).
@@ -70,21 +40,20 @@ pub fn page_visible() -> bool {
 
 /// The outcome of a lock request.
 pub enum Lock {
-    /// Held until the function is called.
-    Held(Function),
+    /// Held until the owner is dropped.
+    Held(LockRelease),
     /// `ifAvailable` and another tab holds it.
     Unavailable,
     /// The bounded wait timed out or was aborted, or the API failed.
     NotAcquired,
 }
 
-/// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits at most
-/// `timeout_ms` and can be aborted earlier through `ctrl`. Never `steal`.
-pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Option<&JsValue>) -> Lock {
-    let locks = js::get(&js::global("navigator"), "locks");
-    if !js::get(&locks, "request").is_function() {
+/// Requests the exclusive lock `name`: with `if_available` it never waits; otherwise it waits until it is
+/// granted or aborted through `signal` (the core bounds the wait). Never `steal`.
+pub async fn acquire(name: &str, if_available: bool, signal: Option<&AbortSignal>) -> Lock {
+    let Some(locks) = lock_manager() else {
         return Lock::NotAcquired;
-    }
+    };
     let mut release_fn: Option<Function> = None;
     let release = Promise::new(&mut |res, _| release_fn = Some(res));
     let mut granted_fn: Option<Function> = None;
@@ -100,46 +69,40 @@ pub async fn acquire(name: &str, if_available: bool, timeout_ms: u32, ctrl: Opti
     });
     let callback = callback.into_js_value();
     let options = object(&[("ifAvailable", &JsValue::from_bool(if_available))]);
-    if let Some(c) = ctrl {
-        js::set(&options, "signal", &js::get(c, "signal"));
-        if let Ok(abort) = js::call(&js::get(c, "abort"), "bind", &[c]) {
-            let _ = js::set_timeout(abort.unchecked_ref(), timeout_ms.min(i32::MAX as u32) as i32);
-        }
+    if let Some(signal) = signal {
+        js::set(&options, "signal", signal);
     }
-    let pending = match js::call(&locks, "request", &[&JsValue::from_str(name), &options, &callback]) {
+    let pending = match locks.request(name, &options, &callback) {
         Ok(p) => p,
         Err(_) => return Lock::NotAcquired,
     };
-    match JsFuture::from(js::race(&granted, &pending.unchecked_into())).await {
-        Ok(lock) if lock.is_object() => Lock::Held(release_fn),
-        Ok(_) => {
-            js::run(&release_fn, &JsValue::UNDEFINED);
-            Lock::Unavailable
-        }
-        Err(_) => {
-            js::run(&release_fn, &JsValue::UNDEFINED);
-            Lock::NotAcquired
-        }
+    let release = LockRelease(release_fn);
+    match JsFuture::from(js::race(&granted, &pending)).await {
+        Ok(lock) if lock.is_object() => Lock::Held(release),
+        // Not granted: dropping `release` settles the callback's promise, should it run after all.
+        Ok(_) => Lock::Unavailable,
+        Err(_) => Lock::NotAcquired,
     }
 }
 
 /// Resolves after a macrotask (a MessageChannel round trip, which fake timers do not freeze), letting
 /// messages already queued from other tabs arrive first.
 pub async fn yield_to_messages() {
-    let Ok(ch) = js::construct("MessageChannel", &[]) else {
+    let Ok(ch) = MessageChannel::new() else {
         return;
     };
-    let (port1, port2) = (js::get(&ch, "port1"), js::get(&ch, "port2"));
+    let (port1, port2) = (ch.port1(), ch.port2());
     let mut resolve: Option<Function> = None;
     let p = Promise::new(&mut |res, _| resolve = Some(res));
-    let Some(r) = resolve.filter(|_| js::get(&port2, "postMessage").is_function()) else {
+    let Some(r) = resolve else {
         return;
     };
-    js::set(&port1, "onmessage", &r);
-    if js::call(&port2, "postMessage", &[&JsValue::NULL]).is_ok() {
-        let _ = JsFuture::from(p).await;
+    port1.set_onmessage(&r);
+    if port2.post_message(&JsValue::NULL).is_ok() {
+        // The promise only resolves (the resolve function is all it is given).
+        let _resolved = JsFuture::from(p).await;
     }
     for port in [&port1, &port2] {
-        let _ = js::call(port, "close", &[]);
+        port.close();
     }
 }
