@@ -12,23 +12,26 @@ import { launchChromium } from './support/browser.mjs';
 import { startAuthServer, sumSeries } from './support/server.mjs';
 import { startFaultProxy } from './support/faults.mjs';
 import { HARNESS_DIR, openHarness, sleep, until } from './support/app.mjs';
+import { keepWasmMemories, memorySnapshot, wasmBytes } from './support/memory.mjs';
 
 let browser;
 let short;  // 5 s access tokens, the default 10 s reuse grace: proactive renewal comes quickly
 let tight;  // 5 s access tokens, a 1 s reuse grace: for the replay outside the grace window
 let long;   // 120 s access tokens: no scheduled refresh during a test
+let longTight; // 120 s access tokens and a 1 s reuse grace
 
 before(async () => {
   browser = await launchChromium();
-  [short, tight, long] = await Promise.all([
+  [short, tight, long, longTight] = await Promise.all([
     startAuthServer({ www: HARNESS_DIR, accessTtl: 5 }),
     startAuthServer({ www: HARNESS_DIR, accessTtl: 5, args: ['--reuse-grace', '1'] }),
     startAuthServer({ www: HARNESS_DIR, accessTtl: 120 }),
+    startAuthServer({ www: HARNESS_DIR, accessTtl: 120, args: ['--reuse-grace', '1'] }),
   ]);
 });
 after(async () => {
   await browser?.close();
-  await Promise.all([short?.stop(), tight?.stop(), long?.stop()]);
+  await Promise.all([short?.stop(), tight?.stop(), long?.stop(), longTight?.stop()]);
 });
 
 /** The server's counters that the fault scenarios are judged by. */
@@ -200,6 +203,47 @@ test('F7: a refresh call that hangs is aborted at the refresh timeout, every wai
   }
 });
 
+test('F11: a stolen refresh cookie replayed after the grace window revokes the family at once: the victim\'s access token is refused within 1 s and its tab ends the session with one refresh call, no loop', { timeout: 60_000 }, async () => {
+  const proxy = await startFaultProxy(longTight.url);
+  const { context, page, errors } = await signedInThrough(proxy);
+  try {
+    const stolen = (await context.cookies()).find((c) => c.name === 'rt')?.value;
+    assert.ok(stolen, 'the refresh cookie the attacker copies');
+    // The victim rotates (the stolen value becomes the parent), then the grace window (1 s) passes.
+    assert.equal(await page.evaluate(() => window.tm.refresh()), true);
+    assert.equal(await page.evaluate(() => window.tm.fetch('/api/me').then((r) => r.status)), 200);
+    const victimToken = proxy.seen('/api/me').at(-1).authorization;
+    assert.match(victimToken ?? '', /^Bearer \S+$/, 'the victim\'s bearer');
+    await sleep(2_000); // grace (1 s) + 1 s
+    const before = await counters(longTight);
+    const replay = await fetch(`${longTight.url}/auth/refresh`, {
+      method: 'POST',
+      headers: { origin: longTight.url, 'x-requested-with': 'fetch', cookie: `rt=${stolen}` },
+    });
+    assert.equal(replay.status, 401, 'the replay is refused');
+    assert.equal((await replay.json()).error, 'invalid_grant');
+    const d = delta(await counters(longTight), before);
+    assert.equal(d.reuse, 1, 'rt_reuse_detected_total +1');
+    assert.equal(d.familyRevocations, 1, 'the family was revoked');
+    await until(async () => (await fetch(`${longTight.url}/api/me`, { headers: { authorization: victimToken } })).status === 401,
+      { timeout: 1_000, interval: 50, what: 'the victim\'s access token to be refused' });
+
+    const refreshBefore = proxy.seen('/auth/refresh').length;
+    const statuses = await page.evaluate(() => Promise.all(Array.from({ length: 5 }, () => window.tm.fetch('/api/me').then((r) => r.status))));
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401], 'the victim\'s calls get the 401');
+    await page.waitForFunction(() => window.events.some((e) => e.type === 'sessionexpired'), null, { timeout: 5_000 });
+    assert.equal(await page.evaluate(() => window.tm.isAuthenticated), false);
+    assert.equal(await page.evaluate(() => window.tm.fetch('/api/me').then((r) => r.status)), 401);
+    await sleep(1_000);
+    assert.equal(proxy.seen('/auth/refresh').length - refreshBefore, 1, 'one refresh call, then no loop');
+    assert.equal((await eventTypes(page)).filter((e) => e === 'sessionexpired').length, 1);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await proxy.close();
+  }
+});
+
 test('C51: 307 and 308 redirects from the API to another origin, and a chain back to the API origin, never carry the bearer past the first origin', { timeout: 60_000 }, async () => {
   const proxy = await startFaultProxy(long.url);
   // Origin B: records what it receives; answers JSON with CORS, or bounces the request on to `to`.
@@ -337,32 +381,19 @@ test('C56: a 1 GiB Blob body meeting a 401 is resent byte-identical without bein
     });
   });
   const context = await browser.newContext();
-  // Every WebAssembly memory the page creates is kept, so its size can be read (it only ever grows).
-  await context.addInitScript(() => {
-    window.wasmMemories = [];
-    const keep = (result) => {
-      const instance = result.instance ?? result;
-      for (const v of Object.values(instance.exports ?? {})) if (v instanceof WebAssembly.Memory) window.wasmMemories.push(v);
-      return result;
-    };
-    const { instantiate, instantiateStreaming } = WebAssembly;
-    WebAssembly.instantiate = (...a) => instantiate(...a).then(keep);
-    WebAssembly.instantiateStreaming = (...a) => instantiateStreaming(...a).then(keep);
-  });
+  await context.addInitScript(keepWasmMemories); // every wasm memory the page creates, to read its size
   try {
     const { page, errors } = await openHarness(context, proxy);
     assert.equal(await page.evaluate(() => window.loginDemo()), 200);
     const cdp = await context.newCDPSession(page);
     const heap = async () => {
-      await cdp.send('HeapProfiler.collectGarbage');
-      const u = await cdp.send('Runtime.getHeapUsage');
-      return u.usedSize + (u.backingStorageSize ?? 0);
+      const m = await memorySnapshot(cdp);
+      return m.heap + (m.backing ?? 0);
     };
     const expected = await page.evaluate(async (size) => {
       const chunk = new Uint8Array(1024 * 1024);
       for (let i = 0; i < chunk.length; i += 65536) crypto.getRandomValues(chunk.subarray(i, i + 65536));
       window.big = new Blob(Array.from({ length: size / chunk.length }, () => chunk));
-      window.wasmBytes = () => window.wasmMemories.reduce((n, m) => n + m.buffer.byteLength, 0);
       // Count every read of a Blob's bytes in the page from here on.
       window.blobReads = 0;
       for (const m of ['arrayBuffer', 'text', 'stream', 'bytes']) {
@@ -374,12 +405,12 @@ test('C56: a 1 GiB Blob body meeting a 401 is resent byte-identical without bein
       return { size: window.big.size, chunk: btoa(bin) };
     }, SIZE);
     assert.equal(expected.size, SIZE);
-    const wasmBefore = await page.evaluate(() => window.wasmBytes());
+    const wasmBefore = await wasmBytes(page);
     assert.ok(wasmBefore > 0, 'the manager\'s wasm memory is visible');
     const heapBefore = await heap();
 
     const r = await page.evaluate(() => window.tm.fetch('/sink', { method: 'POST', body: window.big }).then(async (res) => ({ status: res.status, body: await res.json() })));
-    const wasmAfter = await page.evaluate(() => window.wasmBytes());
+    const wasmAfter = await wasmBytes(page);
     const heapAfter = await heap();
 
     assert.equal(r.status, 200, 'the retry after the 401 succeeded');

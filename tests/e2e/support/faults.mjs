@@ -17,7 +17,7 @@ import { forward, listenLoopback } from './proxy.mjs';
 /**
  * Starts the proxy on 127.0.0.1 (a free port) in front of `backend` (a base URL such as http://127.0.0.1:PORT).
  * Returns { url, port, fault, clear, handle, log, close }: `log` lists every request seen as
- * { method, path, fault (the fault applied, or null), closedByClient (set once the browser closed the connection
+ * { method, path, authorization, fault (the fault applied, or null), closedByClient (set once the browser closed the connection
  * before any answer) }.
  */
 export async function startFaultProxy(backend) {
@@ -43,7 +43,7 @@ export async function startFaultProxy(backend) {
 
   const server = http.createServer((req, res) => {
     const { pathname } = new URL(req.url, 'http://x');
-    const entry = { method: req.method, path: pathname, fault: null, closedByClient: false };
+    const entry = { method: req.method, path: pathname, authorization: req.headers.authorization ?? null, fault: null, closedByClient: false };
     log.push(entry);
     res.on('close', () => { if (!res.writableFinished) entry.closedByClient = true; });
     const custom = handlers.find((h) => pathname.startsWith(h.prefix));
