@@ -155,8 +155,10 @@ test('F7: a refresh call that hangs is aborted at the refresh timeout, every wai
   try {
     const { page: tab1, errors: e1 } = await openHarness(context, proxy, { refreshTimeoutSeconds: REFRESH_TIMEOUT });
     const { page: tab2, errors: e2 } = await openHarness(context, proxy, { refreshTimeoutSeconds: REFRESH_TIMEOUT });
+    // Both managers are loaded (their channel open) before the login, so tab 2 hears it.
+    await Promise.all([tab1, tab2].map((t) => t.evaluate(() => window.tm.ready)));
     assert.equal(await tab1.evaluate(() => window.loginDemo()), 200);
-    await tab2.waitForFunction(() => window.tm.isAuthenticated, null, { timeout: 2_000 });
+    await tab2.waitForFunction(() => window.tm.isAuthenticated, null, { timeout: 5_000 });
     const before = await counters(long);
     proxy.fault('/auth/refresh', { kind: 'hang' });
     // The tabs share one token; revoking it on the server makes every call meet a 401 and need a refresh.
@@ -241,6 +243,36 @@ test('F11: a stolen refresh cookie replayed after the grace window revokes the f
   } finally {
     await context.close();
     await proxy.close();
+  }
+});
+
+// A known gap, found by F7 under load: a tab whose manager is still loading its wasm when another tab signs in does not
+// hear the login broadcast (its BroadcastChannel is opened by the wasm side, once loaded), so it holds no session
+// until its first call refreshes with the cookie (one refresh call more, the call itself succeeds). The wasm load is
+// held back here so the timing is deterministic. Marked todo until the entry buffers cross-tab messages from
+// construction on; it fails today.
+test('a tab still loading its manager when another tab signs in picks up the session without a refresh call of its own', {
+  timeout: 60_000,
+  todo: 'the login broadcast is missed by a tab whose wasm is not loaded yet (see the comment above)',
+}, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page: tab1 } = await openHarness(context, long);
+    await tab1.evaluate(() => window.tm.ready);
+    const tab2 = await context.newPage();
+    await tab2.route('**/*.wasm', async (route) => { await sleep(1_500); await route.continue(); });
+    const refreshes = [];
+    tab2.on('request', (r) => { if (new URL(r.url()).pathname === '/auth/refresh') refreshes.push(r.url()); });
+    await tab2.goto(`${long.url}/index.html`);
+    await tab2.waitForFunction(() => window.harnessReady === true, null, { timeout: 20_000 });
+    await tab2.evaluate(() => window.setup({}));
+    assert.equal(await tab1.evaluate(() => window.loginDemo()), 200);
+    await tab2.evaluate(() => window.tm.ready);
+    await tab2.waitForFunction(() => window.tm.isAuthenticated, null, { timeout: 2_000 })
+      .catch(() => { throw new Error('tab 2 did not receive the session that tab 1 signed in to'); });
+    assert.deepEqual(refreshes, [], 'tab 2 got the session without a refresh call');
+  } finally {
+    await context.close();
   }
 });
 
