@@ -17,6 +17,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { build as esbuild } from 'esbuild';
 import { launchChromium } from '../tests/e2e/support/browser.mjs';
+import { memorySnapshot } from '../tests/e2e/support/memory.mjs';
 import { startBenchServer } from './support/bench-server.mjs';
 import { ROOT, APPS_DIR, buildApps, contenders, measureSizes, sizeTable } from './size-vs-peers.mjs';
 
@@ -206,17 +207,7 @@ async function expirySection(browser, server) {
 }
 
 // ---- 5. soak ----------------------------------------------------------------------------------------------
-async function snapshot(cdp) {
-  await cdp.send('HeapProfiler.collectGarbage');
-  await cdp.send('HeapProfiler.collectGarbage');
-  const heap = await cdp.send('Runtime.getHeapUsage');
-  const dom = await cdp.send('Memory.getDOMCounters');
-  const proto = await cdp.send('Runtime.evaluate', { expression: 'Promise.prototype', objectGroup: 'soak' });
-  const objs = await cdp.send('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId, objectGroup: 'soak' });
-  const len = await cdp.send('Runtime.callFunctionOn', { objectId: objs.objects.objectId, functionDeclaration: 'function () { return this.length; }', returnByValue: true });
-  await cdp.send('Runtime.releaseObjectGroup', { objectGroup: 'soak' });
-  return { heap: heap.usedSize, backing: heap.backingStorageSize ?? null, listeners: dom.jsEventListeners, promises: len.result.value };
-}
+const snapshot = memorySnapshot;
 
 async function soakSection(browser, server) {
   const out = {};

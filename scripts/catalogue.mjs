@@ -3,6 +3,7 @@
 //
 //   node scripts/catalogue.mjs            # check; exit 1 on any problem
 //   node scripts/catalogue.mjs --list     # print every test that names an ID, by ID
+//   node scripts/catalogue.mjs --counts   # print the coverage counts table (Markdown) that docs/SECURITY.md quotes
 //
 // Tests name catalogue IDs in their names: Rust test functions start with one or more lower-case IDs
 // (`c29_c30_refresh_400_and_403_are_terminal`, `s12_s13_…`); node:test titles carry upper-case IDs anywhere
@@ -17,7 +18,9 @@
 //   2. a row that cites tests has no test naming its ID, or cites a test that does not exist in the cited file
 //      (a node:test title is cited by a prefix of it), or cites a test that does not name the row's ID;
 //   3. a row says "n/a" or "not yet covered" but a test names its ID (the document is stale), or gives no reason;
-//   4. the IDs are not contiguous (C01…, S01…, F1…) or a row is repeated: every case has exactly one line.
+//   4. the IDs are not contiguous (C01…, S01…, F1…) or a row is repeated: every case has exactly one line;
+//   5. the counts table in docs/SECURITY.md (between its `catalogue-counts` markers) is not exactly what `--counts`
+//      prints: the threat model quotes the coverage, and must not go stale.
 // It prints one count line, "catalogue result: N passed; M failed", where N counts the IDs whose row holds and M
 // counts the problems; scripts/test.sh reads that line.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -26,6 +29,9 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 const DOC = 'docs/CATALOGUE.md';
+const SECURITY = 'docs/SECURITY.md';
+const COUNTS_BEGIN = '<!-- catalogue-counts:begin (node scripts/catalogue.mjs --counts) -->';
+const COUNTS_END = '<!-- catalogue-counts:end -->';
 
 // ------------------------------------------------------------------ the tests and the IDs they name
 const RUST_DIRS = ['src', 'tests', 'server/src', 'server/tests'];
@@ -119,6 +125,24 @@ if (process.argv.includes('--list')) {
 }
 
 const rows = readDoc();
+
+/** The coverage counts table, in Markdown: per part of the catalogue, how many cases are covered, n/a, or open. */
+function countsTable(byIdRow) {
+  const parts = [['C', 'client: hostile inputs and edge cases'], ['S', 'server: hostile cases'], ['F', 'faults and load']];
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  const out = [line(['cases', 'covered by tests', 'n/a (with the reason)', 'not yet covered', 'total']), '| --- | ---: | ---: | ---: | ---: |'];
+  const tally = (list) => ['covered', 'na', 'open'].map((st) => list.filter((r) => r.status === st).length);
+  for (const [letter, name] of parts) {
+    const list = [...byIdRow.values()].filter((r) => r.id[0] === letter);
+    const nums = list.map((r) => Number(r.id.slice(1)));
+    const range = `${canon(letter, String(Math.min(...nums)))}–${canon(letter, String(Math.max(...nums)))}`;
+    out.push(line([`${name} (${range})`, ...tally(list), list.length]));
+  }
+  const all = [...byIdRow.values()];
+  out.push(line(['**all**', ...tally(all).map((n) => `**${n}**`), `**${all.length}**`]));
+  return out.join('\n');
+}
+
 const problems = [];
 const bad = new Set();
 const problem = (id, msg) => { problems.push(`${id ? id + ': ' : ''}${msg}`); if (id) bad.add(id); };
@@ -157,6 +181,21 @@ for (const r of seen.values()) {
       problem(r.id, `${DOC}:${r.line} says "${r.status === 'na' ? 'n/a' : 'not yet covered'}", but ${naming.map((t) => `${t.file}::${t.name}`).join(', ')} names it`);
     }
   }
+}
+
+const counts = countsTable(seen);
+if (process.argv.includes('--counts')) {
+  console.log(counts);
+  process.exit(0);
+}
+let security = '';
+try { security = readFileSync(join(ROOT, SECURITY), 'utf8'); } catch { /* reported below */ }
+const begin = security.indexOf(COUNTS_BEGIN);
+const end = security.indexOf(COUNTS_END);
+if (begin < 0 || end < begin) {
+  problem(null, `${SECURITY} has no counts table between the lines "${COUNTS_BEGIN}" and "${COUNTS_END}"`);
+} else if (security.slice(begin + COUNTS_BEGIN.length, end).trim() !== counts) {
+  problem(null, `${SECURITY}'s coverage counts differ from what \`node scripts/catalogue.mjs --counts\` prints; paste its output between the markers:\n${counts}`);
 }
 
 const count = (s) => [...seen.values()].filter((r) => r.status === s).length;

@@ -725,3 +725,167 @@ async fn without_a_legacy_key_nothing_is_legacy_and_demo_generates_one() {
     assert_eq!(stats["legacy"]["phase"], 2);
     assert_eq!(stats["legacy"]["report"]["usesByPhase"][0], 1);
 }
+
+/// F20: the rollout ramp, for a population of 200 legacy clients over four simulated weeks. Phase 1 for all, then
+/// phase 2 (force the exchange) for 1 %, 10 %, 50 % and 100 % of users, a week apart; each week every client calls
+/// the API once as the manager would (the legacy token until it has exchanged it, then an access token from its
+/// refresh cookie) and exchanges its legacy token when the API refuses it. The kill switch is pulled once, right
+/// after the 50 % step, and takes effect on the very next request; after the sunset nothing legacy is accepted.
+#[tokio::test]
+async fn f20_rollout_ramp_from_1_to_100_percent_upgrades_everyone_and_nothing_legacy_outlives_the_sunset(
+) {
+    const WEEK: u64 = 7 * 24 * 3600;
+    let s = srv(|c| {
+        c.refresh_idle_ttl = 60 * 24 * 3600; // a client renews every week in this simulation
+        c.session_max = 60 * 24 * 3600;
+        c.login_rate_per_min = 0;
+        c.refresh_rate_per_min = 0;
+        c.refresh_ip_rate_per_5min = 0;
+    })
+    .await;
+    let users: Vec<String> = (0..200).map(|i| format!("ramp{i}")).collect();
+    // Per user: the legacy token, or (after the exchange) the refresh cookie.
+    let mut held: Vec<Result<String, String>> =
+        users.iter().map(|u| Err(legacy_token(u))).collect();
+    let (mut attempts, mut upgraded) = (0u32, 0u32);
+    let mut shares = Vec::new();
+
+    /// One week of traffic: every client calls the API once; returns (legacy calls accepted, all calls).
+    async fn week(
+        s: &Srv,
+        held: &mut [Result<String, String>],
+        attempts: &mut u32,
+        upgraded: &mut u32,
+    ) -> (u32, u32) {
+        let mut legacy_ok = 0;
+        for h in held.iter_mut() {
+            match h {
+                Ok(rt) => {
+                    let (at, next) = s.refresh_ok(rt).await;
+                    *rt = next;
+                    assert_eq!(s.me_status(&at).await, StatusCode::OK);
+                }
+                Err(legacy) => {
+                    let r = s.me_with(legacy, "ramp-client").await;
+                    if r.status() == StatusCode::OK {
+                        legacy_ok += 1;
+                        continue;
+                    }
+                    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+                    *attempts += 1;
+                    let up = s.upgrade(legacy).await;
+                    if up.status() == StatusCode::OK {
+                        *upgraded += 1;
+                        let rt =
+                            rt_cookie(up.headers()).expect("the exchange sets the refresh cookie");
+                        let at = up.json::<Value>().await.expect("json")["accessToken"]
+                            .as_str()
+                            .expect("accessToken")
+                            .to_string();
+                        assert_eq!(
+                            s.me_status(&at).await,
+                            StatusCode::OK,
+                            "the new session works at once"
+                        );
+                        *h = Ok(rt);
+                    }
+                }
+            }
+        }
+        (legacy_ok, u32::try_from(held.len()).expect("few users"))
+    }
+
+    s.set_phase(1).await;
+    let (legacy, all) = week(&s, &mut held, &mut attempts, &mut upgraded).await;
+    shares.push(f64::from(legacy) / f64::from(all));
+    for percent in [1u8, 10, 50, 100] {
+        s.advance(WEEK);
+        let r = s
+            .admin(
+                "POST",
+                "/admin/legacy/phase",
+                Some(json!({ "phase": 2, "cohortPercent": percent })),
+                ADMIN,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        if percent == 50 {
+            // The kill switch, pulled at once: the next request of a client in the new cohort is judged by phase 1.
+            let waiting = held
+                .iter()
+                .zip(&users)
+                .find_map(|(h, u)| {
+                    (h.is_err() && auth_server::legacy::bucket(u) < 50).then_some(u.clone())
+                })
+                .expect("a legacy client in the 50 % cohort that has not exchanged yet");
+            let token = legacy_token(&waiting);
+            assert_eq!(
+                s.me_with(&token, "ramp-client").await.status(),
+                StatusCode::UNAUTHORIZED,
+                "phase 2 reached it"
+            );
+            let k = s
+                .admin("POST", "/admin/legacy/kill-switch", None, ADMIN)
+                .await;
+            assert_eq!(k.json::<Value>().await.expect("json")["phase"], 1);
+            assert_eq!(
+                s.me_with(&token, "ramp-client").await.status(),
+                StatusCode::OK,
+                "the kill switch acts on the next request"
+            );
+            let r = s
+                .admin(
+                    "POST",
+                    "/admin/legacy/phase",
+                    Some(json!({ "phase": 2, "cohortPercent": 50 })),
+                    ADMIN,
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK, "the ramp resumes");
+        }
+        let (legacy, all) = week(&s, &mut held, &mut attempts, &mut upgraded).await;
+        shares.push(f64::from(legacy) / f64::from(all));
+    }
+    assert_eq!(
+        upgraded, attempts,
+        "every exchange succeeded ({upgraded} of {attempts})"
+    );
+    assert_eq!(upgraded, 200, "every client moved off its legacy token");
+    assert_eq!(
+        shares.first().copied(),
+        Some(1.0),
+        "week 0: all traffic legacy"
+    );
+    assert!(
+        shares.windows(2).all(|w| w[1] <= w[0]),
+        "the legacy share falls week by week: {shares:?}"
+    );
+    assert!(
+        shares[2] < shares[1] && shares[3] < shares[2],
+        "and visibly with the cohort: {shares:?}"
+    );
+    assert_eq!(
+        shares.last().copied(),
+        Some(0.0),
+        "at 100 % no legacy call is accepted"
+    );
+    assert_eq!(
+        s.report().await["report"]["securityEvents"],
+        0,
+        "no replay, no alert"
+    );
+
+    // After the sunset (30 days after start by default), nothing legacy is accepted, whatever the phase.
+    s.set_phase(1).await;
+    s.advance(2 * WEEK);
+    let late = legacy_token("never-upgraded");
+    assert_eq!(
+        s.me_with(&late, "ramp-client").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        error_of(s.upgrade(&late).await).await,
+        "legacy_token_retired"
+    );
+    assert_eq!(s.report().await["sunsetPassed"], true);
+}

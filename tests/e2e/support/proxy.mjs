@@ -9,6 +9,24 @@ import net from 'node:net';
 export const AUTH_PREFIXES = ['/auth/', '/api/', '/demo/', '/metrics'];
 
 /**
+ * Sends `req` on to `to` (a URL: host and port) as it came, Host header included, and pipes the answer back into
+ * `res` (502 if the upstream cannot be reached). `onAnswer(up)`, when given, takes the upstream answer instead.
+ */
+export function forward(to, req, res, onAnswer) {
+  const upstream = http.request({
+    host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers,
+  }, onAnswer ?? ((up) => {
+    res.writeHead(up.statusCode, up.statusMessage, up.rawHeaders);
+    up.pipe(res);
+  }));
+  upstream.on('error', (e) => {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end(`proxy: ${e.message}`);
+  });
+  req.pipe(upstream);
+}
+
+/**
  * Starts the proxy on 127.0.0.1 (a free port). `backend` and `app` are base URLs (http://127.0.0.1:PORT).
  * Returns { url, port, close, requests } where `requests` lists { method, path, to } for every request seen.
  */
@@ -21,17 +39,7 @@ export async function startProxy({ backend, app, backendPrefixes = AUTH_PREFIXES
     const { pathname } = new URL(req.url, 'http://x');
     const to = target(pathname);
     requests.push({ method: req.method, path: pathname, to: to.port });
-    const upstream = http.request({
-      host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers,
-    }, (up) => {
-      res.writeHead(up.statusCode, up.statusMessage, up.rawHeaders);
-      up.pipe(res);
-    });
-    upstream.on('error', (e) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`proxy: ${e.message}`);
-    });
-    req.pipe(upstream);
+    forward(to, req, res);
   });
 
   // WebSocket (and any other) upgrades: replay the request head to the app server and splice the two sockets.
@@ -54,14 +62,21 @@ export async function startProxy({ backend, app, backendPrefixes = AUTH_PREFIXES
     socket.on('error', drop);
     socket.on('close', () => upstream.destroy());
   });
-  server.on('connection', (socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)); });
+  const { url, port, close } = await listenLoopback(server, sockets);
+  return { url, port, requests, close };
+}
 
+/**
+ * Starts `server` on 127.0.0.1 (a free port), keeping its connections in `sockets`. Resolves { url, port, close };
+ * `close()` drops every connection still open (and anything else the caller added to `sockets`), then the server.
+ */
+export async function listenLoopback(server, sockets = new Set()) {
+  server.on('connection', (socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)); });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    requests,
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy();
       server.closeAllConnections();
