@@ -3,6 +3,7 @@
 #
 #   release wasm (Cargo.toml [profile.wasm-release]: opt-level z, one codegen unit; see the sizes measured there)
 #   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> pkg/ from pkg-template/ -> npm pack
+#   -> scripts/size.sh: fails when the gzip -9 total exceeds size-budget.json
 #
 # Needs the tools scripts/bootstrap.sh installs (it runs it unless WTM_SKIP_BOOTSTRAP=1).
 set -euo pipefail
@@ -73,4 +74,5 @@ rm -f target/npm/*.tgz
 TARBALL="target/npm/wasm-token-manager-$CRATE_VERSION.tgz"
 [ -f "$TARBALL" ] || die "npm pack did not produce $TARBALL"
 say "built pkg/ and $TARBALL"
-scripts/size.sh
+# The size budget (size-budget.json): the build fails when the package outgrew it.
+scripts/size.sh || die "the package is over its size budget (size-budget.json): see the figures above"
