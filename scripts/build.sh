@@ -33,8 +33,11 @@ RAW=target/wasm32-unknown-unknown/wasm-release/wasm_token_manager.wasm
 
 rm -rf pkg
 mkdir -p pkg
-say "wasm-bindgen --target web"
-wasm-bindgen --target web --out-dir pkg --out-name wasm_token_manager "$RAW"
+say "wasm-bindgen --target web --omit-default-module-path --no-typescript"
+# --omit-default-module-path: the glue's own `new URL('wasm_token_manager_bg.wasm', import.meta.url)` fallback is
+# dead code here, since the entry always hands `init` the compiled module (and a bundler would see a second asset
+# reference). --no-typescript: the package's declarations are pkg-template/index.d.ts.
+wasm-bindgen --target web --omit-default-module-path --no-typescript --out-dir pkg --out-name wasm_token_manager "$RAW"
 
 say "wasm-opt -Oz --converge --low-memory-unused"
 # The features rustc's wasm32 target emits by default; wasm-opt must accept them and must not add others.
@@ -62,8 +65,7 @@ node -e '
 
 say "assembling pkg/ from pkg-template/"
 cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md pkg/
-# wasm-bindgen's declarations describe the internal class; the package's own are index.d.ts.
-rm -f pkg/.gitignore pkg/wasm_token_manager_bg.wasm.d.ts pkg/wasm_token_manager.d.ts
+rm -f pkg/.gitignore
 
 say "esbuild --minify the entry and the glue (readable sources: pkg-template/index.js, wasm-bindgen's output)"
 # A transform, not a bundle: the `new URL('./…wasm', import.meta.url)` and `import('./….inline.js')` references
