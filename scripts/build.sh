@@ -2,7 +2,8 @@
 # Builds the npm package into pkg/ and packs it into target/npm/wasm-token-manager-<version>.tgz.
 #
 #   release wasm (Cargo.toml [profile.wasm-release]: opt-level z, one codegen unit; see the sizes measured there)
-#   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> pkg/ from pkg-template/ -> npm pack
+#   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> short import/export names (wasm and glue)
+#   -> pkg/ from pkg-template/ -> esbuild --minify -> npm pack
 #   -> scripts/size.sh: fails when the gzip -9 total exceeds size-budget.json
 #
 # Needs the tools scripts/bootstrap.sh installs (it runs it unless WTM_SKIP_BOOTSTRAP=1).
@@ -51,6 +52,9 @@ wasm-opt -Oz --converge --low-memory-unused --strip-debug --strip-producers \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   -o pkg/wasm_token_manager_bg.wasm.opt pkg/wasm_token_manager_bg.wasm
 mv pkg/wasm_token_manager_bg.wasm.opt pkg/wasm_token_manager_bg.wasm
+
+say "short import and export names in the wasm and the glue (scripts/shorten-names.mjs)"
+node scripts/shorten-names.mjs pkg/wasm_token_manager_bg.wasm pkg/wasm_token_manager.js
 
 say "inline copy of the wasm (loaded only where the .wasm URL does not yield WebAssembly)"
 node -e '
