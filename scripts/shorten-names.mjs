@@ -18,7 +18,9 @@ if (!wasmPath || !gluePath) {
   console.error('usage: node scripts/shorten-names.mjs <wasm> <glue.js>');
   process.exit(2);
 }
+const out = `${wasmPath}.short`; // binaryen's output, renamed over the input only once everything checked out
 const fail = (msg) => {
+  fs.rmSync(out, { force: true });
   console.error(`[shorten-names] error: ${msg}`);
   process.exit(1);
 };
@@ -29,7 +31,6 @@ const modules = [...new Set(WebAssembly.Module.imports(before).map((i) => i.modu
 if (modules.length !== 1) fail(`expected one import module, found ${JSON.stringify(modules)}`);
 
 // The features rustc's wasm32 target emits, as in scripts/build.sh.
-const out = `${wasmPath}.short`;
 const printed = execFileSync('wasm-opt', [
   '--enable-bulk-memory', '--enable-bulk-memory-opt', '--enable-nontrapping-float-to-int', '--enable-sign-ext',
   '--enable-mutable-globals', '--enable-reference-types', '--enable-multivalue',
