@@ -30,10 +30,10 @@ const before = new WebAssembly.Module(fs.readFileSync(wasmPath));
 const modules = [...new Set(WebAssembly.Module.imports(before).map((i) => i.module))];
 if (modules.length !== 1) fail(`expected one import module, found ${JSON.stringify(modules)}`);
 
-// The features rustc's wasm32 target emits, as in scripts/build.sh.
+// The features the wasm is built with, as in scripts/build.sh.
 const printed = execFileSync('wasm-opt', [
   '--enable-bulk-memory', '--enable-bulk-memory-opt', '--enable-nontrapping-float-to-int', '--enable-sign-ext',
-  '--enable-mutable-globals', '--enable-reference-types', '--enable-multivalue',
+  '--enable-mutable-globals', '--enable-multivalue',
   '--minify-imports-and-exports-and-modules', wasmPath, '-o', out,
 ], { encoding: 'utf8' });
 const map = JSON.parse(printed.slice(printed.indexOf('{')));
