@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package into pkg/ and packs it into target/npm/wasm-token-manager-<version>.tgz.
 #
-#   release wasm (Cargo.toml [profile.wasm-release]: opt-level z, one codegen unit; see the sizes measured there)
+#   release wasm (Cargo.toml [profile.wasm-release]: opt-level z, one codegen unit; see the sizes measured there;
+#   no reference types; talc as its allocator, src/lib.rs)
 #   -> wasm-bindgen --target web -> wasm-opt -Oz (npm's binaryen) -> short import/export names (wasm and glue)
 #   -> pkg/ from pkg-template/ -> esbuild --bundle --minify (entry + glue, one module) -> npm pack
 #   -> scripts/size.sh: fails when the gzip -9 total exceeds size-budget.json
@@ -24,7 +25,7 @@ PKG_VERSION="$(node -p 'require("./pkg-template/package.json").version')"
 
 say "cargo build --profile wasm-release --target wasm32-unknown-unknown"
 # Panic locations name the source files of dependencies by their path under cargo's home: strip that prefix, so
-# that the package's bytes (and its size budget) do not depend on where cargo keeps its sources (-33 B).
+# that the package's bytes (and its size budget) do not depend on where cargo keeps its sources (-30 B).
 for src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
   [ -d "$src" ] && RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$src="
 done
