@@ -14,6 +14,7 @@
 // breaks only the manager: its calls fail with `WASM_LOAD_FAILED`, and `tm.fetch` never sends a request.
 // Outside a browser (Node, the server-side render of a framework) nothing is loaded or started and the calls
 // fail with `UNSUPPORTED_ENVIRONMENT`.
+// wasm-bindgen's glue: scripts/build.sh bundles it into this module, so the package ships one JS module.
 import init, { TokenManager as Core } from './wasm_token_manager.js';
 
 /** The error class of the package: `name` 'TokenManagerError', a stable `code`, `status` where relevant. */

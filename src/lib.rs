@@ -40,3 +40,9 @@ pub mod session;
 mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::TokenManager;
+
+/// The allocator of the wasm build: talc's, which grows the WebAssembly memory as needed and reuses what is freed
+/// (smaller than std's dlmalloc; see Cargo.toml). Native builds keep the system allocator.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
