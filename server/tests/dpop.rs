@@ -5,49 +5,16 @@
 mod common;
 
 use auth_server::config::Config;
-use auth_server::dpop::{ath, thumbprint, DpopMode};
-use common::{b64, rt_cookie, sign_with, Srv};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::EncodePrivateKey;
+use auth_server::dpop::DpopMode;
+use common::{rt_cookie, DpopKey as Key, Srv};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
-/// A client key pair, as the browser would hold it (the private half never leaves this struct).
-struct Key {
-    encoding: jsonwebtoken::EncodingKey,
-    jwk: Value,
-}
-
-impl Key {
-    fn new() -> Self {
-        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-        let der = secret.to_pkcs8_der().expect("pkcs8");
-        let point = secret.public_key().to_encoded_point(false);
-        Self {
-            encoding: jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256",
-                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y")),
-            }),
-        }
-    }
-
-    fn jkt(&self) -> String {
-        thumbprint(&serde_json::from_value(self.jwk.clone()).expect("jwk")).expect("jkt")
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        sign_with(&self.encoding, &header, claims)
-    }
-}
-
-/// A DPoP client: a key, the last nonce the server sent, and a fresh `jti` per proof.
+/// A DPoP client: a key and the last nonce the server sent (every proof has a fresh `jti`).
 struct Client {
     key: Key,
     nonce: Option<String>,
-    n: u32,
 }
 
 impl Client {
@@ -55,30 +22,12 @@ impl Client {
         Self {
             key: Key::new(),
             nonce: None,
-            n: 0,
         }
-    }
-
-    fn claims(&mut self, s: &Srv, htm: &str, path: &str, at: Option<&str>) -> Value {
-        self.n += 1;
-        let mut c = json!({
-            "jti": format!("jti-{}-{}", self.n, auth_server::tokens::random_id()),
-            "htm": htm,
-            "htu": s.url(path),
-            "iat": s.now(),
-        });
-        if let Some(n) = &self.nonce {
-            c["nonce"] = n.clone().into();
-        }
-        if let Some(at) = at {
-            c["ath"] = ath(at).into();
-        }
-        c
     }
 
     fn proof(&mut self, s: &Srv, htm: &str, path: &str, at: Option<&str>) -> String {
-        let c = self.claims(s, htm, path, at);
-        self.key.sign(&c)
+        self.key
+            .proof(s, htm, &s.url(path), self.nonce.as_deref(), at)
     }
 
     /// Keep the nonce of an answer, as the client must (RFC 9449 §8.2).
@@ -345,9 +294,9 @@ async fn a_wrong_htm_htu_or_ath_is_refused() {
         );
     }
     // Another host in htu.
-    let mut claims = c.claims(&s, "POST", "/auth/refresh", None);
-    claims["htu"] = "http://evil.example/auth/refresh".into();
-    let r = refresh_with(&s, &rt, c.key.sign(&claims)).await;
+    let evil = "http://evil.example/auth/refresh";
+    let proof = c.key.proof(&s, "POST", evil, c.nonce.as_deref(), None);
+    let r = refresh_with(&s, &rt, proof).await;
     assert_eq!(error_of(r).await.1, "invalid_dpop_proof");
     // A query string in the request is ignored by the comparison.
     let proof = c.proof(&s, "GET", "/api/me", Some(&at));
@@ -484,5 +433,34 @@ async fn cors_allows_and_exposes_the_dpop_headers_only_when_on() {
             "{expose}"
         );
         assert_eq!(r.headers().contains_key("dpop-nonce"), on);
+    }
+}
+
+/// The DPoP flags are in `--help` with their environment variables, and in server/README.md's flag table.
+#[test]
+fn dpop_flags_are_in_help_and_in_the_readme() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .arg("--help")
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("server/README.md");
+    for (flag, env) in [
+        ("--dpop", "AUTH_DPOP"),
+        ("--dpop-proof-window", "AUTH_DPOP_PROOF_WINDOW"),
+        ("--dpop-nonce-rotate", "AUTH_DPOP_NONCE_ROTATE"),
+        ("--dpop-htu-base", "AUTH_DPOP_HTU_BASE"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} missing from --help"
+        );
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{flag}`")) && l.contains(&format!("`{env}`"))),
+            "{flag} / {env} missing from the README's flag table"
+        );
     }
 }
