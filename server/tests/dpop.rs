@@ -435,3 +435,31 @@ async fn cors_allows_and_exposes_the_dpop_headers_only_when_on() {
         assert_eq!(r.headers().contains_key("dpop-nonce"), on);
     }
 }
+
+#[tokio::test]
+async fn nonce_challenges_at_refresh_are_not_refresh_failures_for_the_alerts() {
+    // Phase 4 of the legacy migration raises `refresh_failures` after 5 failed refreshes of one client.
+    let s = Srv::with(|c: &mut Config| {
+        c.dpop = DpopMode::Allowed;
+        c.demo = true;
+        c.legacy.phase = 4;
+    })
+    .await;
+    let mut c = Client::new();
+    let (_, rt) = c.login(&s).await;
+    let alerts = "auth_alerts_total{kind=\"refresh_failures\"}";
+    c.nonce = None;
+    for _ in 0..auth_server::legacy::REFRESH_FAILURE_THRESHOLD {
+        let (status, code, _) = error_of(c.refresh(&s, &rt).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "use_dpop_nonce")
+        );
+        c.nonce = None;
+    }
+    assert_eq!(s.metric(alerts).await, 0);
+    for _ in 0..auth_server::legacy::REFRESH_FAILURE_THRESHOLD {
+        s.refresh(&"A".repeat(43)).await;
+    }
+    assert_eq!(s.metric(alerts).await, 1, "real failures still raise it");
+}

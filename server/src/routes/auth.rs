@@ -271,7 +271,9 @@ pub(crate) async fn refresh(
         Err(e) => error_label(e),
     };
     state.metrics.refresh(label);
-    if label == RefreshOutcomeLabel::InvalidGrant {
+    // A refused DPoP proof (a nonce challenge, mostly) says nothing about the cookie: not a refresh failure.
+    let dpop_refusal = matches!(result, Err(ApiError::Dpop { .. }));
+    if label == RefreshOutcomeLabel::InvalidGrant && !dpop_refusal {
         let client = crate::legacy::ClientInfo::from_headers(&headers);
         let peer = peer.ip().to_string();
         state
