@@ -715,6 +715,7 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     let dp = Srv::with(|c| {
         c.allowed_origins = vec![ORIGIN.into()];
         c.dpop = auth_server::dpop::DpopMode::Allowed;
+        c.demo = true;
     })
     .await;
     let key = common::DpopKey::new();
@@ -754,6 +755,11 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
         assert_eq!((st, e["error"].as_str()), (401, Some(code)));
         assert!(challenge.starts_with("DPoP "), "{challenge}");
     }
+
+    // A DPoP-bound token sent as a bearer token to a demo control: the same DPoP challenge.
+    let r = go(dp.http.post(dp.url("/demo/revoke-access")).header("authorization", format!("Bearer {dat}"))).await;
+    assert_eq!(header(&r, "www-authenticate"), Some(r#"DPoP error="invalid_token", algs="ES256""#));
+    assert_eq!(k.check("POST", "/demo/revoke-access", r).await.0, 401);
 
     k.assert_all_seen();
 }
