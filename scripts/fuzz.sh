@@ -24,7 +24,7 @@ case "$MODE" in
   --long) SECONDS_EACH="${WTM_FUZZ_SECONDS:-600}" ;;
   *) echo "usage: scripts/fuzz.sh --short|--long [target…]" >&2; exit 2 ;;
 esac
-ALL=(client_token client_body client_origin client_retry_after client_crosstab server_token server_signed_claims server_http)
+ALL=(client_token client_body client_origin client_retry_after client_crosstab server_token server_signed_claims server_dpop server_http)
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 

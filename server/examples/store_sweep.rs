@@ -36,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 now: 0,
                 idle_ttl,
                 session_max: 86_400,
+                jkt: None,
             })
             .await?;
     }

@@ -181,6 +181,23 @@ pub struct Args {
         default_value = "x-forwarded-for"
     )]
     pub client_ip_header: ClientIpHeader,
+    /// DPoP (RFC 9449): `off` ignores the `DPoP` header (bearer tokens only); `allowed` binds
+    /// the session and its access tokens to the key of a valid proof at login; `required` also
+    /// refuses login and refresh without one.
+    #[arg(long, env = "AUTH_DPOP", value_enum, default_value = "off")]
+    pub dpop: crate::dpop::DpopMode,
+    /// A DPoP proof's `iat` may be this far before or after the server's clock; its `jti` is
+    /// remembered as long, so a replay within it is refused.
+    #[arg(long, env = "AUTH_DPOP_PROOF_WINDOW", value_parser = parse_duration, default_value = "60s")]
+    pub dpop_proof_window: u64,
+    /// Issue a new DPoP server nonce this often; the previous one stays accepted as long again.
+    #[arg(long, env = "AUTH_DPOP_NONCE_ROTATE", value_parser = parse_duration, default_value = "5m")]
+    pub dpop_nonce_rotate: u64,
+    /// The scheme, host and path prefix clients reach this server at (`https://example.com/backend`),
+    /// which a proof's `htu` must start with; the request path follows it. Default: `http://` + the
+    /// request's Host.
+    #[arg(long, env = "AUTH_DPOP_HTU_BASE", value_parser = parse_htu_base)]
+    pub dpop_htu_base: Option<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
@@ -257,6 +274,14 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// The forwarding header read from trusted proxies.
     pub client_ip_header: ClientIpHeader,
+    /// DPoP mode.
+    pub dpop: crate::dpop::DpopMode,
+    /// DPoP proof `iat` window and `jti` memory, seconds.
+    pub dpop_proof_window: u64,
+    /// DPoP nonce rotation period, seconds (at least 1).
+    pub dpop_nonce_rotate: u64,
+    /// Base URL that proofs' `htu` starts with (validated by [`parse_htu_base`]); `None`: `http://` + Host.
+    pub dpop_htu_base: Option<String>,
 }
 
 impl Default for Config {
@@ -296,6 +321,10 @@ impl Default for Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
+            dpop: crate::dpop::DpopMode::Off,
+            dpop_proof_window: crate::dpop::DEFAULT_PROOF_WINDOW_SECS,
+            dpop_nonce_rotate: crate::dpop::DEFAULT_NONCE_ROTATE_SECS,
+            dpop_htu_base: None,
         }
     }
 }
@@ -359,6 +388,10 @@ impl From<Args> for Config {
             max_sessions: a.max_sessions,
             trusted_proxies: a.trusted_proxies,
             client_ip_header: a.client_ip_header,
+            dpop: a.dpop,
+            dpop_proof_window: a.dpop_proof_window,
+            dpop_nonce_rotate: a.dpop_nonce_rotate.max(1),
+            dpop_htu_base: a.dpop_htu_base,
         }
     }
 }
@@ -439,6 +472,27 @@ pub fn check_cookie_prefix(name: &str, secure: bool, path: &str) -> Result<(), S
         return Err(format!("cookie name {name:?}: the __Host- prefix needs the Secure attribute and --cookie-path /"));
     }
     Ok(())
+}
+
+/// Validate `--dpop-htu-base`: an absolute `http`/`https` URL without query, fragment or
+/// credentials; a trailing `/` is dropped (the request path, which starts with `/`, is appended).
+pub fn parse_htu_base(s: &str) -> Result<String, String> {
+    let base = s.trim().trim_end_matches('/');
+    let ok = url::Url::parse(base).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+            && u.password().is_none()
+    });
+    if ok {
+        Ok(base.to_string())
+    } else {
+        Err(format!(
+            "DPoP htu base {s:?} must be an absolute http(s) URL without query, fragment or credentials"
+        ))
+    }
 }
 
 /// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.
@@ -539,6 +593,31 @@ mod tests {
         assert_eq!(c.client_ip_header, ClientIpHeader::Forwarded);
         assert!(Args::try_parse_from(["auth-server", "--trusted-proxy", "example.com"]).is_err());
         assert!(Args::try_parse_from(["auth-server", "--client-ip-header", "x-real-ip"]).is_err());
+    }
+
+    #[test]
+    fn dpop_flags() {
+        let c = Config::from(Args::parse_from(["auth-server"]));
+        assert_eq!(c.dpop, crate::dpop::DpopMode::Off, "off by default");
+        assert_eq!(c.dpop_proof_window, 60);
+        assert_eq!(c.dpop_nonce_rotate, 300);
+        let a = Args::parse_from([
+            "auth-server",
+            "--dpop",
+            "required",
+            "--dpop-proof-window",
+            "2m",
+            "--dpop-htu-base",
+            "https://api.example/backend/",
+        ]);
+        let c = Config::from(a);
+        assert_eq!(c.dpop, crate::dpop::DpopMode::Required);
+        assert_eq!(c.dpop_proof_window, 120);
+        assert_eq!(c.dpop_htu_base.as_deref(), Some("https://api.example/backend"));
+        assert!(Args::try_parse_from(["auth-server", "--dpop", "on"]).is_err());
+        for bad in ["/backend", "ftp://a.example", "https://a.example/?q", "https://u:p@a.example"] {
+            assert!(parse_htu_base(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

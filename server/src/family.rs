@@ -35,6 +35,10 @@ pub struct RefreshPolicy {
     pub grace: u64,
     /// Idle expiry in seconds, slid forward on each rotation but capped by the absolute expiry.
     pub idle_ttl: u64,
+    /// SHA-256 of the RFC 7638 thumbprint (`jkt`) of the key whose DPoP proof came with the
+    /// request (RFC 9449), if one did. A family bound to a key ([`FamilyRecord::jkt`]) answers
+    /// only a request proving that key.
+    pub jkt: Option<TokenHash>,
 }
 
 /// Why a presented refresh token was refused without any change to its family.
@@ -49,6 +53,10 @@ pub enum Rejection {
     Expired,
     /// The family was not refreshed within its idle expiry.
     IdleExpired,
+    /// The family is bound to a DPoP key and the request proved another key, or none: a stolen
+    /// cookie presented without its key. A security event, like reuse, but nothing changes (the
+    /// cookie is useless without the key, and the legitimate client keeps its session).
+    KeyMismatch,
 }
 
 impl Rejection {
@@ -59,6 +67,7 @@ impl Rejection {
             Self::Revoked => "revoked refresh token",
             Self::Expired => "expired refresh token (absolute)",
             Self::IdleExpired => "expired refresh token (idle)",
+            Self::KeyMismatch => "refresh token presented without the DPoP key it is bound to",
         }
     }
 }
@@ -109,6 +118,10 @@ pub struct FamilyRecord {
     /// Time of the last rotation (or the login), Unix seconds: access tokens of this session
     /// were minted at most a grace window later, which bounds how long they can live.
     pub rotated_at: u64,
+    /// SHA-256 of the `jkt` of the DPoP key the family is bound to since login (RFC 9449 §5:
+    /// refresh tokens of public clients are bound to the key of the proof), or `None`: a bearer
+    /// family. Never changes.
+    pub jkt: Option<TokenHash>,
 }
 
 impl FamilyRecord {
@@ -136,6 +149,7 @@ impl FamilyRecord {
             grace_until: 0,
             generation: 0,
             rotated_at: now,
+            jkt: None,
         }
     }
 
@@ -228,6 +242,13 @@ pub fn decide(
     if now >= rec.absolute_expires_at {
         return unchanged(RefreshOutcome::Invalid(Rejection::Expired));
     }
+    // Bound to a key: the current token and the parent in grace answer only its proof. Older
+    // tokens are reuse whatever the key (below).
+    let answerable = *presented == rec.current
+        || (rec.parent.as_ref() == Some(presented) && now < rec.grace_until);
+    if answerable && rec.jkt.is_some() && rec.jkt != policy.jkt {
+        return unchanged(RefreshOutcome::Invalid(Rejection::KeyMismatch));
+    }
     let mut next = rec.clone();
     // The raw child is wiped on the first access after its window (and by the store's sweep).
     let wiped = now >= next.grace_until && next.grace_child.take().is_some();
@@ -293,6 +314,7 @@ mod tests {
             now,
             grace: GRACE,
             idle_ttl: IDLE,
+            jkt: None,
         }
     }
 
@@ -482,6 +504,7 @@ mod tests {
             now: 1,
             grace: IDLE * 2,
             idle_ttl: IDLE,
+            jkt: None,
         };
         let rec = decide(
             Some(&rec),
@@ -574,5 +597,36 @@ mod tests {
             50,
             "revoked: only as long as its tokens"
         );
+    }
+
+    #[test]
+    fn a_family_bound_to_a_key_answers_only_that_key() {
+        let (mut rec, t0) = fresh();
+        let key = crate::tokens::sha256(b"jkt of the login key");
+        rec.jkt = Some(key);
+        let with = |jkt| RefreshPolicy { jkt, ..policy(1) };
+        for other in [None, Some(crate::tokens::sha256(b"another key"))] {
+            let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(other), never);
+            assert_eq!(d.outcome, RefreshOutcome::Invalid(Rejection::KeyMismatch));
+            assert_eq!(d.record, None, "nothing changes: the legitimate client keeps its session");
+        }
+        let child = RefreshToken::generate();
+        let d = decide(Some(&rec), &t0.hash(), &child, with(Some(key)), ok);
+        assert!(matches!(d.outcome, RefreshOutcome::Rotated(_)), "{d:?}");
+        let rec = d.record.expect("rotated");
+        assert_eq!(rec.jkt, Some(key), "the binding survives rotation");
+        // The parent within grace: also only with the key.
+        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(None), never);
+        assert_eq!(d.outcome, RefreshOutcome::Invalid(Rejection::KeyMismatch));
+        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(Some(key)), never);
+        assert_eq!(d.outcome, RefreshOutcome::Grace(rec.info(), child.clone()));
+        // Outside grace the parent is reuse, whoever presents it: the family is revoked.
+        let late = RefreshPolicy { jkt: None, ..policy(1 + GRACE) };
+        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), late, never);
+        assert!(matches!(d.outcome, RefreshOutcome::Reused(_)), "{d:?}");
+        // An unbound family takes any proof, or none (`--dpop allowed`).
+        let (plain, t0) = fresh();
+        let d = decide(Some(&plain), &t0.hash(), &RefreshToken::generate(), with(Some(key)), ok);
+        assert!(matches!(d.outcome, RefreshOutcome::Rotated(_)), "{d:?}");
     }
 }

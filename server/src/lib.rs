@@ -23,6 +23,7 @@
 pub mod clientip;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 pub mod family;
 pub mod keys;
 pub mod legacy;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub started_at: u64,
     /// Request-body bytes that may still be buffered (`--max-buffered-bytes`), one permit a byte.
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// DPoP server nonces and `jti` replay cache (`--dpop`).
+    pub dpop: dpop::DpopState,
     fail_refresh_until: AtomicU64,
 }
 
@@ -172,7 +175,11 @@ impl AppState {
         let budget = usize::try_from(config.max_buffered_bytes)
             .unwrap_or(usize::MAX)
             .min(tokio::sync::Semaphore::MAX_PERMITS);
+        if let Some(base) = &config.dpop_htu_base {
+            config::parse_htu_base(base).map_err(StartError::Config)?;
+        }
         Ok(Self {
+            dpop: dpop::DpopState::new(now, config.dpop_nonce_rotate),
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             config,
             clock,
@@ -240,11 +247,23 @@ impl AppState {
             tracing::warn!(error = %e, "session store sweep failed");
         }
         self.migration.sweep(now);
+        self.dpop.sweep(now);
         self.limits.shrink();
     }
 
     /// Mint an access token for a session.
     pub fn mint_access(&self, sub: &str, sid: &str) -> Result<(String, AccessClaims), MintError> {
+        self.mint_access_bound(sub, sid, None)
+    }
+
+    /// Mint an access token for a session, bound to the DPoP key of thumbprint `jkt` (its
+    /// `cnf.jkt`, RFC 9449 §6.1) when given.
+    pub fn mint_access_bound(
+        &self,
+        sub: &str,
+        sid: &str,
+        jkt: Option<&str>,
+    ) -> Result<(String, AccessClaims), MintError> {
         let now = self.now();
         let key = self
             .keys_read()
@@ -259,6 +278,7 @@ impl AppState {
             iat: now,
             exp: now.saturating_add(self.config.access_ttl),
             nbf: None,
+            cnf: jkt.map(|j| tokens::Confirmation { jkt: j.to_string() }),
         };
         let token = tokens::mint_access_token(&key, &claims).map_err(MintError::Sign)?;
         Ok((token, claims))

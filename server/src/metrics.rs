@@ -116,6 +116,11 @@ pub struct Metrics {
     pub header_read_timeouts: AtomicU64,
     /// Connections closed after `--keep-alive-timeout` without a request.
     pub keep_alive_timeouts: AtomicU64,
+    /// DPoP proofs refused (any reason but a missing or stale nonce).
+    pub dpop_proofs_refused: AtomicU64,
+    /// A security event: a DPoP-bound refresh cookie or access token presented without its key
+    /// (another key's proof, no proof, or a bound access token sent as a bearer token).
+    pub dpop_key_mismatch: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -305,6 +310,16 @@ impl Metrics {
                 ("reason=\"header_read\"", get(&self.header_read_timeouts)),
                 ("reason=\"keep_alive\"", get(&self.keep_alive_timeouts)),
             ],
+        );
+        counter(
+            "auth_dpop_proofs_refused_total",
+            "DPoP proofs refused (bad form, signature, claims, or a replay); nonce challenges not included.",
+            &[("", get(&self.dpop_proofs_refused))],
+        );
+        counter(
+            "auth_dpop_key_mismatch_total",
+            "DPoP-bound refresh cookies or access tokens presented without the key they are bound to.",
+            &[("", get(&self.dpop_key_mismatch))],
         );
         let _ = writeln!(o, "# HELP auth_connections_open Connections open now.");
         let _ = writeln!(o, "# TYPE auth_connections_open gauge");

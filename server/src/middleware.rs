@@ -70,6 +70,7 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
     let listed = origin
         .as_deref()
         .is_some_and(|o| is_listed_origin(&state, o));
+    let dpop = state.config.dpop != crate::dpop::DpopMode::Off;
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
@@ -84,7 +85,11 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, content-type, x-requested-with"),
+                HeaderValue::from_static(if dpop {
+                    "authorization, content-type, x-requested-with, dpop"
+                } else {
+                    "authorization, content-type, x-requested-with"
+                }),
             );
             h.insert(
                 header::ACCESS_CONTROL_MAX_AGE,
@@ -111,9 +116,11 @@ pub async fn cors(State(state): State<SharedState>, req: Request<Body>, next: Ne
             );
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(
-                    "retry-after, www-authenticate, date, deprecation, sunset, link",
-                ),
+                HeaderValue::from_static(if dpop {
+                    "retry-after, www-authenticate, date, deprecation, sunset, link, dpop-nonce"
+                } else {
+                    "retry-after, www-authenticate, date, deprecation, sunset, link"
+                }),
             );
         }
     }

@@ -40,6 +40,9 @@ pub struct NewSession {
     pub idle_ttl: u64,
     /// Absolute lifetime, seconds.
     pub session_max: u64,
+    /// SHA-256 of the `jkt` of the DPoP key the family is bound to, if the login proved one
+    /// (see [`crate::family::FamilyRecord::jkt`]). A store must keep it with the record.
+    pub jkt: Option<TokenHash>,
 }
 
 /// Admission check run inside the atomic step just before a rotation would happen (the
@@ -357,7 +360,8 @@ impl SessionStore for MemoryStore {
     async fn create(&self, s: NewSession) -> Result<SessionInfo, StoreError> {
         let r = &self.retention;
         let hash = s.token.hash();
-        let record = FamilyRecord::start(s.sid, s.sub, hash, s.now, s.idle_ttl, s.session_max);
+        let mut record = FamilyRecord::start(s.sid, s.sub, hash, s.now, s.idle_ttl, s.session_max);
+        record.jkt = s.jkt;
         let info = record.info();
         let mut g = self.lock();
         if r.max_sessions > 0 && g.families.len() >= r.max_sessions {
@@ -531,11 +535,17 @@ mod tests {
             now,
             grace: 10,
             idle_ttl: 100,
+            jkt: None,
         }
     }
 
     /// A store holding one session `s` of user `u`, created at 0 with its first refresh token.
     async fn store_with_session() -> (MemoryStore, RefreshToken) {
+        store_with_bound_session(None).await
+    }
+
+    /// As [`store_with_session`], the family bound to the DPoP key of thumbprint hash `jkt`.
+    async fn store_with_bound_session(jkt: Option<TokenHash>) -> (MemoryStore, RefreshToken) {
         let s = MemoryStore::new();
         let t0 = RefreshToken::generate();
         s.create(NewSession {
@@ -545,6 +555,7 @@ mod tests {
             now: 0,
             idle_ttl: 100,
             session_max: 1000,
+            jkt,
         })
         .await
         .expect("created");
@@ -626,6 +637,7 @@ mod tests {
             now,
             idle_ttl,
             session_max: 1000,
+            jkt: None,
         }
     }
 
@@ -742,5 +754,22 @@ mod tests {
         assert_eq!(s.jti_blocked("i", "j", 19).await, Ok(true));
         assert_eq!(s.jti_blocked("i", "j", 20).await, Ok(false));
         assert_eq!(s.jti_blocked("other-issuer", "j", 19).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_bound_session_keeps_its_key_through_the_store() {
+        let key = crate::tokens::sha256(b"jkt");
+        let (s, t0) = store_with_bound_session(Some(key)).await;
+        let out = s
+            .refresh(&t0.hash(), RefreshToken::generate(), policy(1), &ok)
+            .await
+            .expect("answers");
+        assert_eq!(out, RefreshOutcome::Invalid(Rejection::KeyMismatch));
+        let bound = RefreshPolicy { jkt: Some(key), ..policy(1) };
+        let out = s
+            .refresh(&t0.hash(), RefreshToken::generate(), bound, &ok)
+            .await
+            .expect("answers");
+        assert!(matches!(out, RefreshOutcome::Rotated(_)), "{out:?}");
     }
 }

@@ -42,6 +42,17 @@ pub struct AccessClaims {
     /// Not before, validated when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// Confirmation (RFC 7800): present on DPoP-bound tokens, whose `jkt` names the key every
+    /// request with the token must prove (RFC 9449 §6.1). Such a token is refused as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound access token (RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
+    pub jkt: String,
 }
 
 /// Why an access token was rejected (for logs and metrics; clients always see `invalid_token`).

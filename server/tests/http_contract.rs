@@ -514,7 +514,7 @@ fn binary_flags_have_env_equivalents() {
     }
 }
 
-/// Every flag added for issues 8 and 9 is in `--help` with its environment variable, and in
+/// Every flag added for issues 8, 9 and 14 (DPoP) is in `--help` with its environment variable, and in
 /// server/README.md's flag table with both on one line.
 #[test]
 fn hardening_flags_are_in_help_and_in_the_readme() {
@@ -536,6 +536,10 @@ fn hardening_flags_are_in_help_and_in_the_readme() {
         ("--trusted-proxy", "AUTH_TRUSTED_PROXIES"),
         ("--client-ip-header", "AUTH_CLIENT_IP_HEADER"),
         ("--cookie-path", "AUTH_COOKIE_PATH"),
+        ("--dpop", "AUTH_DPOP"),
+        ("--dpop-proof-window", "AUTH_DPOP_PROOF_WINDOW"),
+        ("--dpop-nonce-rotate", "AUTH_DPOP_NONCE_ROTATE"),
+        ("--dpop-htu-base", "AUTH_DPOP_HTU_BASE"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
         assert!(help.contains(env), "{env} missing from --help");

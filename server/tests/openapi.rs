@@ -252,13 +252,15 @@ fn the_validator_refuses_what_it_should() {
     let spec = spec();
     let token = json!({"$ref": "#/components/schemas/TokenResponse"});
     let mut e = Vec::new();
-    validate(&spec, &token, &json!({"accessToken": "a.b.c", "expiresIn": 600, "tokenType": "Bearer"}), "$", &mut e);
+    for kind in ["Bearer", "DPoP"] {
+        validate(&spec, &token, &json!({"accessToken": "a.b.c", "expiresIn": 600, "tokenType": kind}), "$", &mut e);
+    }
     assert!(e.is_empty(), "{e:?}");
     for bad in [
         json!({"accessToken": "a.b.c", "expiresIn": 600}),
         json!({"accessToken": "a.b.c", "expiresIn": "600", "tokenType": "Bearer"}),
         json!({"accessToken": "a.b.c", "expiresIn": 0, "tokenType": "Bearer"}),
-        json!({"accessToken": "a.b.c", "expiresIn": 600, "tokenType": "DPoP"}),
+        json!({"accessToken": "a.b.c", "expiresIn": 600, "tokenType": "bearer"}),
         json!({"accessToken": "a.b.c", "expiresIn": 600, "tokenType": "Bearer", "refreshToken": "x"}),
     ] {
         let mut e = Vec::new();
@@ -708,6 +710,56 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     }
     assert_eq!(statuses.get(&("login", 429)), Some(&1), "{statuses:?}");
     assert_eq!(statuses.get(&("refresh", 429)), Some(&1), "{statuses:?}");
+
+    // DPoP (`--dpop allowed`): the nonce challenge, a DPoP-bound token, refused proofs and DPoP challenges.
+    let dp = Srv::with(|c| {
+        c.allowed_origins = vec![ORIGIN.into()];
+        c.dpop = auth_server::dpop::DpopMode::Allowed;
+        c.demo = true;
+    })
+    .await;
+    let key = common::DpopKey::new();
+    let login_proof = |nonce: Option<&str>| key.proof(&dp, "POST", &dp.url("/auth/login"), nonce, None);
+    let r = go(json_body(send(&dp, "POST", "/auth/login"), creds.clone()).header("dpop", login_proof(None))).await;
+    let nonce = header(&r, "dpop-nonce").expect("DPoP-Nonce").to_string();
+    let (st, e) = k.check("POST", "/auth/login", r).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("use_dpop_nonce")));
+    let r = go(json_body(send(&dp, "POST", "/auth/login"), creds.clone()).header("dpop", login_proof(Some(&nonce)))).await;
+    let drt = common::rt_cookie(r.headers()).expect("cookie");
+    let (st, body) = k.check("POST", "/auth/login", r).await;
+    assert_eq!((st, body["tokenType"].as_str()), (200, Some("DPoP")));
+    let dat = body["accessToken"].as_str().expect("token").to_string();
+    let r = go(cookie(send(&dp, "POST", "/auth/refresh"), &drt).header("dpop", "not-a-proof")).await;
+    let (st, e) = k.check("POST", "/auth/refresh", r).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_dpop_proof")));
+    let dpop = |b: reqwest::RequestBuilder, path: &str, htm: &str| {
+        let proof = key.proof(&dp, htm, &dp.url(path), Some(&nonce), Some(&dat));
+        b.header("authorization", format!("DPoP {dat}")).header("dpop", proof)
+    };
+    let (st, _) = k.check("GET", "/api/me", go(dpop(dp.http.get(dp.url("/api/me")), "/api/me", "GET")).await).await;
+    assert_eq!(st, 200);
+    let r = go(json_body(dpop(dp.http.post(dp.url("/api/echo")), "/api/echo", "POST"), json!({"a": 1}))).await;
+    assert_eq!(k.check("POST", "/api/echo", r).await.0, 200);
+    for (auth, proof, code) in [
+        (format!("Bearer {dat}"), None, "invalid_token"),
+        (format!("DPoP {dat}"), None, "invalid_dpop_proof"),
+        (format!("DPoP {dat}"), Some(key.proof(&dp, "GET", &dp.url("/api/me"), None, Some(&dat))), "use_dpop_nonce"),
+    ] {
+        let mut b = dp.http.get(dp.url("/api/me")).header("authorization", auth);
+        if let Some(p) = proof {
+            b = b.header("dpop", p);
+        }
+        let r = go(b).await;
+        let challenge = header(&r, "www-authenticate").expect("challenge").to_string();
+        let (st, e) = k.check("GET", "/api/me", r).await;
+        assert_eq!((st, e["error"].as_str()), (401, Some(code)));
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+    }
+
+    // A DPoP-bound token sent as a bearer token to a demo control: the same DPoP challenge.
+    let r = go(dp.http.post(dp.url("/demo/revoke-access")).header("authorization", format!("Bearer {dat}"))).await;
+    assert_eq!(header(&r, "www-authenticate"), Some(r#"DPoP error="invalid_token", algs="ES256""#));
+    assert_eq!(k.check("POST", "/demo/revoke-access", r).await.0, 401);
 
     // 503: a server that holds one session record at most refuses the next login and upgrade.
     let full = Srv::with(|c| {

@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::body::read_body;
+use super::dpop::token_endpoint_proof;
 use super::error::ApiError;
 use super::extract::{
     header_str, is_single_json_content_type, BearerToken, CsrfChecked, RefreshCookie,
@@ -132,32 +134,37 @@ fn clear_cookie(state: &SharedState) -> Option<HeaderValue> {
     HeaderValue::from_str(&v).ok()
 }
 
-/// 200 with a fresh access token for the session and the refresh cookie.
+/// 200 with a fresh access token for the session and the refresh cookie; `jkt`: bind the access
+/// token to that DPoP key (see [`access_token_response`]).
 pub(crate) fn token_response(
     state: &SharedState,
     info: &SessionInfo,
     rt: &RefreshToken,
+    jkt: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut r = access_token_response(state, &info.sub, &info.sid)?;
+    let mut r = access_token_response(state, &info.sub, &info.sid, jkt)?;
     if let Some(c) = set_cookie(state, rt, info.expires_at) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
     Ok(r)
 }
 
-/// 200 `{accessToken, expiresIn, tokenType}` with a fresh access token for the session (no cookie).
+/// 200 `{accessToken, expiresIn, tokenType}` with a fresh access token for the session (no
+/// cookie). With `jkt` the token carries `cnf.jkt` and `tokenType` is `"DPoP"` (RFC 9449 §5),
+/// else `"Bearer"`.
 pub(crate) fn access_token_response(
     state: &SharedState,
     sub: &str,
     sid: &str,
+    jkt: Option<&str>,
 ) -> Result<Response, ApiError> {
     let (at, _) = state
-        .mint_access(sub, sid)
+        .mint_access_bound(sub, sid, jkt)
         .map_err(|e| ApiError::internal(format!("cannot mint access token: {e}")))?;
     Ok(Json(json!({
         "accessToken": at,
         "expiresIn": state.config.access_ttl,
-        "tokenType": "Bearer",
+        "tokenType": if jkt.is_some() { "DPoP" } else { "Bearer" },
     }))
     .into_response())
 }
@@ -176,11 +183,12 @@ fn rate_limited(
     }
 }
 
-/// Create a session (a new refresh family) for `sub`; the caller answers with [`token_response`].
-/// Errors: the store's (503).
+/// Create a session (a new refresh family) for `sub`, bound to the DPoP key `jkt` if given; the
+/// caller answers with [`token_response`]. Errors: the store's (503).
 pub(crate) async fn start_session(
     state: &SharedState,
     sub: &str,
+    jkt: Option<&str>,
 ) -> Result<(SessionInfo, RefreshToken), ApiError> {
     let rt = RefreshToken::generate();
     let info = state
@@ -192,6 +200,7 @@ pub(crate) async fn start_session(
             now: state.now(),
             idle_ttl: state.config.refresh_idle_ttl,
             session_max: state.config.session_max,
+            jkt: jkt.map(|j| tokens::sha256(j.as_bytes())),
         })
         .await?;
     Ok((info, rt))
@@ -201,6 +210,7 @@ pub(crate) async fn start_session(
 pub(crate) async fn login(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -221,6 +231,8 @@ pub(crate) async fn login(
         let why = "login rate limit of this client IP";
         return Err(rate_limited(&state, LimitedRoute::Login, retry, why));
     }
+    let proof = token_endpoint_proof(&state, &Method::POST, &uri, &headers)?;
+    let jkt = proof.map(|p| p.jkt);
     let body = read_body(&state, &headers, body, SMALL_BODY_LIMIT).await?;
     // The parser's message is not logged: it can quote the body, and so a password.
     let creds = serde_json::from_slice::<LoginBody>(&body.bytes).map_err(|_| {
@@ -237,10 +249,10 @@ pub(crate) async fn login(
             reason: "unknown user or wrong password".into(),
         });
     };
-    let (info, rt) = start_session(&state, sub).await?;
+    let (info, rt) = start_session(&state, sub, jkt.as_deref()).await?;
     Metrics::inc(&state.metrics.logins);
-    tracing::info!(sub = %sub, "login");
-    token_response(&state, &info, &rt)
+    tracing::info!(sub = %sub, dpop = jkt.is_some(), "login");
+    token_response(&state, &info, &rt, jkt.as_deref())
 }
 
 /// `POST /auth/refresh` with the refresh cookie. Every request reaching the handler is counted
@@ -250,15 +262,18 @@ pub(crate) async fn refresh(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     csrf: Result<CsrfChecked, ApiError>,
     cookie: Result<RefreshCookie, ApiError>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let result = refresh_inner(&state, peer, &headers, csrf, cookie).await;
+    let result = refresh_inner(&state, peer, &uri, &headers, csrf, cookie).await;
     let label = match &result {
         Ok((label, _)) => *label,
         Err(e) => error_label(e),
     };
     state.metrics.refresh(label);
-    if label == RefreshOutcomeLabel::InvalidGrant {
+    // A refused DPoP proof (a nonce challenge, mostly) says nothing about the cookie: not a refresh failure.
+    let dpop_refusal = matches!(result, Err(ApiError::Dpop { .. }));
+    if label == RefreshOutcomeLabel::InvalidGrant && !dpop_refusal {
         let client = crate::legacy::ClientInfo::from_headers(&headers);
         let peer = peer.ip().to_string();
         state
@@ -281,10 +296,12 @@ fn error_label(e: &ApiError) -> RefreshOutcomeLabel {
 }
 
 /// Order of checks, each before the refresh token is touched: CSRF → demo outage → cookie →
-/// per-IP limit → the store's atomic step (with the per-family limit inside it).
+/// per-IP limit → DPoP proof (`--dpop`) → the store's atomic step (with the per-family limit
+/// and the family's key binding inside it).
 async fn refresh_inner(
     state: &SharedState,
     peer: SocketAddr,
+    uri: &Uri,
     headers: &HeaderMap,
     csrf: Result<CsrfChecked, ApiError>,
     cookie: Result<RefreshCookie, ApiError>,
@@ -307,10 +324,13 @@ async fn refresh_inner(
         let why = "refresh rate limit of this client IP";
         return Err(rate_limited(state, LimitedRoute::Refresh, retry, why));
     }
+    let jkt = token_endpoint_proof(state, &Method::POST, uri, headers)?.map(|p| p.jkt);
+    let jkt = jkt.as_deref();
     let policy = RefreshPolicy {
         now: state.now(),
         grace: state.config.reuse_grace,
         idle_ttl: state.config.refresh_idle_ttl,
+        jkt: jkt.map(|j| tokens::sha256(j.as_bytes())),
     };
     let limits = &state.limits;
     let admit = |sid: &str| limits.refresh_family.check(&sid.to_string());
@@ -322,11 +342,11 @@ async fn refresh_inner(
     match outcome {
         RefreshOutcome::Rotated(info) => {
             state.migration.note_rotation(&info.sid, state.now());
-            Ok((L::Ok, token_response(state, &info, &child)?))
+            Ok((L::Ok, token_response(state, &info, &child, jkt)?))
         }
         RefreshOutcome::Grace(info, current) => {
             tracing::info!(sid = %info.sid, "refresh: parent replayed within grace, current child re-sent");
-            Ok((L::Grace, token_response(state, &info, &current)?))
+            Ok((L::Grace, token_response(state, &info, &current, jkt)?))
         }
         RefreshOutcome::Reused(info) => {
             let m = &state.metrics;
@@ -343,6 +363,13 @@ async fn refresh_inner(
         RefreshOutcome::Limited(retry) => {
             let why = "rotation rate limit of this session";
             Err(rate_limited(state, LimitedRoute::Refresh, retry, why))
+        }
+        RefreshOutcome::Invalid(crate::store::Rejection::KeyMismatch) => {
+            Metrics::inc(&state.metrics.dpop_key_mismatch);
+            tracing::warn!(dpop = jkt.is_some(), "dpop_key_mismatch: refresh cookie presented without the key its session is bound to");
+            Err(ApiError::invalid_grant(
+                crate::store::Rejection::KeyMismatch.as_str(),
+            ))
         }
         RefreshOutcome::Invalid(why) => {
             tracing::debug!(reason = why.as_str(), "refresh token refused");
@@ -374,13 +401,14 @@ pub(crate) async fn logout(
         // No usable cookie: a valid bearer token still identifies the session to end.
         if let Ok(BearerToken(t)) = bearer {
             match state.authenticate(&t).await {
-                Ok(claims) => {
+                // A DPoP-bound token ends its session only with its key (through the cookie).
+                Ok(claims) if claims.cnf.is_none() => {
                     if state.store.revoke_session(&claims.sid, now).await? {
                         revoked = Some(claims.sid);
                     }
                 }
                 Err(AuthError::Store(e)) => return Err(e.into()),
-                Err(AuthError::Rejected(_)) => {}
+                Err(AuthError::Rejected(_)) | Ok(_) => {}
             }
         }
     }

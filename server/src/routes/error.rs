@@ -60,6 +60,17 @@ pub(crate) enum ApiError {
     },
     /// 500 `server_error`; the reason is logged.
     Internal(Reason),
+    /// A DPoP refusal (RFC 9449) with `code` (`invalid_dpop_proof`, `use_dpop_nonce`,
+    /// `invalid_token`): 400 at a token endpoint (§5), 401 with `WWW-Authenticate: DPoP
+    /// error="<code>", algs="ES256"` at a resource (§7.1).
+    Dpop {
+        /// The `error` member.
+        code: &'static str,
+        /// At a resource (`/api/*`) rather than a token endpoint.
+        resource: bool,
+        /// Logged reason.
+        reason: Reason,
+    },
 }
 
 impl ApiError {
@@ -109,6 +120,8 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Dpop { resource: true, .. } => StatusCode::UNAUTHORIZED,
+            Self::Dpop { resource: false, .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -117,7 +130,8 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::Unauthorized { code, .. }
             | Self::Conflict(code)
-            | Self::Unavailable { code, .. } => code,
+            | Self::Unavailable { code, .. }
+            | Self::Dpop { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -133,7 +147,8 @@ impl ApiError {
             | Self::Internal(r)
             | Self::Unauthorized { reason: r, .. }
             | Self::RateLimited { reason: r, .. }
-            | Self::Unavailable { reason: r, .. } => r.clone(),
+            | Self::Unavailable { reason: r, .. }
+            | Self::Dpop { reason: r, .. } => r.clone(),
             Self::Conflict(code) => Cow::Borrowed(code),
             Self::PayloadTooLarge => Cow::Borrowed("body over the route's limit"),
             Self::UnsupportedMediaType => {
@@ -170,6 +185,16 @@ impl IntoResponse for ApiError {
                 challenge: Some(c), ..
             } => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+            }
+            Self::Dpop {
+                code,
+                resource: true,
+                ..
+            } => {
+                let c = format!("DPoP error=\"{code}\", algs=\"{}\"", crate::dpop::ALGS);
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
                 h.insert(

@@ -165,8 +165,9 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// A bearer access token that verified (signature, claims, time, session and jti revocation).
-/// Refusals: 401 `invalid_token`; 503 when the session store cannot answer.
+/// An access token that verified (signature, claims, time, session and jti revocation): a bearer
+/// token, or a DPoP-bound one with its proof (see [`super::dpop::authenticate`]).
+/// Refusals: 401 `invalid_token` (or a DPoP refusal); 503 when the session store cannot answer.
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated(pub AccessClaims);
 
@@ -174,8 +175,8 @@ impl FromRequestParts<SharedState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(p: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let BearerToken(token) = BearerToken::from_request_parts(p, state).await?;
-        Ok(Self(state.authenticate(&token).await?))
+        let claims = super::dpop::authenticate(state, &p.method, &p.uri, &p.headers).await?;
+        Ok(Self(claims))
     }
 }
 
@@ -198,20 +199,16 @@ impl FromRequestParts<SharedState> for ApiCaller {
             Metrics::inc(&state.metrics.api_ok);
             return Ok(Self::Legacy(l.sub.clone()));
         }
-        let result = match BearerToken::from_headers(&p.headers) {
-            Some(t) => state.authenticate(t).await,
-            None => Err(AuthError::Rejected(crate::tokens::VerifyError::Malformed)),
-        };
-        match result {
+        match super::dpop::authenticate(state, &p.method, &p.uri, &p.headers).await {
             Ok(c) => {
                 Metrics::inc(&state.metrics.api_ok);
                 Ok(Self::Access(c))
             }
             Err(e) => {
-                if let AuthError::Rejected(_) = e {
+                if e.status() == axum::http::StatusCode::UNAUTHORIZED {
                     Metrics::inc(&state.metrics.api_unauthorized);
                 }
-                Err(e.into())
+                Err(e)
             }
         }
     }

@@ -152,7 +152,7 @@ pub(crate) async fn upgrade(
     let grace = state.config.reuse_grace;
     match state
         .migration
-        .exchange(&id.once_key, now, grace, start_session(&state, &id.sub))
+        .exchange(&id.once_key, now, grace, start_session(&state, &id.sub, None))
         .await?
     {
         Exchange::First(info, rt) => {
@@ -160,7 +160,7 @@ pub(crate) async fn upgrade(
             state.migration.forget(&id.sub, &client);
             tracing::info!(event = "legacy_upgrade", user = %id.sub, sid = %info.sid, phase,
                 user_agent = ?client.user_agent, client_id = ?client.client_id, "legacy token upgraded");
-            token_response(&state, &info, &rt)
+            token_response(&state, &info, &rt, None)
         }
         Exchange::Repeat { sid } => {
             if state.store.session_rejected(&sid).await? {
@@ -169,7 +169,7 @@ pub(crate) async fn upgrade(
                 ));
             }
             tracing::info!(user = %id.sub, sid = %sid, "legacy upgrade: concurrent repeat, same session");
-            access_token_response(&state, &id.sub, &sid)
+            access_token_response(&state, &id.sub, &sid, None)
         }
         Exchange::Replay => {
             state.metrics.legacy(LegacyOutcome::Replay);

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod body;
 mod demo;
+mod dpop;
 mod error;
 mod extract;
 mod legacy;
@@ -42,7 +43,7 @@ pub fn router(state: SharedState) -> Router {
     // A declared Content-Length over the limit is answered 413 before any byte is read.
     let small = || RequestBodyLimitLayer::new(SMALL_BODY_LIMIT);
 
-    let auth = Router::new()
+    let mut auth = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
@@ -50,7 +51,7 @@ pub fn router(state: SharedState) -> Router {
         .layer(small())
         .layer(no_store());
 
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/me", get(api::me).layer(small()))
         .route(
             "/api/echo",
@@ -61,6 +62,11 @@ pub fn router(state: SharedState) -> Router {
             legacy::api_gate,
         ))
         .layer(no_store());
+    if state.config.dpop != crate::dpop::DpopMode::Off {
+        let nonce = || middleware::from_fn_with_state(state.clone(), dpop::nonce_header);
+        auth = auth.layer(nonce());
+        api = api.layer(nonce());
+    }
 
     let mut app = Router::new()
         .merge(auth)

@@ -287,3 +287,60 @@ impl Srv {
             .expect("revoke")
     }
 }
+
+/// A DPoP client key pair (RFC 9449), a real P-256 key as a browser would hold it.
+pub struct DpopKey {
+    encoding: jsonwebtoken::EncodingKey,
+    /// The public JWK.
+    pub jwk: Value,
+}
+
+impl DpopKey {
+    pub fn new() -> Self {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let der = secret.to_pkcs8_der().expect("pkcs8");
+        let point = secret.public_key().to_encoded_point(false);
+        Self {
+            encoding: jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
+            jwk: serde_json::json!({
+                "kty": "EC", "crv": "P-256",
+                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y")),
+            }),
+        }
+    }
+
+    /// RFC 7638 thumbprint (`cnf.jkt`).
+    pub fn jkt(&self) -> String {
+        let jwk = serde_json::from_value(self.jwk.clone()).expect("jwk");
+        auth_server::dpop::thumbprint(&jwk).expect("jkt")
+    }
+
+    /// A proof with these claims (`typ: dpop+jwt`, ES256, this key's `jwk`).
+    pub fn sign(&self, claims: &Value) -> String {
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        sign_with(&self.encoding, &header, claims)
+    }
+
+    /// A fresh proof for `htm url` now, with `nonce` and, for a resource request, the `ath` of `at`.
+    pub fn proof(
+        &self,
+        s: &Srv,
+        htm: &str,
+        url: &str,
+        nonce: Option<&str>,
+        at: Option<&str>,
+    ) -> String {
+        let mut c = serde_json::json!({
+            "jti": auth_server::tokens::random_id(), "htm": htm, "htu": url, "iat": s.now(),
+        });
+        if let Some(n) = nonce {
+            c["nonce"] = n.into();
+        }
+        if let Some(at) = at {
+            c["ath"] = auth_server::dpop::ath(at).into();
+        }
+        self.sign(&c)
+    }
+}
