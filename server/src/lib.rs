@@ -61,6 +61,8 @@ pub struct AppState {
     pub started_at: u64,
     /// Request-body bytes that may still be buffered (`--max-buffered-bytes`), one permit a byte.
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// SHA-256 of the `--introspection-secret-file` secret; `None`: no `/auth/introspect`.
+    pub introspection_secret: Option<[u8; 32]>,
     fail_refresh_until: AtomicU64,
 }
 
@@ -99,11 +101,16 @@ impl AppState {
             config.refresh_rate_per_min,
             config.refresh_ip_rate_per_5min,
         );
+        let introspection_secret = match &config.introspection_secret_file {
+            Some(p) => Some(tokens::sha256(&legacy::read_secret_file(p)?)),
+            None => None,
+        };
         let budget = usize::try_from(config.max_buffered_bytes)
             .unwrap_or(usize::MAX)
             .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+            introspection_secret,
             config,
             clock,
             keys: RwLock::new(keys),
