@@ -28,7 +28,7 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
 const DOC = 'docs/CATALOGUE.md';
 
 // ------------------------------------------------------------------ the tests and the IDs they name
-const RUST_DIRS = ['src', 'tests', 'server/src', 'server/tests'];
+const RUST_DIRS = ['src', 'tests', 'server/src', 'server/tests', 'verifier/src', 'verifier/tests', 'api/src', 'api/tests'];
 const JS_DIRS = ['tests/e2e'];
 
 function walk(dir, keep, out = []) {

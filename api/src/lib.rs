@@ -32,10 +32,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use token_verifier::{Claims, Verifier, VerifyError};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use token_verifier::{Claims, Verifier, VerifyError};
 
 /// Largest `/api/echo` body, bytes (the auth server's limit).
 pub const ECHO_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -60,7 +60,8 @@ impl IntoResponse for Refused {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         if let Some(secs) = e.retry_after() {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }
@@ -78,7 +79,11 @@ impl FromRequestParts<Arc<Verifier>> for Caller {
         parts: &mut Parts,
         verifier: &Arc<Verifier>,
     ) -> Result<Self, Self::Rejection> {
-        verifier.authenticate(parts).await.map(Caller).map_err(Refused)
+        verifier
+            .authenticate(parts)
+            .await
+            .map(Caller)
+            .map_err(Refused)
     }
 }
 
@@ -87,11 +92,15 @@ async fn me(Caller(c): Caller) -> Response {
 }
 
 async fn echo(_caller: Caller, headers: axum::http::HeaderMap, body: Bytes) -> Response {
-    let hex: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    Json(json!({ "sha256": hex, "length": body.len(), "contentType": content_type })).into_response()
+    Json(json!({ "sha256": hex, "length": body.len(), "contentType": content_type }))
+        .into_response()
 }
 
 /// The routes, verifying with `verifier`; `allowed_origins` get CORS (exact `scheme://host:port`).
@@ -163,4 +172,3 @@ pub fn start_on(
     });
     Ok(Running { addr, handle })
 }
-

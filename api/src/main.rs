@@ -16,13 +16,27 @@ struct Args {
     #[arg(long, env = "API_ADDR", default_value = "127.0.0.1:8081")]
     addr: SocketAddr,
     /// The auth server's JWKS URL.
-    #[arg(long, env = "API_JWKS_URL", default_value = "http://127.0.0.1:8080/.well-known/jwks.json")]
+    #[arg(
+        long,
+        env = "API_JWKS_URL",
+        default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
+    )]
     jwks_url: String,
     /// The issuer (`iss`) tokens must carry: the auth server's `--issuer`.
-    #[arg(long, visible_alias = "issuer", env = "API_ISS", default_value = "urn:wasm-token-manager:auth-server")]
+    #[arg(
+        long,
+        visible_alias = "issuer",
+        env = "API_ISS",
+        default_value = "urn:wasm-token-manager:auth-server"
+    )]
     iss: String,
     /// The audience (`aud`) tokens must include: the auth server's `--audience`.
-    #[arg(long, visible_alias = "audience", env = "API_AUD", default_value = "urn:wasm-token-manager:api")]
+    #[arg(
+        long,
+        visible_alias = "audience",
+        env = "API_AUD",
+        default_value = "urn:wasm-token-manager:api"
+    )]
     aud: String,
     /// Leeway on `exp`/`nbf`/`iat`, seconds.
     #[arg(long, env = "API_LEEWAY", default_value_t = token_verifier::DEFAULT_LEEWAY)]
@@ -38,16 +52,28 @@ struct Args {
     jwks_refetch_interval: u64,
     /// The auth server's introspection URL; with --introspection-secret-file, every token's session
     /// is checked there (revoked sessions refused).
-    #[arg(long, env = "API_INTROSPECTION_URL", requires = "introspection_secret_file")]
+    #[arg(
+        long,
+        env = "API_INTROSPECTION_URL",
+        requires = "introspection_secret_file"
+    )]
     introspection_url: Option<String>,
     /// File holding the auth server's --introspection-secret-file secret.
-    #[arg(long, env = "API_INTROSPECTION_SECRET_FILE", requires = "introspection_url")]
+    #[arg(
+        long,
+        env = "API_INTROSPECTION_SECRET_FILE",
+        requires = "introspection_url"
+    )]
     introspection_secret_file: Option<PathBuf>,
     /// How long an "active" introspection answer is reused, seconds.
     #[arg(long, env = "API_REVOCATION_CACHE", default_value_t = 1)]
     revocation_cache: u64,
     /// An origin whose pages may call this API (CORS); repeatable.
-    #[arg(long = "allowed-origin", env = "API_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "API_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     allowed_origins: Vec<String>,
     /// Log filter level.
     #[arg(long, env = "API_LOG", default_value = "info")]
@@ -60,6 +86,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(args.log)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -94,8 +121,8 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let running = demo_api::start_on(listener, verifier, &args.allowed_origins)
-        .map_err(|e| e.to_string())?;
+    let running =
+        demo_api::start_on(listener, verifier, &args.allowed_origins).map_err(|e| e.to_string())?;
     println!("listening on http://{}", running.addr);
     tokio::select! {
         _ = running.handle => {}
@@ -108,10 +135,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

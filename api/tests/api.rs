@@ -23,7 +23,7 @@ async fn me(s: &Srv, a: &demo_api::Running, token: &str) -> reqwest::Response {
 }
 
 #[tokio::test]
-async fn key_rotation_at_the_auth_server_fails_no_request_at_the_api() {
+async fn f14_key_rotation_at_the_auth_server_fails_no_request_at_the_api() {
     // 60 s tokens, a JWKS max-age (and publication lead) of 30 s, a new key every 100 s.
     let s = server(|c| {
         c.access_ttl = 60;

@@ -135,17 +135,30 @@ mod tests {
 
     #[test]
     fn maps_to_rfc6750_challenges() {
-        let v = VerifyError::Expired.www_authenticate("api").expect("challenge");
+        let v = VerifyError::Expired
+            .www_authenticate("api")
+            .expect("challenge");
         assert_eq!(
             v.to_str().expect("ascii"),
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
         );
         assert_eq!(VerifyError::Expired.status(), StatusCode::UNAUTHORIZED);
-        let missing = VerifyError::Missing.www_authenticate("a\"b").expect("challenge");
+        let missing = VerifyError::Missing
+            .www_authenticate("a\"b")
+            .expect("challenge");
         assert_eq!(missing.to_str().expect("ascii"), "Bearer realm=\"ab\"");
-        assert_eq!(VerifyError::InvalidRequest.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(VerifyError::InvalidRequest.error_code(), Some("invalid_request"));
-        for e in [VerifyError::KeysUnavailable, VerifyError::RevocationUnavailable] {
+        assert_eq!(
+            VerifyError::InvalidRequest.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            VerifyError::InvalidRequest.error_code(),
+            Some("invalid_request")
+        );
+        for e in [
+            VerifyError::KeysUnavailable,
+            VerifyError::RevocationUnavailable,
+        ] {
             assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(e.www_authenticate("api"), None);
             assert_eq!(e.retry_after(), Some(RETRY_AFTER_SECS));

@@ -300,7 +300,11 @@ mod tests {
         assert_eq!(cc(&["public, max-age=300"], Some("120")), Some(180));
         assert_eq!(cc(&["max-age=300"], Some("900")), Some(0));
         assert_eq!(cc(&["public", "max-age=60"], None), Some(60));
-        assert_eq!(cc(&["max-age=60, max-age=90"], None), Some(0), "repeated: stale");
+        assert_eq!(
+            cc(&["max-age=60, max-age=90"], None),
+            Some(0),
+            "repeated: stale"
+        );
         assert_eq!(cc(&["max-age=-1"], None), Some(0), "unparsable: stale");
         assert_eq!(cc(&["max-age=300, no-cache"], None), Some(0));
         assert_eq!(cc(&["no-store"], None), Some(0));
@@ -317,7 +321,11 @@ mod tests {
             refetch_interval: 30,
         };
         assert_eq!(p.lifetime(Some(300)), 300);
-        assert_eq!(p.lifetime(Some(0)), 30, "the floor is at least the refetch interval");
+        assert_eq!(
+            p.lifetime(Some(0)),
+            30,
+            "the floor is at least the refetch interval"
+        );
         assert_eq!(p.lifetime(None), 30);
         assert_eq!(p.lifetime(Some(1 << 31)), 3600);
     }
@@ -348,7 +356,9 @@ mod tests {
             bad[member] = value.clone();
             assert!(pin_algorithm(&obj(bad)).is_err(), "{member}: {value}");
         }
-        assert!(pin_algorithm(&obj(json!({"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}))).is_err());
+        assert!(
+            pin_algorithm(&obj(json!({"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}))).is_err()
+        );
         assert!(pin_algorithm(&obj(json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"}))).is_err());
         assert_eq!(
             pin_algorithm(&obj(json!({"kty": "RSA", "alg": "PS256"}))),
@@ -380,14 +390,18 @@ mod tests {
         };
         let mut c = KeyCache::default();
         assert!(matches!(c.lookup("a", 100, &p, true), Lookup::Fetch));
-        let keys = parse_jwks(json!({"keys": [es256_jwk("a")]}).to_string().as_bytes()).expect("jwks");
+        let keys =
+            parse_jwks(json!({"keys": [es256_jwk("a")]}).to_string().as_bytes()).expect("jwks");
         c.fetched(keys.clone(), Some(300), 100, &p);
         assert!(matches!(c.lookup("a", 100, &p, true), Lookup::Key(_)));
         assert!(matches!(c.lookup("forged", 105, &p, true), Lookup::Unknown));
         assert!(matches!(c.lookup("forged", 110, &p, true), Lookup::Fetch));
         c.fetched(keys, Some(300), 110, &p);
         assert!(matches!(c.lookup("forged", 119, &p, true), Lookup::Unknown));
-        assert!(matches!(c.lookup("forged", 120, &p, false), Lookup::Unknown));
+        assert!(matches!(
+            c.lookup("forged", 120, &p, false),
+            Lookup::Unknown
+        ));
         // Stale at 410: fetch; it fails; fail closed until the interval has passed.
         assert!(matches!(c.lookup("a", 409, &p, true), Lookup::Key(_)));
         assert!(matches!(c.lookup("a", 410, &p, true), Lookup::Fetch));

@@ -84,8 +84,7 @@ pub fn check_header(token: &str, typ: &str) -> Result<Header, VerifyError> {
     let segments: Vec<&str> = token.split('.').collect();
     let b64url = |s: &str| {
         !s.is_empty()
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
     };
     if segments.len() != 3 || !segments.iter().all(|s| b64url(s)) {
@@ -163,9 +162,10 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, VerifyError> {
         return Err(VerifyError::Missing);
     }
     let b64token = !token.is_empty()
-        && token.trim_end_matches('=').bytes().all(|c| {
-            c.is_ascii_alphanumeric() || b"-._~+/".contains(&c)
-        });
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._~+/".contains(&c));
     if b64token {
         Ok(token)
     } else {
@@ -191,7 +191,10 @@ mod tests {
         let ok = json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"});
         assert_eq!(
             check_header(&tok(ok.clone()), "at+jwt"),
-            Ok(Header { alg: "ES256".into(), kid: "k1".into() })
+            Ok(Header {
+                alg: "ES256".into(),
+                kid: "k1".into()
+            })
         );
         for typ in ["AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
             let mut h = ok.clone();
@@ -210,13 +213,30 @@ mod tests {
         ] {
             let mut h = ok.clone();
             h[member] = value.clone();
-            assert_eq!(check_header(&tok(h), "at+jwt"), Err(want), "{member}: {value}");
+            assert_eq!(
+                check_header(&tok(h), "at+jwt"),
+                Err(want),
+                "{member}: {value}"
+            );
         }
         let mut no_typ = ok.clone();
         no_typ.as_object_mut().expect("obj").remove("typ");
-        assert_eq!(check_header(&tok(no_typ), "at+jwt"), Err(VerifyError::BadHeader));
-        for bad in ["a.b", "a.b.c.d", "a..c", "a=.b.c", &"a".repeat(MAX_TOKEN_LEN + 1)] {
-            assert_eq!(check_header(bad, "at+jwt"), Err(VerifyError::Malformed), "{bad:.20}");
+        assert_eq!(
+            check_header(&tok(no_typ), "at+jwt"),
+            Err(VerifyError::BadHeader)
+        );
+        for bad in [
+            "a.b",
+            "a.b.c.d",
+            "a..c",
+            "a=.b.c",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert_eq!(
+                check_header(bad, "at+jwt"),
+                Err(VerifyError::Malformed),
+                "{bad:.20}"
+            );
         }
     }
 
@@ -237,12 +257,24 @@ mod tests {
     #[test]
     fn time_rules_with_leeway() {
         assert_eq!(check_times(&claims(100, 0, None), 0, 99), Ok(()));
-        assert_eq!(check_times(&claims(100, 0, None), 0, 100), Err(VerifyError::Expired));
+        assert_eq!(
+            check_times(&claims(100, 0, None), 0, 100),
+            Err(VerifyError::Expired)
+        );
         assert_eq!(check_times(&claims(100, 0, None), 5, 104), Ok(()));
-        assert_eq!(check_times(&claims(100, 0, None), 5, 105), Err(VerifyError::Expired));
+        assert_eq!(
+            check_times(&claims(100, 0, None), 5, 105),
+            Err(VerifyError::Expired)
+        );
         assert_eq!(check_times(&claims(200, 0, Some(105)), 5, 100), Ok(()));
-        assert_eq!(check_times(&claims(200, 0, Some(106)), 5, 100), Err(VerifyError::NotYetValid));
-        assert_eq!(check_times(&claims(200, 106, None), 5, 100), Err(VerifyError::NotYetValid));
+        assert_eq!(
+            check_times(&claims(200, 0, Some(106)), 5, 100),
+            Err(VerifyError::NotYetValid)
+        );
+        assert_eq!(
+            check_times(&claims(200, 106, None), 5, 100),
+            Err(VerifyError::NotYetValid)
+        );
     }
 
     #[test]
@@ -254,18 +286,35 @@ mod tests {
         many["aud"] = json!(["x", "a"]);
         let c: Claims = serde_json::from_value(many).expect("claims");
         assert_eq!(check_issuer_audience(&c, "i", "a"), Ok(()));
-        assert_eq!(check_issuer_audience(&c, "i", "b"), Err(VerifyError::WrongAudience));
-        assert_eq!(check_issuer_audience(&c, "j", "a"), Err(VerifyError::WrongIssuer));
-        for (member, value) in [("exp", json!(2.5)), ("exp", json!("2")), ("iat", json!(null)), ("aud", json!(1))] {
+        assert_eq!(
+            check_issuer_audience(&c, "i", "b"),
+            Err(VerifyError::WrongAudience)
+        );
+        assert_eq!(
+            check_issuer_audience(&c, "j", "a"),
+            Err(VerifyError::WrongIssuer)
+        );
+        for (member, value) in [
+            ("exp", json!(2.5)),
+            ("exp", json!("2")),
+            ("iat", json!(null)),
+            ("aud", json!(1)),
+        ] {
             let mut bad = base.clone();
             bad[member] = value.clone();
-            assert!(serde_json::from_value::<Claims>(bad).is_err(), "{member}: {value}");
+            assert!(
+                serde_json::from_value::<Claims>(bad).is_err(),
+                "{member}: {value}"
+            );
         }
         let mut missing = base.clone();
         missing.as_object_mut().expect("obj").remove("jti");
         assert!(serde_json::from_value::<Claims>(missing).is_err());
         let twice = r#"{"iss":"i","sub":"s","aud":"a","jti":"j","iat":1,"exp":2,"exp":9}"#;
-        assert!(serde_json::from_str::<Claims>(twice).is_err(), "a repeated member is refused");
+        assert!(
+            serde_json::from_str::<Claims>(twice).is_err(),
+            "a repeated member is refused"
+        );
     }
 
     #[test]
@@ -277,14 +326,29 @@ mod tests {
             }
             m
         };
-        assert_eq!(bearer_token(&h(&["Bearer abc.def-_~+/="])), Ok("abc.def-_~+/="));
+        assert_eq!(
+            bearer_token(&h(&["Bearer abc.def-_~+/="])),
+            Ok("abc.def-_~+/=")
+        );
         assert_eq!(bearer_token(&h(&["bearer x"])), Ok("x"));
         assert_eq!(bearer_token(&h(&[])), Err(VerifyError::Missing));
-        assert_eq!(bearer_token(&h(&["Basic dXNlcjpwYXNz"])), Err(VerifyError::Missing));
+        assert_eq!(
+            bearer_token(&h(&["Basic dXNlcjpwYXNz"])),
+            Err(VerifyError::Missing)
+        );
         assert_eq!(bearer_token(&h(&["DPoP x"])), Err(VerifyError::Missing));
-        assert_eq!(bearer_token(&h(&["Bearer a", "Bearer b"])), Err(VerifyError::InvalidRequest));
+        assert_eq!(
+            bearer_token(&h(&["Bearer a", "Bearer b"])),
+            Err(VerifyError::InvalidRequest)
+        );
         assert_eq!(bearer_token(&h(&["Bearer"])), Err(VerifyError::Malformed));
-        assert_eq!(bearer_token(&h(&["Bearer a b"])), Err(VerifyError::Malformed));
-        assert_eq!(bearer_token(&h(&["Bearer a=b"])), Err(VerifyError::Malformed));
+        assert_eq!(
+            bearer_token(&h(&["Bearer a b"])),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            bearer_token(&h(&["Bearer a=b"])),
+            Err(VerifyError::Malformed)
+        );
     }
 }

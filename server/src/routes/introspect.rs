@@ -56,9 +56,10 @@ async fn introspect(State(state): State<SharedState>, headers: HeaderMap, body: 
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
     let form = match (types.next(), types.next()) {
         (Some(v), None) => v.to_str().is_ok_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         }),
         _ => false,
     };
