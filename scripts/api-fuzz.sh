@@ -12,8 +12,9 @@
 # Cache-Control), and every body valid against its schema (response_schema_conformance).
 # Where schemathesis is not installed it SKIPS LOUDLY and exits 0 (scripts/test.sh counts the tier as skipped).
 # Prints "api-fuzz result: N passed; M failed" (operations). /demo/fail-refresh is not fuzzed (its 503 outage is
-# deliberate; server/tests/openapi.rs drives it). /admin/* is fuzzed in a pass of its own, with the admin secret as
-# its bearer token (every other operation gets a live session's access token).
+# deliberate; server/tests/openapi.rs drives it). /admin/* and /auth/introspect are fuzzed in passes of their own,
+# with the admin and introspection secrets as their bearer tokens (every other operation gets a live session's
+# access token).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,10 +39,14 @@ mkdir -p "$ROOT/target/api-fuzz"
 ADMIN_FILE="$ROOT/target/api-fuzz/admin-secret"
 ADMIN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 (umask 077 && printf '%s\n' "$ADMIN" >"$ADMIN_FILE")
+# Likewise the introspection secret (/auth/introspect exists only with one).
+INTRO_FILE="$ROOT/target/api-fuzz/introspection-secret"
+INTRO=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$INTRO" >"$INTRO_FILE")
 
 # The spec's example Origin is http://127.0.0.1:8080: listing it lets the examples pass the CSRF checks.
 OUT="$LOG_DIR/api-fuzz-server.out"
-target/debug/auth-server --addr 127.0.0.1:0 --demo --admin-secret-file "$ADMIN_FILE" --allowed-origin http://127.0.0.1:8080 \
+target/debug/auth-server --addr 127.0.0.1:0 --demo --admin-secret-file "$ADMIN_FILE" --introspection-secret-file "$INTRO_FILE" --allowed-origin http://127.0.0.1:8080 \
   --login-rate-per-min 0 --refresh-rate-per-min 0 --refresh-ip-rate-per-5min 0 --log warn \
   >"$OUT" 2>"$LOG_DIR/api-fuzz-server.err" &
 PID=$!
@@ -66,8 +71,8 @@ AT=$(curl -s -X POST "$URL/auth/login" -H 'content-type: application/json' -d '{
 
 # One worker: with several, CPython 3.11.7 (this machine's) can fail inside hypothesis with "AST constructor
 # recursion depth mismatch" (a CPython bug with ast.parse in threads, fixed in later releases).
-# Three passes, so that the operations that end the session (logout with a bearer, revoke-access) run last and the
-# others see a live token, and /admin/* gets the admin secret as its bearer token instead of the access token.
+# Four passes, so that the operations that end the session (logout with a bearer, revoke-access) run last and the
+# others see a live token, and /admin/* and /auth/introspect get their secrets as bearer tokens instead of the access token.
 # /demo/fail-refresh is left out: it switches refresh to a deliberate 503 outage.
 run_st() { # name, bearer token, then filters
   local name=$1 token=$2
@@ -87,8 +92,9 @@ rc=0
 rm -f "$LOG_DIR"/api-fuzz-*.junit.xml
 ADMIN_PATHS=(/admin/legacy /admin/legacy/phase /admin/legacy/kill-switch)
 run_st main "$AT" --exclude-path /auth/logout --exclude-path /demo/revoke-access --exclude-path /demo/fail-refresh \
-  "${ADMIN_PATHS[@]/#/--exclude-path=}" || rc=1
+  --exclude-path /auth/introspect "${ADMIN_PATHS[@]/#/--exclude-path=}" || rc=1
 run_st admin "$ADMIN" "${ADMIN_PATHS[@]/#/--include-path=}" || rc=1
+run_st introspect "$INTRO" --include-path /auth/introspect || rc=1
 run_st ending "$AT" --include-path /auth/logout --include-path /demo/revoke-access || rc=1
 kill -0 "$PID" 2>/dev/null || { echo "[api-fuzz] error: the server died during the run"; rc=1; }
 

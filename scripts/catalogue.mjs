@@ -34,7 +34,7 @@ const COUNTS_BEGIN = '<!-- catalogue-counts:begin (node scripts/catalogue.mjs --
 const COUNTS_END = '<!-- catalogue-counts:end -->';
 
 // ------------------------------------------------------------------ the tests and the IDs they name
-const RUST_DIRS = ['src', 'tests', 'server/src', 'server/tests'];
+const RUST_DIRS = ['src', 'tests', 'server/src', 'server/tests', 'verifier/src', 'verifier/tests', 'api/src', 'api/tests'];
 const JS_DIRS = ['tests/e2e'];
 
 function walk(dir, keep, out = []) {

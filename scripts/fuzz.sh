@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) of every parser that reads untrusted input: the client's token,
 # answer-body, origin, Retry-After and cross-tab readers, and the server's token, claims, cookie, bearer,
-# login-body and legacy-token readers (fuzz/fuzz_targets/, one target each; see fuzz/README.md).
+# login-body and legacy-token readers, and the APIs' verifier's token, bearer, JWKS and Cache-Control readers
+# (fuzz/fuzz_targets/, one target each; see fuzz/README.md).
 #
 #   scripts/fuzz.sh --short            # every target for a few seconds (WTM_FUZZ_SECONDS, default 4): part of scripts/test.sh
 #   scripts/fuzz.sh --long             # every target for 10 minutes (WTM_FUZZ_SECONDS overrides), one after the other
@@ -24,7 +25,7 @@ case "$MODE" in
   --long) SECONDS_EACH="${WTM_FUZZ_SECONDS:-600}" ;;
   *) echo "usage: scripts/fuzz.sh --short|--long [target…]" >&2; exit 2 ;;
 esac
-ALL=(client_token client_body client_origin client_retry_after client_crosstab server_token server_signed_claims server_dpop server_http)
+ALL=(client_token client_body client_origin client_retry_after client_crosstab server_token server_signed_claims server_dpop server_http verifier_input)
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 

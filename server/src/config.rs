@@ -118,6 +118,11 @@ pub struct Args {
         default_value = "urn:wasm-token-manager:api"
     )]
     pub audience: String,
+    /// File holding the secret that APIs present (`Authorization: Bearer <secret>`) to
+    /// `POST /auth/introspect` (RFC 7662); its content less one trailing newline. Without it there
+    /// is no introspection endpoint.
+    #[arg(long, env = "AUTH_INTROSPECTION_SECRET_FILE")]
+    pub introspection_secret_file: Option<PathBuf>,
     /// Legacy migration flags (keys, phase, grace, admin secret): see `crate::legacy`.
     #[command(flatten)]
     pub legacy: crate::legacy::LegacyArgs,
@@ -246,6 +251,8 @@ pub struct Config {
     pub key_rotate_every: Option<u64>,
     /// JWKS max-age and new-key publication lead.
     pub jwks_max_age: u64,
+    /// The introspection secret's file (`POST /auth/introspect` exists only with it).
+    pub introspection_secret_file: Option<PathBuf>,
     /// Legacy migration (keys, phase at start, grace, admin secret).
     pub legacy: crate::legacy::LegacyConfig,
     /// Legacy cohort percentage.
@@ -307,6 +314,7 @@ impl Default for Config {
             refresh_ip_rate_per_5min: 150,
             key_rotate_every: None,
             jwks_max_age: 300,
+            introspection_secret_file: None,
             legacy: crate::legacy::LegacyConfig::default(),
             legacy_cohort_percent: 100,
             legacy_sunset: 30 * 24 * 3600,
@@ -374,6 +382,7 @@ impl From<Args> for Config {
             refresh_ip_rate_per_5min: a.refresh_ip_rate_per_5min,
             key_rotate_every: a.key_rotate_every.filter(|s| *s > 0),
             jwks_max_age: a.jwks_max_age,
+            introspection_secret_file: a.introspection_secret_file,
             legacy: a.legacy.into(),
             legacy_cohort_percent: a.legacy_cohort_percent,
             legacy_sunset: a.legacy_sunset,

@@ -74,6 +74,8 @@ pub struct AppState {
     pub body_budget: Arc<tokio::sync::Semaphore>,
     /// DPoP server nonces and `jti` replay cache (`--dpop`).
     pub dpop: dpop::DpopState,
+    /// SHA-256 of the `--introspection-secret-file` secret; `None`: no `/auth/introspect`.
+    pub introspection_secret: Option<[u8; 32]>,
     fail_refresh_until: AtomicU64,
 }
 
@@ -172,6 +174,13 @@ impl AppState {
             config.refresh_rate_per_min,
             config.refresh_ip_rate_per_5min,
         );
+        let introspection_secret = match &config.introspection_secret_file {
+            Some(p) => Some(tokens::sha256(
+                &legacy::read_secret_file(p)
+                    .map_err(|e| StartError::Config(format!("--introspection-secret-file: {e}")))?,
+            )),
+            None => None,
+        };
         let budget = usize::try_from(config.max_buffered_bytes)
             .unwrap_or(usize::MAX)
             .min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -181,6 +190,7 @@ impl AppState {
         Ok(Self {
             dpop: dpop::DpopState::new(now, config.dpop_nonce_rotate),
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
+            introspection_secret,
             config,
             clock,
             keys: RwLock::new(keys),

@@ -450,6 +450,7 @@ async fn chunked(s: &Srv, head: &str, body: &[u8]) -> Response {
 /// The migration's secrets, written to files as the server reads them (as in tests/legacy.rs).
 const LEGACY_SECRET: &str = "openapi-legacy-shared-secret";
 const ADMIN: &str = "openapi-admin-secret";
+const INTROSPECTION: &str = "openapi-introspection-secret";
 
 fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("wtm-openapi-{}", auth_server::tokens::random_id()));
@@ -479,6 +480,7 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
         // (phase 0 at start; the test switches phases through /admin/* and /demo/*).
         c.legacy.hmac_secret_file = Some(temp_file("legacy", format!("{LEGACY_SECRET}\n").as_bytes()));
         c.legacy.admin_secret_file = Some(temp_file("admin", format!("{ADMIN}\n").as_bytes()));
+        c.introspection_secret_file = Some(temp_file("introspection", format!("{INTROSPECTION}\n").as_bytes()));
         c.allowed_origins = vec![ORIGIN.into()];
         c.login_rate_per_min = 0;
         c.refresh_rate_per_min = 0;
@@ -549,6 +551,30 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     assert_eq!(k.check("GET", "/metrics", go(s.http.get(s.url("/metrics"))).await).await.0, 200);
     assert_eq!(k.check("GET", "/healthz", go(s.http.get(s.url("/healthz"))).await).await.0, 200);
     assert_eq!(k.check("GET", "/demo/stats", go(s.http.get(s.url("/demo/stats"))).await).await.0, 200);
+
+    // Introspection (RFC 7662), for APIs behind the JWKS.
+    let form = |secret: &str, body: String| {
+        s.http
+            .post(s.url("/auth/introspect"))
+            .header("authorization", format!("Bearer {secret}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let (st, active) = k.check("POST", "/auth/introspect", go(form(INTROSPECTION, format!("token={at}"))).await).await;
+    assert_eq!((st, active["active"].as_bool(), active["sub"].as_str()), (200, Some(true), Some("demo")));
+    let (st, inactive) = k.check("POST", "/auth/introspect", go(form(INTROSPECTION, "token=nope&token_type_hint=access_token".into())).await).await;
+    assert_eq!((st, inactive), (200, json!({"active": false})));
+    for body in [String::new(), "token=".into(), format!("token={at}&token={at}")] {
+        assert_eq!(k.check("POST", "/auth/introspect", go(form(INTROSPECTION, body.clone())).await).await.0, 400, "{body:.12}");
+    }
+    for secret in ["wrong-secret", ADMIN] {
+        assert_eq!(k.check("POST", "/auth/introspect", go(form(secret, format!("token={at}"))).await).await.0, 401);
+    }
+    let no_secret = s.http.post(s.url("/auth/introspect")).header("content-type", "application/x-www-form-urlencoded").body(format!("token={at}"));
+    assert_eq!(k.check("POST", "/auth/introspect", go(no_secret).await).await.0, 401);
+    let as_json = json_body(s.http.post(s.url("/auth/introspect")).bearer_auth(INTROSPECTION), json!({ "token": at }));
+    assert_eq!(k.check("POST", "/auth/introspect", go(as_json).await).await.0, 415);
+    assert_eq!(k.check("POST", "/auth/introspect", go(form(INTROSPECTION, "x".repeat(17 * 1024))).await).await.0, 413);
 
     // Demo controls.
     let (_, legacy) = k.check("POST", "/demo/legacy-token", go(json_body(s.http.post(s.url("/demo/legacy-token")), json!({}))).await).await;

@@ -8,6 +8,7 @@ mod demo;
 mod dpop;
 mod error;
 mod extract;
+mod introspect;
 mod legacy;
 
 use std::time::Duration;
@@ -77,6 +78,9 @@ pub fn router(state: SharedState) -> Router {
 
     if state.config.demo {
         app = app.merge(demo::router().layer(small()).layer(no_store()));
+    }
+    if state.introspection_secret.is_some() {
+        app = app.merge(introspect::router(state.clone()).layer(small()).layer(no_store()));
     }
     if state.migration.admin_enabled() {
         app = app.merge(admin::router(state.clone()).layer(no_store()));
