@@ -1277,7 +1277,7 @@ extern "C" {
 
 async fn scenario(name: &str) {
     let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
-        TokenManager::new(opts.unchecked_into(), None).map(JsValue::from)
+        TokenManager::new(opts.unchecked_into(), None, None).map(JsValue::from)
     });
     let result = JsFuture::from(run(name, make.as_ref().unchecked_ref())).await;
     if let Err(e) = result {
