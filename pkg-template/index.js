@@ -14,6 +14,8 @@
 // breaks only the manager: its calls fail with `WASM_LOAD_FAILED`, and `tm.fetch` never sends a request.
 // Outside a browser (Node, the server-side render of a framework) nothing is loaded or started and the calls
 // fail with `UNSUPPORTED_ENVIRONMENT`.
+// The cross-tab BroadcastChannel is opened at construction too, and the messages other tabs post while the wasm
+// loads are kept and handed to the wasm manager with the channel (see openEarly).
 import init, { TokenManager as Core } from './wasm_token_manager.js';
 
 /** The error class of the package: `name` 'TokenManagerError', a stable `code`, `status` where relevant. */
