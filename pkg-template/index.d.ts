@@ -38,7 +38,7 @@ export interface TokenManagerOptions {
   refreshHeaders?: Readonly<Record<string, string>> | undefined;
   /** Abort a refresh or logout call after this long, in seconds. Default 10. */
   refreshTimeoutSeconds?: number | undefined;
-  /** The BroadcastChannel name shared by the tabs of this app (default, also for `null`: derived from `refreshUrl`), or `false` to turn cross-tab coordination off. */
+  /** The BroadcastChannel name shared by the tabs of this app (default, also for `null`: `'wasm-token-manager:'` and the absolute `refreshUrl`), or `false` to turn cross-tab coordination off. The channel is opened at construction: what other tabs post while the wasm loads (a login, a logout) is kept, at most 32 messages, and applied in order once it is ready. */
   crossTab?: string | false | null | undefined;
   /** How long a tab waits for another tab's refresh before refreshing by itself, in seconds. Default `refreshTimeoutSeconds + 1`. */
   lockTimeoutSeconds?: number | undefined;

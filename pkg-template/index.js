@@ -14,6 +14,8 @@
 // breaks only the manager: its calls fail with `WASM_LOAD_FAILED`, and `tm.fetch` never sends a request.
 // Outside a browser (Node, the server-side render of a framework) nothing is loaded or started and the calls
 // fail with `UNSUPPORTED_ENVIRONMENT`.
+// The cross-tab BroadcastChannel is opened at construction too, and the messages other tabs post while the wasm
+// loads are kept and handed to the wasm manager with the channel (see openEarly).
 // wasm-bindgen's glue: scripts/build.sh bundles it into this module, so the package ships one JS module.
 import init, { TokenManager as Core } from './wasm_token_manager.js';
 
@@ -128,13 +130,17 @@ const KNOWN = ['refreshUrl', 'logoutUrl', 'apiOrigins', 'refreshMarginSeconds', 
 const bad = (option, must) => new TokenManagerError('INVALID_OPTION', `option '${option}' ${must}`);
 const isObject = (v) => (typeof v === 'object' && v !== null) || typeof v === 'function';
 
+/**
+ * Relative URLs resolve as fetch resolves them: against the document's base URL (<base href>), in a worker its
+ * location; where there is neither (a server-side render) they are checked for syntax only.
+ */
+const baseUrl = () => globalThis.document?.baseURI ?? globalThis.location?.href ?? 'http://localhost/';
+
 function checkUrl(v, option) {
   if (typeof v !== 'string' || v === '') throw bad(option, 'must be a non-empty URL string');
   let url;
   try {
-    // Relative URLs resolve as fetch resolves them: against the document's base URL (<base href>), in a worker
-    // its location; where there is neither (a server-side render) they are checked for syntax only.
-    url = new URL(v, globalThis.document?.baseURI ?? globalThis.location?.href ?? 'http://localhost/');
+    url = new URL(v, baseUrl());
   } catch {
     throw bad(option, 'is not a valid URL');
   }
@@ -237,6 +243,58 @@ function checkToken(token) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Messages from other tabs while the wasm loads
+
+/**
+ * The BroadcastChannel name of checked options, by the wasm side's rule (src/web/options.rs): the `crossTab`
+ * string, or `wasm-token-manager:` and the absolute `refreshUrl` (resolved as checkUrl resolves it); `null` for
+ * `crossTab: false`. The wasm side takes over the channel only when its own name is this one, else opens its own
+ * (tests/e2e/entry.test.mjs holds the two rules to each other: one channel per manager).
+ */
+const channelName = (o) => (o.crossTab === false ? null
+  : typeof o.crossTab === 'string' ? o.crossTab : `wasm-token-manager:${new URL(o.refreshUrl, baseUrl()).href}`);
+
+/** At most this many messages are kept while the wasm loads; the oldest is dropped first. */
+const EARLY_MESSAGES = 32;
+/**
+ * At most this many characters in all (and so per message) are kept while the wasm loads, the oldest dropped
+ * first. The protocol's largest message is 8,704 bytes (src/session/crosstab.rs `MAX_MESSAGE_LEN`).
+ */
+const EARLY_CHARS = 64 * 1024;
+
+/**
+ * Opens the manager's channel at construction, while the wasm loads, and keeps the messages other tabs post
+ * meanwhile (`[Date.now(), data]`, in arrival order, bounded as above: a tab that missed a login or a logout
+ * would hold the wrong session until its first call). The wasm manager takes the channel over and is handed
+ * the messages in order (`receiveEarly`), in the same task, so none is lost or applied twice. `null` where
+ * cross-tab is off or there is no BroadcastChannel.
+ */
+function openEarly(options) {
+  const name = channelName(options);
+  if (name === null || typeof BroadcastChannel !== 'function') return null;
+  let channel;
+  try {
+    channel = new BroadcastChannel(name);
+  } catch {
+    return null; // the wasm side tries again and works alone
+  }
+  channel.unref?.(); // Node's (jsdom): it would keep the process alive
+  const early = { channel, messages: [], chars: 0, dropped: 0 };
+  early.listen = (ev) => {
+    const data = ev.data;
+    if (typeof data !== 'string' || data.length > EARLY_CHARS) return; // malformed: the wasm side drops it too
+    early.messages.push([Date.now(), data]);
+    early.chars += data.length;
+    while (early.messages.length > EARLY_MESSAGES || early.chars > EARLY_CHARS) {
+      early.chars -= early.messages.shift()[1].length;
+      early.dropped++;
+    }
+  };
+  channel.addEventListener('message', early.listen);
+  return early;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The manager
 
 /** The property of a bound fetch that holds the platform fetch it sends with (read by the wasm side too). */
@@ -255,6 +313,9 @@ export class TokenManager {
   #disposed = false;
   #queue = []; // calls made before the wasm was ready, in order: functions of the core
   #pendingToken; // what setAccessToken was given before the wasm was ready (undefined: nothing)
+  #pendingAt = 0; // when (Date.now()), and after how many of the kept messages (counted as #early.dropped + index)
+  #pendingAfter = 0;
+  #early = null; // the channel opened at construction and the messages kept while the wasm loads (openEarly)
   #legacyHeld = false; // whether the options hand over a legacy token (for `legacyUpgrade` before the wasm is ready)
 
   /** @param {import('./index.d.ts').TokenManagerOptions} options */
@@ -277,9 +338,10 @@ export class TokenManager {
       this.#start(copy, true);
       this.ready = this.#failure ? Promise.reject(this.#failure) : Promise.resolve();
     } else {
+      this.#early = openEarly(copy);
       this.ready = load().then(
         () => { this.#start(copy, false); this.#drain(); if (this.#failure) throw this.#failure; },
-        (e) => { this.#failure = e; this.#drain(); throw e; },
+        (e) => { this.#failure = e; this.#closeEarly(); this.#drain(); throw e; },
       );
     }
     // `ready` is there to be awaited when wanted; a failure nobody awaited is not an unhandled rejection (the
@@ -294,22 +356,45 @@ export class TokenManager {
    */
   #start(options, sync) {
     if (this.#disposed) return;
+    const early = this.#early;
+    let core;
     try {
-      this.#core = new Core(options, this.events);
+      core = new Core(options, this.events, early?.channel);
     } catch (e) {
+      this.#closeEarly();
       if (sync) throw adopt(e);
       this.#failure = adopt(e);
       return;
     }
-    if (this.#pendingToken !== undefined) {
-      try {
-        this.#core.setAccessToken(this.#pendingToken);
-      } catch (e) {
-        // The call that gave it returned long ago: report it as the platform reports an uncaught error.
-        (globalThis.reportError || console.error)(adopt(e));
+    // The wasm manager owns the channel now and listens to it; the messages kept until now are handed to it
+    // below, in this same task, so that each is applied once and before any later one.
+    this.#early = null;
+    early?.channel.removeEventListener('message', early.listen);
+    this.#core = core;
+    const messages = early ? early.messages : [];
+    const tokenAt = this.#pendingAfter - (early ? early.dropped : 0);
+    // In arrival order, setAccessToken's call among them at its place and time (epochs: a logout another tab
+    // posted after that call still wins, one posted before it does not).
+    for (let i = 0; i <= messages.length && this.#core === core; i++) {
+      if (i === Math.max(0, tokenAt) && this.#pendingToken !== undefined) {
+        const token = this.#pendingToken;
+        this.#pendingToken = undefined;
+        try {
+          core.setAccessToken(token, this.#pendingAt);
+        } catch (e) {
+          // The call that gave it returned long ago: report it as the platform reports an uncaught error.
+          (globalThis.reportError || console.error)(adopt(e));
+        }
       }
-      this.#pendingToken = undefined;
+      // A listener of an event fired here may have disposed the manager: then stop.
+      if (i < messages.length && this.#core === core) core.receiveEarly(messages[i][0], messages[i][1]);
     }
+  }
+
+  /** Closes the channel opened at construction (load failed, disposed before load), dropping what it kept. */
+  #closeEarly() {
+    this.#early?.channel.close();
+    this.#early = null;
   }
 
   #drain() {
@@ -382,6 +467,8 @@ export class TokenManager {
     }
     if (typeof token === 'string') checkToken(token);
     this.#pendingToken = token ?? null;
+    this.#pendingAt = Date.now();
+    this.#pendingAfter = this.#early ? this.#early.dropped + this.#early.messages.length : 0;
   }
 
   /** Whether a token is held (before the wasm is ready: whether `setAccessToken` was given one). */
@@ -406,6 +493,7 @@ export class TokenManager {
     const core = this.#core;
     this.#core = null;
     this.#pendingToken = undefined;
+    this.#closeEarly();
     if (core) {
       core.dispose();
       core.free();

@@ -138,6 +138,9 @@ extern "C" {
     /// `channel.close()`.
     #[wasm_bindgen(method, structural)]
     pub fn close(this: &BroadcastChannel);
+    /// `channel.name`.
+    #[wasm_bindgen(method, getter, structural)]
+    pub fn name(this: &BroadcastChannel) -> String;
     /// `channel.unref` (Node's only: there it keeps the process alive unless called).
     #[wasm_bindgen(method, getter, structural)]
     pub fn unref(this: &BroadcastChannel) -> Option<js_sys::Function>;

@@ -87,7 +87,11 @@ pub fn discard(p: Promise) {
 
 /// The wall clock in ms since the epoch (never negative, never NaN).
 pub fn now_ms() -> u64 {
-    let t = js_sys::Date::now();
+    ms(js_sys::Date::now())
+}
+
+/// A time from JS in ms since the epoch (`Date.now()`) as the core takes it: never negative, never NaN.
+pub fn ms(t: f64) -> u64 {
     if t.is_finite() && t > 0.0 {
         t as u64
     } else {

@@ -11,9 +11,9 @@ use wasm_bindgen_futures::JsFuture;
 use super::body::{read_capped, BodyRead};
 use super::driver::{dispose, disposed_error, is_disposed, pump, with_core, Inner, Rci, Shell};
 use super::fetch::{absolute, fetch_entry};
-use super::js::{self, error, now_ms, object, opt_number};
-use super::lifecycle::install_listeners;
-use super::facade::{as_response, AbortSignal, Response};
+use super::js::{self, error, ms, now_ms, object, opt_number};
+use super::lifecycle::{install_listeners, receive};
+use super::facade::{as_response, AbortSignal, BroadcastChannel, Response};
 use super::options::Options;
 use super::owners::Channel;
 use super::tabs::{self, Tabs};
@@ -35,8 +35,17 @@ impl TokenManager {
     ///
     /// `events`: the `EventTarget` to fire events on (the package entry creates it before the wasm is
     /// loaded, so that `tm.events` exists at once); a new one when omitted.
+    ///
+    /// `channel`: the `BroadcastChannel` the package entry opened at its construction, while the wasm was
+    /// loading (it keeps the messages that arrived meanwhile and hands them over with
+    /// [`receive_early`](Self::receive_early)). This manager takes it over and closes it when disposed; one that
+    /// is not the channel these options name is closed and the right one opened. None: the manager opens its own.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: TokenManagerOptions, events: Option<web_sys::EventTarget>) -> Result<TokenManager, JsValue> {
+    pub fn new(
+        options: TokenManagerOptions,
+        events: Option<web_sys::EventTarget>,
+        #[wasm_bindgen(unchecked_param_type = "BroadcastChannel")] channel: Option<BroadcastChannel>,
+    ) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
         let legacy_token = opts.legacy_token.take();
         let events = match events {
@@ -44,8 +53,21 @@ impl TokenManager {
             None => web_sys::EventTarget::new()?.into(),
         };
         let mut t = Tabs::default();
+        let handed = channel.is_some();
+        let adopted = match (&opts.cross_tab, channel) {
+            (Some(name), Some(ch)) => Channel::adopt(ch, name),
+            (None, Some(ch)) => {
+                ch.close();
+                None
+            }
+            (_, None) => None,
+        };
+        if handed && adopted.is_none() {
+            js::debug(opts.debug, "the channel opened at construction is not the one the options name: closed");
+        }
         if let Some(name) = &opts.cross_tab {
-            t.channel = Channel::open(name);
+            t.early = adopted.is_some();
+            t.channel = adopted.or_else(|| Channel::open(name));
             if t.channel.is_none() {
                 js::debug(opts.debug, "BroadcastChannel unavailable: this tab works on its own");
             }
@@ -144,21 +166,42 @@ impl TokenManager {
     /// Stores a token obtained some other way, or forgets it with `null`. Throws `INVALID_TOKEN` for a token
     /// longer than 8 KiB or with characters outside the RFC 6750 `b64token` set; opaque tokens are accepted
     /// (C58), a JWT's `exp` schedules renewal.
+    ///
+    /// `at`: when the app made the call, in ms since the epoch (the package entry keeps a call made while the
+    /// wasm was loading and replays it in order with the other tabs' messages of that time, see
+    /// [`receive_early`](Self::receive_early)); now when omitted.
     #[wasm_bindgen(js_name = setAccessToken)]
-    pub fn set_access_token(&self, #[wasm_bindgen(unchecked_param_type = "string | null")] token: JsValue) -> Result<(), JsValue> {
+    pub fn set_access_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] token: JsValue,
+        at: Option<f64>,
+    ) -> Result<(), JsValue> {
         if is_disposed(&self.inner) {
             return Err(disposed_error());
         }
+        let now = at.map_or_else(now_ms, ms);
         if token.is_null() || token.is_undefined() {
-            with_core(&self.inner, |c| c.clear_token(now_ms()));
+            with_core(&self.inner, |c| c.clear_token(now));
         } else if let Some(s) = token.as_string() {
-            with_core(&self.inner, |c| c.set_token(now_ms(), &s, None, TokenSource::Set))
+            with_core(&self.inner, |c| c.set_token(now, &s, None, TokenSource::Set))
                 .map_err(|e| error(e.code(), e.message()))?;
         } else {
             return Err(error(ErrorCode::InvalidToken, "setAccessToken expects a string or null"));
         }
         pump(&self.inner);
         Ok(())
+    }
+
+    /// Internal, for the package entry: a message from another tab that arrived at `at` (ms since the epoch)
+    /// on the channel handed to the constructor, before this manager existed. It takes the path of a live message
+    /// (decoded, validated, stale epochs ignored); the entry hands them over in the order they arrived, before
+    /// any live one can arrive. Ignored when the channel was not taken over, or after `dispose()`.
+    #[wasm_bindgen(js_name = receiveEarly)]
+    pub fn receive_early(&self, at: f64, data: JsValue) {
+        if is_disposed(&self.inner) || !self.inner.tabs.borrow().early {
+            return;
+        }
+        receive(&self.inner, ms(at), &data);
     }
 
     /// Forces a refresh now, or joins the one in flight. Resolves `true` when a new token was stored.

@@ -58,14 +58,25 @@ impl Channel {
     /// Opens the channel `name`; `None` where the API is missing or refuses.
     pub fn open(name: &str) -> Option<Channel> {
         // Throws where `BroadcastChannel` is missing (it is not a constructor there).
-        let channel = BroadcastChannel::new(name).ok()?;
+        BroadcastChannel::new(name).ok().map(Channel::own)
+    }
+
+    /// Takes over `channel`, opened by the package entry at construction, when it is the channel `name`;
+    /// otherwise closes it and returns `None` (the caller then opens `name` itself: the entry's rule for the
+    /// name and [`super::options::Options`]'s disagree, a bug that `tests/e2e/entry.test.mjs` catches).
+    pub fn adopt(channel: BroadcastChannel, name: &str) -> Option<Channel> {
+        let channel = Channel::own(channel);
+        (channel.0.name() == name).then_some(channel)
+    }
+
+    fn own(channel: BroadcastChannel) -> Channel {
         // Node's BroadcastChannel (a jsdom test environment uses it) keeps the process alive unless unref'd.
         if let Some(unref) = channel.unref() {
             if let Err(e) = unref.call0(&channel) {
                 js::report(&e);
             }
         }
-        Some(Channel(channel))
+        Channel(channel)
     }
 
     /// The channel, as the `EventTarget` its messages arrive on.

@@ -16,6 +16,9 @@ use super::owners::{Channel, Listener, LockRelease};
 pub struct Tabs {
     /// The BroadcastChannel, when cross-tab coordination is on and the API exists.
     pub channel: Option<Channel>,
+    /// Whether `channel` is the one the package entry opened at construction, so that the messages it kept
+    /// while the wasm was loading belong to it (see `TokenManager::receive_early`).
+    pub early: bool,
     /// The Web Locks name of the refresh election, when cross-tab is on and the API exists.
     pub lock_name: Option<String>,
     /// Every listener added.

@@ -238,6 +238,102 @@ test('calls made before the wasm is ready wait for it and run in order: setAcces
   }
 });
 
+/**
+ * The harness page in a new context, its wasm held back until `release()`; every BroadcastChannel the page opens is
+ * recorded in `window.__channels` (with `closed` set by `close()`).
+ */
+async function heldHarness() {
+  const context = await browser.newContext();
+  await context.addInitScript(() => {
+    const Real = globalThis.BroadcastChannel;
+    window.__channels = [];
+    globalThis.BroadcastChannel = class extends Real {
+      constructor(name) { super(name); this.closed = false; window.__channels.push(this); }
+      close() { this.closed = true; super.close(); }
+    };
+  });
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/*.wasm', async (route) => { await held; await route.continue(); });
+  await page.goto(`${server.url}/index.html`);
+  await page.waitForFunction(() => window.harnessReady === true, null, { timeout: 20_000 });
+  return { context, page, errors, release };
+}
+
+test('the entry opens the cross-tab channel at construction, named by the wasm side\'s rule, and the wasm manager keeps that one: one channel per manager, closed by dispose() before or after the load', async () => {
+  const { context, page, errors, release } = await heldHarness();
+  try {
+    const channels = () => page.evaluate(() => window.__channels.map((c) => `${c.name}${c.closed ? ' (closed)' : ''}`));
+    const origin = await page.evaluate(() => {
+      // Relative URLs resolve against the document's base URL, <base href> included (C59), on both sides.
+      document.head.append(Object.assign(document.createElement('base'), { href: '/sub/dir/' }));
+      const T = window.TokenManager;
+      window.__made = [
+        new T({ refreshUrl: 'auth/refresh' }), new T({ refreshUrl: '/auth/refresh?x=1#f' }), new T({ refreshUrl: 'https://auth.example/r' }),
+        new T({ refreshUrl: '/r', crossTab: 'my-app' }), new T({ refreshUrl: '/r', crossTab: false }), new T({ refreshUrl: '../r', crossTab: null }),
+      ];
+      new T({ refreshUrl: '/gone' }).dispose();
+      return location.origin;
+    });
+    const expected = [`wasm-token-manager:${origin}/sub/dir/auth/refresh`, `wasm-token-manager:${origin}/auth/refresh?x=1#f`,
+      'wasm-token-manager:https://auth.example/r', 'my-app', `wasm-token-manager:${origin}/sub/r`];
+    assert.deepEqual(await channels(), [...expected, `wasm-token-manager:${origin}/gone (closed)`], 'opened at construction, before the wasm');
+    release();
+    await page.evaluate(() => Promise.all(window.__made.map((tm) => tm.ready)));
+    // Had the wasm side named a channel otherwise, it would have closed the entry's and opened its own.
+    assert.deepEqual(await channels(), [...expected, `wasm-token-manager:${origin}/gone (closed)`], 'the wasm managers kept them');
+    await page.evaluate(() => { window.__made.push(new window.TokenManager({ refreshUrl: '/late' })); return window.__made.at(-1).ready; });
+    assert.deepEqual((await channels()).at(-1), `wasm-token-manager:${origin}/late`, 'after the load the wasm side opens it');
+    await page.evaluate(() => window.__made.forEach((tm) => tm.dispose()));
+    assert.deepEqual((await channels()).filter((c) => !c.endsWith('(closed)')), [], 'dispose() closed every channel');
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('setAccessToken and other tabs\' messages while the wasm loads apply in the order they happened: a logout posted after the call wins, one posted before it does not', async () => {
+  const { context, page, errors, release } = await heldHarness();
+  try {
+    await page.evaluate(async () => {
+      const T = window.TokenManager;
+      // Another tab's messages, as it posts them: its epoch is at least its clock (src/session/crosstab.rs).
+      const post = async (name) => {
+        const sender = new BroadcastChannel(name);
+        const probe = new BroadcastChannel(name); // opened after the manager's: it hears the message after it
+        const heard = new Promise((resolve) => { probe.onmessage = resolve; });
+        sender.postMessage(JSON.stringify({ v: 1, type: 'logout', epoch: Date.now() }));
+        await heard;
+        sender.close();
+        probe.close();
+      };
+      const record = (tm) => { const seen = []; for (const t of ['tokenchange', 'logout']) tm.events.addEventListener(t, () => seen.push(t)); return seen; };
+      const after = new T({ refreshUrl: '/auth/refresh', crossTab: 'order-after' });
+      const before = new T({ refreshUrl: '/auth/refresh', crossTab: 'order-before' });
+      window.__seen = { after: record(after), before: record(before) };
+      after.setAccessToken('token-set-before-the-logout');
+      await post('order-after');
+      await post('order-before');
+      before.setAccessToken('token-set-after-the-logout');
+      window.__order = { after, before };
+    });
+    release();
+    const result = await page.evaluate(async () => {
+      const { after, before } = window.__order;
+      await Promise.all([after.ready, before.ready]);
+      return { after: after.isAuthenticated, before: before.isAuthenticated, seen: window.__seen };
+    });
+    assert.deepEqual(result, {
+      after: false, before: true, seen: { after: ['tokenchange', 'logout'], before: ['logout', 'tokenchange'] },
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
 test('TokenManagerError is a real class: the entry\'s and the wasm side\'s errors are instances, with name and code', async () => {
   const { page, errors } = await openHarness(await browser.newContext(), server, null);
   try {

@@ -246,31 +246,63 @@ test('F11: a stolen refresh cookie replayed after the grace window revokes the f
   }
 });
 
-// A known gap, found by F7 under load: a tab whose manager is still loading its wasm when another tab signs in does not
-// hear the login broadcast (its BroadcastChannel is opened by the wasm side, once loaded), so it holds no session
-// until its first call refreshes with the cookie (one refresh call more, the call itself succeeds). The wasm load is
-// held back here so the timing is deterministic. Marked todo until the entry buffers cross-tab messages from
-// construction on; it fails today.
-test('a tab still loading its manager when another tab signs in picks up the session without a refresh call of its own', {
-  timeout: 60_000,
-  todo: 'the login broadcast is missed by a tab whose wasm is not loaded yet (see the comment above)',
-}, async () => {
+// Found by F7 under load: a tab whose manager is still loading its wasm when another tab signs in or out must hear it
+// (the package entry opens the BroadcastChannel at construction and hands what arrived to the wasm manager once it
+// exists). The wasm load is held back here so the timing is deterministic.
+
+/**
+ * Two tabs of a new context: tab 1 with its manager loaded, tab 2 whose manager is created while its wasm is held
+ * back (until `release()`), recording tab 2's refresh calls; then tab 1 signs in.
+ */
+async function signInWhileLoading(server) {
   const context = await browser.newContext();
+  const { page: tab1 } = await openHarness(context, server);
+  await tab1.evaluate(() => window.tm.ready);
+  const tab = await context.newPage();
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await tab.route('**/*.wasm', async (route) => { await held; await route.continue(); });
+  const refreshes = [];
+  tab.on('request', (r) => { if (new URL(r.url()).pathname === '/auth/refresh') refreshes.push(r.url()); });
+  await tab.goto(`${server.url}/index.html`);
+  await tab.waitForFunction(() => window.harnessReady === true, null, { timeout: 20_000 });
+  await tab.evaluate(() => window.setup({}));
+  assert.equal(await tab1.evaluate(() => window.loginDemo()), 200);
+  return { context, tab1, tab2: tab, refreshes, release };
+}
+
+test('a tab still loading its manager when another tab signs in picks up the session without a refresh call of its own', { timeout: 60_000 }, async () => {
+  const { context, tab1, tab2, refreshes, release } = await signInWhileLoading(long);
   try {
-    const { page: tab1 } = await openHarness(context, long);
-    await tab1.evaluate(() => window.tm.ready);
-    const tab2 = await context.newPage();
-    await tab2.route('**/*.wasm', async (route) => { await sleep(1_500); await route.continue(); });
-    const refreshes = [];
-    tab2.on('request', (r) => { if (new URL(r.url()).pathname === '/auth/refresh') refreshes.push(r.url()); });
-    await tab2.goto(`${long.url}/index.html`);
-    await tab2.waitForFunction(() => window.harnessReady === true, null, { timeout: 20_000 });
-    await tab2.evaluate(() => window.setup({}));
-    assert.equal(await tab1.evaluate(() => window.loginDemo()), 200);
+    assert.equal(await tab2.evaluate(() => window.tm.isAuthenticated), false, 'the wasm is still held back');
+    release();
     await tab2.evaluate(() => window.tm.ready);
-    await tab2.waitForFunction(() => window.tm.isAuthenticated, null, { timeout: 2_000 })
-      .catch(() => { throw new Error('tab 2 did not receive the session that tab 1 signed in to'); });
+    assert.equal(await tab2.evaluate(() => window.tm.isAuthenticated), true, 'tab 2 holds the session tab 1 signed in to');
+    assert.deepEqual(await tab2.evaluate(() => window.events.map((e) => `${e.type}:${e.detail.source}`)), ['tokenchange:login'],
+      'the login was applied once');
+    assert.equal(await tab2.evaluate(() => window.tm.fetch('/api/me').then((r) => r.status)), 200);
     assert.deepEqual(refreshes, [], 'tab 2 got the session without a refresh call');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a tab still loading its manager when another tab signs in and then out ends signed out, in order, and does not restore the session from the cookie the server still honours', { timeout: 60_000 }, async () => {
+  const { context, tab1, tab2, refreshes, release } = await signInWhileLoading(long);
+  try {
+    // The server never hears of the logout (the call is dropped), so the refresh cookie stays valid: a tab that
+    // missed the logout message would restore the session with it at its first call.
+    await tab1.route('**/auth/logout', (route) => route.abort());
+    assert.equal(await tab1.evaluate(() => window.tm.logout().then(() => 'ok', (e) => e.code)), 'LOGOUT_FAILED');
+    release();
+    await tab2.evaluate(() => window.tm.ready);
+    assert.deepEqual(await tab2.evaluate(() => window.events.map((e) => `${e.type}:${e.detail.source ?? e.detail.reason}`)),
+      ['tokenchange:login', 'logout:remote'], 'the login, then the logout, each applied once');
+    assert.equal(await tab2.evaluate(() => window.tm.isAuthenticated), false);
+    assert.equal(await tab2.evaluate(() => window.tm.fetch('/api/me').then((r) => r.status)), 401, 'no session restored');
+    assert.deepEqual(refreshes, [], 'no refresh with the cookie after the logout');
+    // The cookie was still good: tab 2 stayed signed out because it heard the logout, not because refreshing failed.
+    assert.equal(await tab1.evaluate(() => window.tm.refresh()), true);
   } finally {
     await context.close();
   }
