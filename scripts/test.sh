@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test tier of wasm-token-manager, after installing what is missing and building the package:
 #
-#   1. native      cargo clippy -p auth-server (no unwrap/expect/indexing/panic in the server outside tests),
-#                  then cargo test --workspace      (the pure core, the reference server)
+#   0. lint        cargo fmt --check; cargo clippy -D warnings, native (workspace) and wasm32 (the package)
+#   1. native      cargo test --workspace      (the pure core, the reference server, the JWKS verifier and its API)
 #   2. browser     wasm-pack test --headless --chrome, then --firefox   (the browser shell)
 #   3. end-to-end  node --test tests/e2e/     (Playwright + headless Chromium, the real server, the packed package,
 #                                             the consumer fixtures, the checked-in TypeScript API)
@@ -39,17 +39,24 @@ cargo_counts() {
        END { printf "%d %d", p, f }' "$1"
 }
 
-echo "[test] tier 1: native (cargo clippy -p auth-server, then cargo test --workspace)"
-# The server's code outside tests may not unwrap, expect, index unchecked or panic (server/src/lib.rs, main.rs).
-cargo clippy -p auth-server --all-targets -- -D warnings 2>&1 | tee "$LOGS/clippy.log"
-clippy_rc=${PIPESTATUS[0]}
+echo "[test] tier 0: lint (cargo fmt --check; cargo clippy -D warnings, native and wasm32)"
+# Each check counts as one test. The lints deny unwrap, expect, unchecked indexing and panic! outside tests in the
+# client (src/lib.rs) and the server (server/src/lib.rs, main.rs); -D warnings makes every other clippy warning fail.
+lint_p=0; lint_f=0
+lint() { # name, command...
+  local name=$1; shift
+  if "$@" >"$LOGS/lint-$name.log" 2>&1; then lint_p=$((lint_p + 1)); echo "[test]   lint $name: ok"
+  else lint_f=$((lint_f + 1)); echo "[test]   lint $name: FAILED ($*): see $LOGS/lint-$name.log"; tail -n 40 "$LOGS/lint-$name.log"; fi
+}
+lint fmt cargo fmt --all --check
+lint clippy-native cargo clippy --workspace --all-targets -- -D warnings
+lint clippy-wasm32 cargo clippy -p wasm-token-manager --lib --tests --target wasm32-unknown-unknown -- -D warnings
+record "lint" "$lint_p" "$lint_f" 0
+
+echo "[test] tier 1: native (cargo test --workspace)"
 cargo test --workspace 2>&1 | tee "$LOGS/native.log"
 rc=${PIPESTATUS[0]}
 read -r p f < <(cargo_counts "$LOGS/native.log")
-if [ "$clippy_rc" != 0 ]; then
-  echo "[test] error: cargo clippy -p auth-server failed (counted as one failed test): see $LOGS/clippy.log"
-  rc=1; f=$((f + 1))
-fi
 record "native" "$p" "$f" "$rc"
 
 for browser in chrome firefox; do

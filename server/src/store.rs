@@ -649,7 +649,7 @@ mod tests {
     };
 
     #[tokio::test]
-    async fn the_sweep_works_in_proportion_to_what_expired_not_to_the_store_size() {
+    async fn s43_the_sweep_works_in_proportion_to_what_expired_not_to_the_store_size() {
         let s = MemoryStore::with_retention(SMALL);
         for i in 0..10_000 {
             s.create(new_session(&format!("live{i}"), &format!("u{i}"), 0, 500))

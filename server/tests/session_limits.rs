@@ -24,7 +24,7 @@ async fn sessions(s: &Srv) -> usize {
 }
 
 #[tokio::test]
-async fn a_logged_out_session_is_kept_only_while_its_access_tokens_can_live() {
+async fn s43_a_logged_out_session_is_kept_only_while_its_access_tokens_can_live() {
     let s = Srv::start().await;
     let l = s.login().await;
     assert_eq!(s.logout(Some(&l.rt)).await.status(), StatusCode::OK);
@@ -46,7 +46,7 @@ async fn a_logged_out_session_is_kept_only_while_its_access_tokens_can_live() {
 }
 
 #[tokio::test]
-async fn a_reuse_revoked_session_is_kept_only_while_its_access_tokens_can_live() {
+async fn s43_a_reuse_revoked_session_is_kept_only_while_its_access_tokens_can_live() {
     let s = Srv::start().await;
     let l = s.login().await;
     s.advance(5);
@@ -67,7 +67,7 @@ async fn a_reuse_revoked_session_is_kept_only_while_its_access_tokens_can_live()
 }
 
 #[tokio::test]
-async fn an_idle_expired_session_goes_at_its_idle_expiry() {
+async fn s43_an_idle_expired_session_goes_at_its_idle_expiry() {
     let s = Srv::start().await; // idle TTL 1 h, absolute 24 h
     let l = s.login().await;
     s.advance(3600 - 1);
@@ -82,7 +82,7 @@ async fn an_idle_expired_session_goes_at_its_idle_expiry() {
 }
 
 #[tokio::test]
-async fn a_login_beyond_max_sessions_per_user_revokes_that_users_oldest_session() {
+async fn s43_a_login_beyond_max_sessions_per_user_revokes_that_users_oldest_session() {
     let s = Srv::with(|c| c.max_sessions_per_user = 3).await;
     let alice = s.login_as("alice").await;
     let mut demo = Vec::new();
@@ -121,7 +121,7 @@ async fn a_login_beyond_max_sessions_per_user_revokes_that_users_oldest_session(
 }
 
 #[tokio::test]
-async fn a_login_beyond_max_sessions_is_refused_with_503_until_records_expire() {
+async fn s43_a_login_beyond_max_sessions_is_refused_with_503_until_records_expire() {
     let s = Srv::with(|c| c.max_sessions = 2).await;
     let a = s.login_as("alice").await;
     s.login_as("bob").await;
