@@ -15,11 +15,13 @@
 pub mod clientip;
 pub mod clock;
 pub mod config;
+pub mod kek;
 pub mod keys;
 pub mod legacy;
 pub mod metrics;
 mod middleware;
 pub mod ratelimit;
+pub mod redis_store;
 mod routes;
 mod serve;
 pub mod store;
