@@ -22,6 +22,11 @@ fn app() -> &'static App {
     })
 }
 
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"))
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     let state = &app().state;
@@ -29,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(v) = &state.migration.verifier {
         let _ = v.looks_legacy(s);
     }
-    assert!(state.authenticate(s).is_err(), "an unsigned input was accepted as an access token: {s:?}");
+    assert!(rt().block_on(state.authenticate(s)).is_err(), "an unsigned input was accepted as an access token: {s:?}");
     assert!(
         state.verify_legacy(s).is_err(),
         "an unsigned input was accepted as a legacy token: {s:?}"

@@ -23,6 +23,29 @@ pub const ALG: jsonwebtoken::Algorithm = jsonwebtoken::Algorithm::ES256;
 /// The `alg` member published in the JWKS.
 pub const ALG_NAME: &str = "ES256";
 
+/// Why a signing key could not be made.
+#[derive(Debug)]
+pub enum KeyError {
+    /// PKCS#8 encoding of the fresh private key failed.
+    Encoding(p256::pkcs8::Error),
+    /// The public point has no affine coordinates (not a valid public key).
+    NoCoordinates,
+    /// The JWT library refused the public key.
+    Jwt(jsonwebtoken::errors::Error),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Encoding(e) => write!(f, "pkcs8 encoding failed: {e}"),
+            Self::NoCoordinates => f.write_str("uncompressed point without coordinates"),
+            Self::Jwt(e) => write!(f, "public key refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
 /// One ES256 key pair and its schedule.
 pub struct KeyPair {
     /// Key id (`kid` header and JWKS member).
@@ -52,18 +75,16 @@ impl std::fmt::Debug for KeyPair {
 
 impl KeyPair {
     /// Generate a fresh P-256 key.
-    pub fn generate(kid: String, published_at: u64, signs_from: u64) -> Result<Self, String> {
+    pub fn generate(kid: String, published_at: u64, signs_from: u64) -> Result<Self, KeyError> {
         let secret = SecretKey::random(&mut rand::rngs::OsRng);
-        let der = secret
-            .to_pkcs8_der()
-            .map_err(|e| format!("pkcs8 encoding failed: {e}"))?;
+        let der = secret.to_pkcs8_der().map_err(KeyError::Encoding)?;
         let point = secret.public_key().to_encoded_point(false);
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
-            return Err("uncompressed point without coordinates".into());
+            return Err(KeyError::NoCoordinates);
         };
         let x = URL_SAFE_NO_PAD.encode(x);
         let y = URL_SAFE_NO_PAD.encode(y);
-        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
+        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(KeyError::Jwt)?;
         Ok(Self {
             kid,
             encoding: EncodingKey::from_ec_der(der.as_bytes()),
@@ -119,7 +140,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// A ring with one key that signs from `now`.
-    pub fn new(now: u64) -> Result<Self, String> {
+    pub fn new(now: u64) -> Result<Self, KeyError> {
         Ok(Self {
             keys: vec![Arc::new(KeyPair::generate(new_kid(), now, now)?)],
         })
@@ -171,7 +192,7 @@ impl KeyRing {
         now: u64,
         publish_lead: u64,
         retire_after: u64,
-    ) -> Result<String, String> {
+    ) -> Result<String, KeyError> {
         if let Some(pending) = self.keys.iter().find(|k| k.signs_from > now) {
             return Ok(pending.kid.clone());
         }

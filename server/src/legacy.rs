@@ -490,7 +490,8 @@ pub struct Migration {
     sunset: u64,
     salt: [u8; 16],
     phase: Mutex<PhaseState>,
-    exchanges: Mutex<HashMap<String, (u64, String)>>,
+    /// Held across the session's creation, so a concurrent repeat waits for it.
+    exchanges: tokio::sync::Mutex<HashMap<String, (u64, String)>>,
     tracked: Mutex<Tracked>,
     windows: Mutex<Windows>,
     uses: [AtomicU64; 5],
@@ -597,7 +598,7 @@ impl Migration {
             sunset,
             salt,
             phase: Mutex::new(PhaseState::new(cfg.phase, cohort_percent, now)),
-            exchanges: Mutex::new(HashMap::new()),
+            exchanges: tokio::sync::Mutex::new(HashMap::new()),
             tracked: Mutex::new(Tracked::default()),
             windows: Mutex::new(Windows::default()),
             uses: Default::default(),
@@ -771,16 +772,19 @@ impl Migration {
         }
     }
 
-    /// The one-time exchange of `key`, atomically: `create` makes the session on first use only.
-    pub fn exchange(
+    /// The one-time exchange of `key`, atomically: `create` (not polled otherwise) makes the
+    /// session on first use only. Its error is returned and nothing is recorded.
+    pub async fn exchange<E>(
         &self,
         key: &str,
         now: u64,
         grace: u64,
-        create: impl FnOnce() -> (crate::store::SessionInfo, crate::tokens::RefreshToken),
-    ) -> Exchange {
-        let mut g = lock(&self.exchanges);
-        match g.get(key) {
+        create: impl std::future::Future<
+            Output = Result<(crate::store::SessionInfo, crate::tokens::RefreshToken), E>,
+        >,
+    ) -> Result<Exchange, E> {
+        let mut g = self.exchanges.lock().await;
+        Ok(match g.get(key) {
             Some((at, sid)) if now <= at.saturating_add(grace) => {
                 inc(&self.repeats);
                 Exchange::Repeat { sid: sid.clone() }
@@ -790,12 +794,12 @@ impl Migration {
                 Exchange::Replay
             }
             None => {
-                let (info, rt) = create();
+                let (info, rt) = create.await?;
                 g.insert(key.to_string(), (now, info.sid.clone()));
                 inc(&self.upgrades);
                 Exchange::First(info, rt)
             }
-        }
+        })
     }
 
     /// After a successful exchange: the user and client are no longer "still on legacy".

@@ -15,6 +15,7 @@
 pub mod clientip;
 pub mod clock;
 pub mod config;
+pub mod family;
 pub mod kek;
 pub mod keys;
 pub mod legacy;
@@ -40,7 +41,8 @@ use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limits;
-use crate::store::{MemoryStore, SessionStore};
+use crate::keys::KeyError;
+use crate::store::{MemoryStore, Retention, SessionStore, StoreError};
 use crate::tokens::{AccessClaims, VerifyError};
 
 /// Everything the handlers share.
@@ -74,6 +76,63 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Why the server could not be built from its configuration.
+#[derive(Debug)]
+pub enum StartError {
+    /// A flag's value is invalid (the message names it).
+    Config(String),
+    /// No signing key could be generated.
+    Keys(KeyError),
+    /// The legacy-migration settings are invalid (the message names the flag).
+    Legacy(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(m) | Self::Legacy(m) => f.write_str(m),
+            Self::Keys(e) => write!(f, "signing key: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Why an access token could not be minted.
+#[derive(Debug)]
+pub enum MintError {
+    /// No key signs at this instant (cannot happen with a ring built by [`KeyRing::new`]).
+    NoSigningKey,
+    /// The JWT library refused to sign.
+    Sign(jsonwebtoken::errors::Error),
+}
+
+impl std::fmt::Display for MintError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSigningKey => f.write_str("no signing key"),
+            Self::Sign(e) => write!(f, "signing failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MintError {}
+
+/// Why [`AppState::authenticate`] refused a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// The token's fault: invalid, expired or revoked (answer 401 `invalid_token`).
+    Rejected(VerifyError),
+    /// The session store could not answer (answer 503: fail closed).
+    Store(StoreError),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
 /// Shared handle to the state.
 pub type SharedState = Arc<AppState>;
 
@@ -83,19 +142,21 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
         store: Arc<dyn SessionStore>,
-    ) -> Result<Self, String> {
-        config::parse_cookie_path(&config.cookie_path)?;
-        config::parse_cookie_name(&config.cookie_name)?;
-        config::check_cookie_prefix(&config.cookie_name, !config.insecure_cookie, &config.cookie_path)?;
+    ) -> Result<Self, StartError> {
+        config::parse_cookie_path(&config.cookie_path).map_err(StartError::Config)?;
+        config::parse_cookie_name(&config.cookie_name).map_err(StartError::Config)?;
+        config::check_cookie_prefix(&config.cookie_name, !config.insecure_cookie, &config.cookie_path)
+            .map_err(StartError::Config)?;
         let now = clock.now();
-        let keys = KeyRing::new(now)?;
+        let keys = KeyRing::new(now).map_err(StartError::Keys)?;
         let migration = legacy::Migration::new(
             &config.legacy,
             config.demo,
             config.legacy_cohort_percent,
             now.saturating_add(config.legacy_sunset),
             now,
-        )?;
+        )
+        .map_err(StartError::Legacy)?;
         let limits = Limits::new(
             config.login_rate_per_min,
             config.refresh_rate_per_min,
@@ -137,7 +198,7 @@ impl AppState {
     }
 
     /// Start a key rotation now (see [`KeyRing::rotate`]). Returns the new kid.
-    pub fn rotate_keys(&self) -> Result<String, String> {
+    pub fn rotate_keys(&self) -> Result<String, KeyError> {
         let now = self.now();
         let lead = self.config.jwks_max_age;
         let retire = self.retire_after();
@@ -158,7 +219,7 @@ impl AppState {
     }
 
     /// Periodic upkeep: scheduled key rotation, dropping retired keys, store and limiter sweeps.
-    pub fn maintain(&self) {
+    pub async fn maintain(&self) {
         let now = self.now();
         let (lead, retire, every) = (
             self.config.jwks_max_age,
@@ -168,15 +229,20 @@ impl AppState {
         if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
             tracing::info!(kid = %kid, "signing key rotation started");
         }
-        self.store.sweep(now, retire);
+        if let Err(e) = self.store.sweep(now).await {
+            tracing::warn!(error = %e, "session store sweep failed");
+        }
         self.migration.sweep(now);
         self.limits.shrink();
     }
 
     /// Mint an access token for a session.
-    pub fn mint_access(&self, sub: &str, sid: &str) -> Result<(String, AccessClaims), String> {
+    pub fn mint_access(&self, sub: &str, sid: &str) -> Result<(String, AccessClaims), MintError> {
         let now = self.now();
-        let key = self.keys_read().signing_key(now).ok_or("no signing key")?;
+        let key = self
+            .keys_read()
+            .signing_key(now)
+            .ok_or(MintError::NoSigningKey)?;
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),
@@ -187,7 +253,7 @@ impl AppState {
             exp: now.saturating_add(self.config.access_ttl),
             nbf: None,
         };
-        let token = tokens::mint_access_token(&key, &claims)?;
+        let token = tokens::mint_access_token(&key, &claims).map_err(MintError::Sign)?;
         Ok((token, claims))
     }
 
@@ -203,7 +269,9 @@ impl AppState {
     }
 
     /// Verify a bearer access token: signature, claims, time, session and jti revocation.
-    pub fn authenticate(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+    /// Errors: the token's fault ([`AuthError::Rejected`]), or a store that cannot answer
+    /// ([`AuthError::Store`]: the caller fails closed).
+    pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
         let now = self.now();
         let claims = {
             let keys = self.keys_read();
@@ -214,14 +282,24 @@ impl AppState {
                 &self.config.audience,
                 self.config.leeway,
                 now,
-            )?
+            )
+            .map_err(AuthError::Rejected)?
         };
-        if self.store.session_rejected(&claims.sid)
-            || self.store.jti_blocked(&claims.iss, &claims.jti, now)
+        if self.store.session_rejected(&claims.sid).await?
+            || self.store.jti_blocked(&claims.iss, &claims.jti, now).await?
         {
-            return Err(VerifyError::Revoked);
+            return Err(AuthError::Rejected(VerifyError::Revoked));
         }
         Ok(claims)
+    }
+
+    /// Block exactly this access token (its `(iss, jti)`) until it would stop verifying anyway
+    /// (`exp` + leeway). Returns whether an entry was stored (false: already expired).
+    pub async fn revoke_access_token(&self, claims: &AccessClaims) -> Result<bool, StoreError> {
+        let until = claims.exp.saturating_add(self.config.leeway);
+        self.store
+            .block_jti(&claims.iss, &claims.jti, until, self.now())
+            .await
     }
 
     /// Mint a legacy never-expiring token, as the old system did (demo and tests; HMAC key only).
@@ -276,8 +354,9 @@ pub struct App {
 }
 
 /// Build the app with the in-memory store.
-pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, String> {
-    app_with_store(config, clock, Arc::new(MemoryStore::new()))
+pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    let store = MemoryStore::with_retention(Retention::from_config(&config));
+    app_with_store(config, clock, Arc::new(store))
 }
 
 /// Build the app with a given store.
@@ -285,7 +364,7 @@ pub fn app_with_store(
     config: Config,
     clock: Arc<dyn Clock>,
     store: Arc<dyn SessionStore>,
-) -> Result<App, String> {
+) -> Result<App, StartError> {
     let state = Arc::new(AppState::new(config, clock, store)?);
     Ok(App {
         router: routes::router(state.clone()),
@@ -346,7 +425,7 @@ fn spawn_maintenance(state: std::sync::Weak<AppState>) {
         loop {
             tick.tick().await;
             let Some(s) = state.upgrade() else { break };
-            s.maintain();
+            s.maintain().await;
         }
     });
 }

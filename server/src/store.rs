@@ -1,9 +1,13 @@
 //! Session (refresh-family) storage behind a trait, with an in-memory default.
 //!
-//! A session is a refresh-token *family*: the chain of tokens produced by rotation from one login.
-//! Refresh tokens are stored only as SHA-256 hashes. Every state transition of a family happens
-//! under one mutex (the in-memory analogue of `SELECT … FOR UPDATE`), so K parallel refreshes of the
-//! same token mint exactly one child (S03).
+//! The rotation rules live in [`crate::family`] as a pure function of one family record; a store
+//! supplies only atomicity and persistence: load the record holding the presented hash, call
+//! [`family::decide`], write the record it returns, all as one step (the in-memory store holds one
+//! mutex for it, the analogue of `SELECT … FOR UPDATE`), so K parallel refreshes of the same token
+//! mint exactly one child (S03). Refresh tokens are stored only as SHA-256 hashes.
+//!
+//! The trait is asynchronous so that a network store fits behind it; a store that cannot answer
+//! returns [`StoreError::Unavailable`] and the handlers fail closed (503 with `Retry-After`).
 //!
 //! **Reuse grace and the raw child value.** To answer a replay of the immediate parent within the
 //! grace window with the *current* child (S02), the server must re-send the child's cookie value.
@@ -14,7 +18,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
+
+use crate::family::{self, FamilyRecord};
 use crate::tokens::{RefreshToken, TokenHash};
+
+pub use crate::family::{RefreshOutcome, RefreshPolicy, Rejection, SessionInfo};
 
 /// A new session at login.
 #[derive(Debug)]
@@ -25,131 +34,143 @@ pub struct NewSession {
     pub sub: String,
     /// First refresh token.
     pub token: RefreshToken,
-    /// Login time.
+    /// Login time, Unix seconds.
     pub now: u64,
-    /// Idle expiry duration.
+    /// Idle expiry, seconds.
     pub idle_ttl: u64,
-    /// Absolute lifetime.
+    /// Absolute lifetime, seconds.
     pub session_max: u64,
 }
 
-/// What the caller needs to answer a refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// Session id.
-    pub sid: String,
-    /// User.
-    pub sub: String,
-    /// The current refresh token stops working at this instant (idle or absolute, whichever first).
-    pub expires_at: u64,
-    /// Absolute expiry of the family.
-    pub absolute_expires_at: u64,
-}
-
-/// Rules applied inside the atomic refresh.
-#[derive(Debug, Clone, Copy)]
-pub struct RefreshPolicy {
-    /// Current time.
-    pub now: u64,
-    /// Grace window for the immediate parent (0 = strict).
-    pub grace: u64,
-    /// Idle expiry, slid forward on each rotation but capped by the absolute expiry.
-    pub idle_ttl: u64,
-}
-
-/// The result of presenting a refresh token.
-#[derive(Debug)]
-pub enum RefreshOutcome {
-    /// The presented token was current: it is consumed and `child` is now current.
-    Rotated(SessionInfo),
-    /// The immediate parent, within the grace window: here is the current child again.
-    Grace(SessionInfo, RefreshToken),
-    /// A rotated token was replayed outside the rules: the family and its session are revoked.
-    Reused(SessionInfo),
-    /// The rotation admission (per-family rate limit) refused: nothing changed.
-    Limited(u64),
-    /// Unknown, expired, or revoked: nothing changed.
-    Invalid,
-}
-
-/// Admission check run inside the critical section just before a rotation would happen
-/// (the per-family rate limit). `Err(retry_after_secs)` refuses without touching the token.
+/// Admission check run inside the atomic step just before a rotation would happen (the
+/// per-family rate limit), given the session id. `Err(retry_after_secs)` refuses without
+/// touching the token.
 pub type Admission<'a> = &'a (dyn Fn(&str) -> Result<(), u64> + Sync);
+
+/// Why a store could not do what was asked. Handlers answer 503 with `Retry-After` for both:
+/// a store that cannot answer fails closed, never open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store did not answer (unreachable, timed out): retry after this many seconds.
+    Unavailable {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// The store is full (`--max-sessions`): no new session now; retry after this many seconds.
+    Full {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable { .. } => f.write_str("session store unavailable"),
+            Self::Full { .. } => f.write_str("session store full (--max-sessions)"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// Counts for tests and stats.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Families not revoked and not expired.
     pub live_sessions: usize,
-    /// Families stored (live, revoked or expired, until swept).
+    /// Families stored (live, or kept until their access tokens have expired).
     pub sessions: usize,
-    /// Jti blocklist entries.
+    /// Jti blocklist entries in force.
     pub blocked_jtis: usize,
 }
 
+/// What one [`SessionStore::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Entries looked at (the sweep's work).
+    pub examined: usize,
+    /// Entries removed or wiped.
+    pub removed: usize,
+}
+
+/// How long a store keeps what it holds, from the server's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Longest life of an access token, seconds: its TTL plus the verifiers' leeway.
+    pub access_lifetime: u64,
+    /// Reuse grace window, seconds (access tokens may be minted that long after a rotation).
+    pub grace: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        let c = crate::config::Config::default();
+        Self::from_config(&c)
+    }
+}
+
+impl Retention {
+    /// From the server's configuration.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            access_lifetime: c.access_ttl.saturating_add(c.leeway),
+            grace: c.reuse_grace,
+        }
+    }
+}
+
 /// Storage of refresh families, session revocation and the access-token blocklist.
+/// Every method is one atomic step; `now` is Unix seconds from the server's clock.
+#[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Record a new family.
-    fn create(&self, s: NewSession);
-    /// Atomically present a refresh token and install `child` if it is current.
-    fn refresh(
+    /// Record a new family; returns the session as the caller answers it.
+    async fn create(&self, s: NewSession) -> Result<SessionInfo, StoreError>;
+    /// Present a refresh token: load its family, apply [`family::decide`] (which installs `child`
+    /// if the token is current) and write the result, atomically.
+    async fn refresh(
         &self,
         presented: &TokenHash,
         child: RefreshToken,
         policy: RefreshPolicy,
         admit: Admission<'_>,
-    ) -> RefreshOutcome;
-    /// Revoke the family holding this token (logout). Returns the session it belonged to.
-    fn revoke_by_token(&self, presented: &TokenHash, now: u64) -> Option<SessionInfo>;
-    /// Revoke a session by id (logout with a bearer token only). Returns whether it was live.
-    fn revoke_session(&self, sid: &str, now: u64) -> bool;
-    /// True when the session is unknown, or revoked. (Expiry of access tokens is checked separately.)
-    fn session_rejected(&self, sid: &str) -> bool;
-    /// Block an access token's `(iss, jti)` until `until` (exclusive). A no-op when `until <= now`.
-    fn block_jti(&self, iss: &str, jti: &str, until: u64, now: u64) -> bool;
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// Revoke the family holding this token (logout). Returns the session if it was not revoked yet.
+    async fn revoke_by_token(
+        &self,
+        presented: &TokenHash,
+        now: u64,
+    ) -> Result<Option<SessionInfo>, StoreError>;
+    /// Revoke a session by id (logout with a bearer token only). Returns whether it was not revoked yet.
+    async fn revoke_session(&self, sid: &str, now: u64) -> Result<bool, StoreError>;
+    /// True when the session is unknown or revoked. (Expiry of access tokens is checked separately.)
+    async fn session_rejected(&self, sid: &str) -> Result<bool, StoreError>;
+    /// Block an access token's `(iss, jti)` until `until` (exclusive). `Ok(false)` and nothing
+    /// stored when `until <= now`.
+    async fn block_jti(
+        &self,
+        iss: &str,
+        jti: &str,
+        until: u64,
+        now: u64,
+    ) -> Result<bool, StoreError>;
     /// Whether `(iss, jti)` is blocked at `now`.
-    fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> bool;
-    /// Record a one-time legacy-token use; false if it was already used.
-    fn consume_once(&self, key: &str, until: u64, now: u64) -> bool;
-    /// Number of rotations a family has gone through.
-    fn generation(&self, sid: &str) -> Option<u32>;
-    /// Counts.
-    fn stats(&self, now: u64) -> StoreStats;
-    /// Drop what can no longer matter: families past absolute expiry plus `retain`, expired
-    /// blocklist entries, raw grace values past their window.
-    fn sweep(&self, now: u64, retain: u64);
+    async fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> Result<bool, StoreError>;
+    /// Number of rotations a family has gone through (`None`: unknown session).
+    async fn generation(&self, sid: &str) -> Result<Option<u32>, StoreError>;
+    /// Counts at `now`.
+    async fn stats(&self, now: u64) -> Result<StoreStats, StoreError>;
+    /// Drop what nothing can need any more at `now` (see [`FamilyRecord::keep_until`]), expired
+    /// blocklist entries and raw grace values past their window. A store whose entries expire by
+    /// themselves may do nothing.
+    async fn sweep(&self, now: u64) -> Result<SweepReport, StoreError>;
 }
 
 #[derive(Debug)]
 struct Family {
-    sub: String,
-    absolute_expires_at: u64,
-    idle_expires_at: u64,
-    revoked: bool,
-    current: TokenHash,
-    parent: Option<TokenHash>,
-    /// Raw current token, kept only while `now < grace_until`.
-    grace_raw: Option<RefreshToken>,
-    grace_until: u64,
-    generation: u32,
+    record: FamilyRecord,
     /// Every hash this family ever issued (for the index cleanup).
     hashes: Vec<TokenHash>,
-}
-
-impl Family {
-    fn info(&self, sid: &str) -> SessionInfo {
-        SessionInfo {
-            sid: sid.to_string(),
-            sub: self.sub.clone(),
-            expires_at: self.idle_expires_at.min(self.absolute_expires_at),
-            absolute_expires_at: self.absolute_expires_at,
-        }
-    }
-
-    fn revoke(&mut self) {
-        self.revoked = true;
-        self.grace_raw = None;
-    }
 }
 
 #[derive(Debug, Default)]
@@ -158,133 +179,126 @@ struct Inner {
     /// token hash → sid, for every token ever issued (so replays of old tokens are recognised).
     index: HashMap<TokenHash, String>,
     blocklist: HashMap<(String, String), u64>,
-    once: HashMap<String, u64>,
 }
 
 /// The default store: everything in process memory, one mutex.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    retention: Retention,
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default configuration's retention.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty store keeping records as `retention` says.
+    pub fn with_retention(retention: Retention) -> Self {
+        Self {
+            inner: Mutex::default(),
+            retention,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave a family half-rotated (each transition is a
-        // few field writes), so recover the guard rather than take the server down.
+        // A panic while holding the lock cannot leave a family half-rotated (a record is replaced
+        // whole), so recover the guard rather than take the server down.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
+#[async_trait]
 impl SessionStore for MemoryStore {
-    fn create(&self, s: NewSession) {
+    async fn create(&self, s: NewSession) -> Result<SessionInfo, StoreError> {
         let hash = s.token.hash();
-        let absolute = s.now.saturating_add(s.session_max);
-        let fam = Family {
-            sub: s.sub,
-            absolute_expires_at: absolute,
-            idle_expires_at: s.now.saturating_add(s.idle_ttl).min(absolute),
-            revoked: false,
-            current: hash,
-            parent: None,
-            grace_raw: None,
-            grace_until: 0,
-            generation: 0,
-            hashes: vec![hash],
-        };
+        let record = FamilyRecord::start(s.sid, s.sub, hash, s.now, s.idle_ttl, s.session_max);
+        let info = record.info();
         let mut g = self.lock();
-        g.index.insert(hash, s.sid.clone());
-        g.families.insert(s.sid, fam);
+        g.index.insert(hash, record.sid.clone());
+        g.families.insert(
+            record.sid.clone(),
+            Family {
+                record,
+                hashes: vec![hash],
+            },
+        );
+        Ok(info)
     }
 
-    fn refresh(
+    async fn refresh(
         &self,
         presented: &TokenHash,
         child: RefreshToken,
-        p: RefreshPolicy,
+        policy: RefreshPolicy,
         admit: Admission<'_>,
-    ) -> RefreshOutcome {
+    ) -> Result<RefreshOutcome, StoreError> {
         let mut guard = self.lock();
         let g = &mut *guard;
-        let Some(sid) = g.index.get(presented).cloned() else {
-            return RefreshOutcome::Invalid;
-        };
-        let child_hash = child.hash();
-        let Some(fam) = g.families.get_mut(&sid) else {
-            return RefreshOutcome::Invalid;
-        };
-        if fam.revoked || p.now >= fam.absolute_expires_at {
-            return RefreshOutcome::Invalid;
-        }
-        if p.now >= fam.grace_until {
-            fam.grace_raw = None;
-        }
-        if *presented == fam.current {
-            if p.now >= fam.idle_expires_at {
-                return RefreshOutcome::Invalid;
+        let fam = g
+            .index
+            .get(presented)
+            .and_then(|sid| g.families.get_mut(sid));
+        let decided = family::decide(
+            fam.as_ref().map(|f| &f.record),
+            presented,
+            &child,
+            policy,
+            admit,
+        );
+        if let (Some(fam), Some(record)) = (fam, decided.record) {
+            if record.current != fam.record.current {
+                fam.hashes.push(record.current);
+                g.index.insert(record.current, record.sid.clone());
             }
-            if let Err(retry) = admit(&sid) {
-                return RefreshOutcome::Limited(retry);
-            }
-            fam.parent = Some(fam.current);
-            fam.current = child_hash;
-            fam.grace_until = p.now.saturating_add(p.grace);
-            fam.grace_raw = (p.grace > 0).then_some(child);
-            fam.idle_expires_at = p
-                .now
-                .saturating_add(p.idle_ttl)
-                .min(fam.absolute_expires_at);
-            fam.generation = fam.generation.saturating_add(1);
-            fam.hashes.push(child_hash);
-            let info = fam.info(&sid);
-            g.index.insert(child_hash, sid);
-            return RefreshOutcome::Rotated(info);
+            fam.record = record;
         }
-        if fam.parent.as_ref() == Some(presented) && p.now < fam.grace_until {
-            if p.now >= fam.idle_expires_at {
-                return RefreshOutcome::Invalid;
-            }
-            if let Some(raw) = fam.grace_raw.clone() {
-                return RefreshOutcome::Grace(fam.info(&sid), raw);
-            }
-        }
-        // An older token, or the parent after the grace window: reuse. Revoke everything.
-        fam.revoke();
-        RefreshOutcome::Reused(fam.info(&sid))
+        Ok(decided.outcome)
     }
 
-    fn revoke_by_token(&self, presented: &TokenHash, _now: u64) -> Option<SessionInfo> {
+    async fn revoke_by_token(
+        &self,
+        presented: &TokenHash,
+        _now: u64,
+    ) -> Result<Option<SessionInfo>, StoreError> {
         let mut guard = self.lock();
         let g = &mut *guard;
-        let sid = g.index.get(presented).cloned()?;
-        let fam = g.families.get_mut(&sid)?;
-        let was_live = !fam.revoked;
-        fam.revoke();
-        was_live.then(|| fam.info(&sid))
+        let Some(fam) = g
+            .index
+            .get(presented)
+            .and_then(|sid| g.families.get_mut(sid))
+        else {
+            return Ok(None);
+        };
+        Ok(fam.record.revoke().then(|| fam.record.info()))
     }
 
-    fn revoke_session(&self, sid: &str, _now: u64) -> bool {
-        let mut g = self.lock();
-        match g.families.get_mut(sid) {
-            Some(f) if !f.revoked => {
-                f.revoke();
-                true
-            }
-            _ => false,
-        }
+    async fn revoke_session(&self, sid: &str, _now: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .families
+            .get_mut(sid)
+            .is_some_and(|f| f.record.revoke()))
     }
 
-    fn session_rejected(&self, sid: &str) -> bool {
-        self.lock().families.get(sid).is_none_or(|f| f.revoked)
+    async fn session_rejected(&self, sid: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .families
+            .get(sid)
+            .is_none_or(|f| f.record.revoked))
     }
 
-    fn block_jti(&self, iss: &str, jti: &str, until: u64, now: u64) -> bool {
+    async fn block_jti(
+        &self,
+        iss: &str,
+        jti: &str,
+        until: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
         if until <= now {
-            return false;
+            return Ok(false);
         }
         let mut g = self.lock();
         let e = g
@@ -292,67 +306,63 @@ impl SessionStore for MemoryStore {
             .entry((iss.to_string(), jti.to_string()))
             .or_insert(until);
         *e = (*e).max(until);
-        true
+        Ok(true)
     }
 
-    fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> bool {
-        self.lock()
+    async fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
             .blocklist
             .get(&(iss.to_string(), jti.to_string()))
-            .is_some_and(|until| now < *until)
+            .is_some_and(|until| now < *until))
     }
 
-    fn consume_once(&self, key: &str, until: u64, now: u64) -> bool {
-        let mut g = self.lock();
-        match g.once.get(key) {
-            Some(u) if now < *u => false,
-            _ => {
-                g.once.insert(key.to_string(), until);
-                true
-            }
-        }
+    async fn generation(&self, sid: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self.lock().families.get(sid).map(|f| f.record.generation))
     }
 
-    fn generation(&self, sid: &str) -> Option<u32> {
-        self.lock().families.get(sid).map(|f| f.generation)
-    }
-
-    fn stats(&self, now: u64) -> StoreStats {
+    async fn stats(&self, now: u64) -> Result<StoreStats, StoreError> {
         let g = self.lock();
-        StoreStats {
+        Ok(StoreStats {
             live_sessions: g
                 .families
                 .values()
-                .filter(|f| !f.revoked && now < f.absolute_expires_at && now < f.idle_expires_at)
+                .filter(|f| f.record.is_live(now))
                 .count(),
             sessions: g.families.len(),
             blocked_jtis: g.blocklist.values().filter(|u| now < **u).count(),
-        }
+        })
     }
 
-    fn sweep(&self, now: u64, retain: u64) {
+    async fn sweep(&self, now: u64) -> Result<SweepReport, StoreError> {
+        let retain = self.retention.access_lifetime;
+        let mut report = SweepReport::default();
         let mut guard = self.lock();
         let g = &mut *guard;
+        report.examined = g.families.len() + g.blocklist.len();
         let dead: Vec<String> = g
             .families
             .iter()
-            .filter(|(_, f)| now >= f.absolute_expires_at.saturating_add(retain))
+            .filter(|(_, f)| now >= f.record.absolute_expires_at.saturating_add(retain))
             .map(|(sid, _)| sid.clone())
             .collect();
         for sid in dead {
             if let Some(f) = g.families.remove(&sid) {
+                report.removed += 1;
                 for h in &f.hashes {
                     g.index.remove(h);
                 }
             }
         }
         for f in g.families.values_mut() {
-            if now >= f.grace_until {
-                f.grace_raw = None;
+            if now >= f.record.grace_until && f.record.grace_child.take().is_some() {
+                report.removed += 1;
             }
         }
+        let before = g.blocklist.len();
         g.blocklist.retain(|_, until| now < *until);
-        g.once.retain(|_, until| now < *until);
+        report.removed += before - g.blocklist.len();
+        Ok(report)
     }
 }
 
@@ -373,7 +383,7 @@ mod tests {
     }
 
     /// A store holding one session `s` of user `u`, created at 0 with its first refresh token.
-    fn store_with_session() -> (MemoryStore, RefreshToken) {
+    async fn store_with_session() -> (MemoryStore, RefreshToken) {
         let s = MemoryStore::new();
         let t0 = RefreshToken::generate();
         s.create(NewSession {
@@ -383,81 +393,91 @@ mod tests {
             now: 0,
             idle_ttl: 100,
             session_max: 1000,
-        });
+        })
+        .await
+        .expect("created");
         (s, t0)
     }
 
-    #[test]
-    fn rotation_grace_and_reuse() {
-        let (s, t0) = store_with_session();
+    async fn refresh(s: &MemoryStore, t: &RefreshToken, now: u64) -> RefreshOutcome {
+        s.refresh(&t.hash(), RefreshToken::generate(), policy(now), &ok)
+            .await
+            .expect("store answers")
+    }
+
+    #[tokio::test]
+    async fn the_store_applies_the_rules_and_indexes_children() {
+        let (s, t0) = store_with_session().await;
         let t1 = RefreshToken::generate();
         assert!(matches!(
-            s.refresh(&t0.hash(), t1.clone(), policy(1), &ok),
-            RefreshOutcome::Rotated(_)
+            s.refresh(&t0.hash(), t1.clone(), policy(1), &ok).await,
+            Ok(RefreshOutcome::Rotated(_))
         ));
-        match s.refresh(&t0.hash(), RefreshToken::generate(), policy(5), &ok) {
+        match refresh(&s, &t0, 5).await {
             RefreshOutcome::Grace(_, cur) => assert_eq!(cur, t1),
             other => panic!("expected grace, got {other:?}"),
         }
-        assert_eq!(s.generation("s"), Some(1));
+        assert_eq!(s.generation("s").await, Ok(Some(1)));
         assert!(matches!(
-            s.refresh(&t0.hash(), RefreshToken::generate(), policy(11), &ok),
+            refresh(&s, &t0, 11).await,
             RefreshOutcome::Reused(_)
         ));
-        assert!(s.session_rejected("s"));
-        assert!(matches!(
-            s.refresh(&t1.hash(), RefreshToken::generate(), policy(12), &ok),
-            RefreshOutcome::Invalid
-        ));
+        assert_eq!(s.session_rejected("s").await, Ok(true));
+        assert_eq!(
+            refresh(&s, &t1, 12).await,
+            RefreshOutcome::Invalid(Rejection::Revoked)
+        );
     }
 
-    #[test]
-    fn raw_child_is_kept_only_for_the_grace_window() {
-        let (s, t0) = store_with_session();
+    #[tokio::test]
+    async fn raw_child_is_kept_only_for_the_grace_window() {
+        let (s, t0) = store_with_session().await;
         let raw_held = |s: &MemoryStore| {
             s.lock()
                 .families
                 .get("s")
-                .is_some_and(|f| f.grace_raw.is_some())
+                .is_some_and(|f| f.record.grace_child.is_some())
         };
         assert!(!raw_held(&s), "nothing raw at login");
         assert!(matches!(
-            s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &ok),
+            refresh(&s, &t0, 1).await,
             RefreshOutcome::Rotated(_)
         ));
         assert!(raw_held(&s), "held during the window");
-        s.sweep(10, 0);
+        s.sweep(10).await.expect("sweep");
         assert!(raw_held(&s), "window is [1, 11)");
-        s.sweep(11, 0);
+        s.sweep(11).await.expect("sweep");
         assert!(!raw_held(&s), "wiped once the window closes");
     }
 
-    #[test]
-    fn limited_rotation_changes_nothing() {
-        let (s, t0) = store_with_session();
+    #[tokio::test]
+    async fn limited_rotation_changes_nothing() {
+        let (s, t0) = store_with_session().await;
         let deny = |_: &str| Err(7);
+        assert_eq!(
+            s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &deny)
+                .await,
+            Ok(RefreshOutcome::Limited(7))
+        );
+        assert_eq!(s.generation("s").await, Ok(Some(0)));
         assert!(matches!(
-            s.refresh(&t0.hash(), RefreshToken::generate(), policy(1), &deny),
-            RefreshOutcome::Limited(7)
-        ));
-        assert_eq!(s.generation("s"), Some(0));
-        assert!(matches!(
-            s.refresh(&t0.hash(), RefreshToken::generate(), policy(2), &ok),
+            refresh(&s, &t0, 2).await,
             RefreshOutcome::Rotated(_)
         ));
     }
 
-    #[test]
-    fn blocklist_entries_live_exactly_until_their_deadline() {
+    #[tokio::test]
+    async fn blocklist_entries_live_exactly_until_their_deadline() {
         let s = MemoryStore::new();
-        assert!(
-            !s.block_jti("i", "old", 10, 10),
+        assert_eq!(
+            s.block_jti("i", "old", 10, 10).await,
+            Ok(false),
             "already expired is a no-op"
         );
-        assert!(!s.jti_blocked("i", "old", 9));
-        assert!(s.block_jti("i", "j", 20, 10));
-        assert!(s.jti_blocked("i", "j", 19));
-        assert!(!s.jti_blocked("i", "j", 20));
-        assert!(!s.jti_blocked("other-issuer", "j", 19));
+        assert_eq!(s.jti_blocked("i", "old", 9).await, Ok(false));
+        assert_eq!(s.block_jti("i", "j", 20, 10).await, Ok(true));
+        assert_eq!(s.jti_blocked("i", "j", 19).await, Ok(true));
+        assert_eq!(s.jti_blocked("i", "j", 20).await, Ok(false));
+        assert_eq!(s.jti_blocked("other-issuer", "j", 19).await, Ok(false));
     }
 }

@@ -66,11 +66,14 @@ pub enum VerifyError {
 }
 
 /// Sign an access token with the current signing key.
-pub fn mint_access_token(key: &KeyPair, claims: &AccessClaims) -> Result<String, String> {
+pub fn mint_access_token(
+    key: &KeyPair,
+    claims: &AccessClaims,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(ALG);
     header.typ = Some(AT_TYP.into());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, key.encoding_key()).map_err(|e| e.to_string())
+    jsonwebtoken::encode(&header, claims, key.encoding_key())
 }
 
 /// Verify an access token's header, signature and claims at `now`. Revocation is checked by the caller.

@@ -424,17 +424,17 @@ async fn s23_revoked_access_token_blocked_exactly_until_it_would_expire() {
     );
     let store = &s.running.state.store;
     assert!(
-        store.jti_blocked(iss, jti, exp + 30 - 1),
+        store.jti_blocked(iss, jti, exp + 30 - 1).await.expect("store"),
         "entry outlives the acceptance window"
     );
     assert!(
-        !store.jti_blocked(iss, jti, exp + 30),
+        !store.jti_blocked(iss, jti, exp + 30).await.expect("store"),
         "and not a second longer"
     );
     // Revoking an already expired token is a no-op success: no entry is stored.
-    let before = store.stats(s.now()).blocked_jtis;
-    assert!(!store.block_jti(iss, "expired-jti", s.now(), s.now()));
-    assert_eq!(store.stats(s.now()).blocked_jtis, before);
+    let before = store.stats(s.now()).await.expect("store").blocked_jtis;
+    assert!(!store.block_jti(iss, "expired-jti", s.now(), s.now()).await.expect("store"));
+    assert_eq!(store.stats(s.now()).await.expect("store").blocked_jtis, before);
     assert_eq!(s.metric("auth_revocations_total").await, 1);
 }
 
@@ -545,10 +545,10 @@ async fn s11_scheduled_rotation_is_driven_by_the_clock() {
     .await;
     let k1 = s.kid();
     s.advance(3000);
-    s.running.state.maintain();
+    s.running.state.maintain().await;
     assert_eq!(s.kid(), k1, "not yet");
     s.advance(300); // 3300 = every - lead: publish the successor
-    s.running.state.maintain();
+    s.running.state.maintain().await;
     let kids = s
         .running
         .state

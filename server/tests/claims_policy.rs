@@ -103,7 +103,7 @@ async fn s31_id_tokens_refresh_jwts_and_legacy_tokens_are_not_access_tokens() {
     // A legacy never-expiring token, minted as the old system did (legacy kid, typ JWT, no exp).
     let legacy = s.running.state.mint_legacy_token("demo", true).expect("legacy token");
     assert!(s.running.state.verify_legacy(&legacy).is_ok(), "a valid legacy token");
-    assert!(s.running.state.authenticate(&legacy).is_err(), "a legacy token is no access token");
+    assert!(s.running.state.authenticate(&legacy).await.is_err(), "a legacy token is no access token");
     assert_eq!(s.me_status(&legacy).await, StatusCode::UNAUTHORIZED, "legacy token at the API");
 }
 

@@ -364,8 +364,8 @@ async fn s18_family_rate_limit_is_429_and_never_consumes_the_token() {
     assert!(!sid.is_empty());
     let store = &s.running.state.store;
     let me: Value = s.me(&l.at).await.json().await.expect("json");
-    assert_eq!(store.generation(me["sid"].as_str().expect("sid")), Some(3));
-    assert!(!store.session_rejected(me["sid"].as_str().expect("sid")));
+    assert_eq!(store.generation(me["sid"].as_str().expect("sid")).await, Ok(Some(3)));
+    assert_eq!(store.session_rejected(me["sid"].as_str().expect("sid")).await, Ok(false));
     assert_eq!(s.refresh_metric("rate_limited").await, 1);
     assert_eq!(
         s.metric("auth_rate_limited_total{route=\"refresh\"}").await,
@@ -392,7 +392,7 @@ async fn s18_per_ip_refresh_limit_applies_before_the_store_is_touched() {
     assert!(r.headers().contains_key("retry-after"));
     // The limited request did not touch the real token.
     let sid = s.sid_of(&l.at).await;
-    assert_eq!(s.running.state.store.generation(&sid), Some(0));
+    assert_eq!(s.running.state.store.generation(&sid).await, Ok(Some(0)));
 }
 
 #[tokio::test]

@@ -145,8 +145,8 @@ async fn s03_fifty_parallel_refreshes_mint_one_child() {
         "every response carries the same single child"
     );
     assert_eq!(
-        s.running.state.store.generation(&sid),
-        Some(1),
+        s.running.state.store.generation(&sid).await,
+        Ok(Some(1)),
         "exactly one rotation in the store"
     );
     assert_eq!(s.refresh_metric("ok").await, 1);
@@ -319,7 +319,7 @@ async fn s22_logout_racing_refresh_leaves_no_live_token() {
             assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
         }
         assert_eq!(s.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(s.running.state.store.stats(s.now()).live_sessions, 0);
+        assert_eq!(s.running.state.store.stats(s.now()).await.expect("store").live_sessions, 0);
     }
 }
 

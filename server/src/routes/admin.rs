@@ -4,15 +4,15 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::header::{self, HeaderValue};
-use axum::http::{Request, StatusCode};
+use axum::http::header;
+use axum::http::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::json_error;
+use super::error::ApiError;
 use crate::SharedState;
 
 pub(crate) fn router(state: SharedState) -> Router<SharedState> {
@@ -46,12 +46,12 @@ async fn require_admin(
         kind = "admin_auth_failed",
         "admin request refused"
     );
-    let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"admin\""),
-    );
-    r
+    ApiError::Unauthorized {
+        code: "unauthorized",
+        challenge: Some("Bearer realm=\"admin\""),
+        reason: "unauthorized".into(),
+    }
+    .into_response()
 }
 
 async fn report(State(state): State<SharedState>) -> Response {
@@ -68,18 +68,21 @@ pub(crate) struct PhaseBody {
 }
 
 /// Parse and apply a phase switch (admin and demo share it).
-pub(crate) fn apply_phase(state: &SharedState, body: &Bytes, by: &str) -> Response {
-    let Ok(b) = serde_json::from_slice::<PhaseBody>(body) else {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
-    };
+pub(crate) fn apply_phase(
+    state: &SharedState,
+    body: &Bytes,
+    by: &str,
+) -> Result<Response, ApiError> {
+    let invalid = || ApiError::invalid_request("invalid_request");
+    let b = serde_json::from_slice::<PhaseBody>(body).map_err(|_| invalid())?;
     if b.phase > 4 || b.cohort_percent.is_some_and(|p| p > 100) {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+        return Err(invalid());
     }
     let now = state.now();
     state
         .migration
         .switch(b.phase, b.grace_seconds, b.cohort_percent, now, by);
-    Json(state.migration.report(now)).into_response()
+    Ok(Json(state.migration.report(now)).into_response())
 }
 
 /// Revert to the previous phase at once (the kill switch).
@@ -93,7 +96,7 @@ pub(crate) fn apply_kill_switch(state: &SharedState, by: &str) -> Response {
     Json(v).into_response()
 }
 
-async fn set_phase(State(state): State<SharedState>, body: Bytes) -> Response {
+async fn set_phase(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
     apply_phase(&state, &body, "admin")
 }
 

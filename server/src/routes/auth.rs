@@ -12,20 +12,22 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::bearer;
 use super::body::read_body;
-use super::{json_error, with_retry_after, SMALL_BODY_LIMIT};
+use super::error::ApiError;
+use super::extract::{
+    header_str, is_single_json_content_type, BearerToken, CsrfChecked, RefreshCookie,
+};
+use super::SMALL_BODY_LIMIT;
 use crate::metrics::{LimitedRoute, Metrics, RefreshOutcomeLabel};
-use crate::middleware::{because, is_listed_origin, origin_allowed};
+use crate::middleware::origin_allowed;
 use crate::store::{NewSession, RefreshOutcome, RefreshPolicy, SessionInfo};
 use crate::tokens::{self, RefreshToken};
-use crate::SharedState;
+use crate::{AuthError, SharedState};
 
 /// Built-in users (`username`, `password`). `demo`/`demo` is the documented demo user; the others
 /// exist for multi-user tests.
@@ -96,108 +98,6 @@ fn check_credentials(username: &str, password: &str) -> Option<&'static str> {
     found
 }
 
-/// Why a CSRF check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CsrfFailure {
-    Forbidden(&'static str),
-    UnsupportedMediaType,
-}
-
-/// Logged reason of a `Content-Type` refusal.
-const NOT_ONE_JSON_CONTENT_TYPE: &str = "Content-Type is not exactly one application/json header";
-
-impl CsrfFailure {
-    pub(crate) fn response(self) -> Response {
-        match self {
-            CsrfFailure::Forbidden(why) => {
-                because(json_error(StatusCode::FORBIDDEN, "forbidden"), why)
-            }
-            CsrfFailure::UnsupportedMediaType => because(
-                json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-                NOT_ONE_JSON_CONTENT_TYPE,
-            ),
-        }
-    }
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// CSRF rules for `/auth/refresh`, `/auth/logout` and `/auth/legacy/upgrade` (S15/S16):
-/// a non-empty `X-Requested-With`; an `Origin` header that exactly matches an allowed origin
-/// (required: requests without `Origin` are refused); `Sec-Fetch-Site: cross-site` refused unless the
-/// origin is explicitly listed; a body content type, if any, must be `application/json`.
-pub(crate) fn check_csrf(state: &SharedState, headers: &HeaderMap) -> Result<(), CsrfFailure> {
-    let xrw = header_str(headers, "x-requested-with")
-        .map(str::trim)
-        .unwrap_or("");
-    if xrw.is_empty() {
-        return Err(CsrfFailure::Forbidden("missing X-Requested-With"));
-    }
-    let mut origins = headers.get_all(header::ORIGIN).iter();
-    let (Some(origin), None) = (origins.next(), origins.next()) else {
-        return Err(CsrfFailure::Forbidden("missing or repeated Origin"));
-    };
-    let origin = origin
-        .to_str()
-        .map_err(|_| CsrfFailure::Forbidden("bad Origin"))?;
-    if !origin_allowed(state, headers, origin) {
-        return Err(CsrfFailure::Forbidden("Origin not allowed"));
-    }
-    if header_str(headers, "sec-fetch-site") == Some("cross-site")
-        && !is_listed_origin(state, origin)
-    {
-        return Err(CsrfFailure::Forbidden("cross-site"));
-    }
-    if headers.contains_key(header::CONTENT_TYPE) && !is_single_json_content_type(headers) {
-        return Err(CsrfFailure::UnsupportedMediaType);
-    }
-    Ok(())
-}
-
-/// Exactly one `Content-Type` header, whose essence is `application/json` (S46: two headers,
-/// even two equal ones, are refused rather than one of them picked).
-fn is_single_json_content_type(headers: &HeaderMap) -> bool {
-    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
-    let (Some(ct), None) = (all.next(), all.next()) else {
-        return false;
-    };
-    let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("");
-    essence.trim().eq_ignore_ascii_case("application/json")
-}
-
-/// What the `Cookie` headers say about the refresh cookie.
-enum CookieRead {
-    Missing,
-    /// Two cookies with our name (path or domain shadowing): refused as ambiguous (S13).
-    Ambiguous,
-    Malformed,
-    Token(RefreshToken),
-}
-
-fn read_refresh_cookie(headers: &HeaderMap, name: &str) -> CookieRead {
-    let mut found: Vec<&str> = Vec::new();
-    for v in headers.get_all(header::COOKIE) {
-        let Ok(v) = v.to_str() else {
-            return CookieRead::Malformed;
-        };
-        for pair in v.split(';') {
-            if let Some((k, val)) = pair.trim().split_once('=') {
-                if k.trim() == name {
-                    found.push(val.trim());
-                }
-            }
-        }
-    }
-    match found.as_slice() {
-        [] => CookieRead::Missing,
-        [one] => RefreshToken::parse(one.trim_matches('"'))
-            .map_or(CookieRead::Malformed, CookieRead::Token),
-        _ => CookieRead::Ambiguous,
-    }
-}
-
 /// `; Path=<--cookie-path>; HttpOnly; [Secure; ]SameSite=Strict` (the path was validated at start).
 fn cookie_attrs(state: &SharedState) -> String {
     let secure = if state.config.insecure_cookie {
@@ -237,72 +137,64 @@ pub(crate) fn token_response(
     state: &SharedState,
     info: &SessionInfo,
     rt: &RefreshToken,
-) -> Response {
-    let (at, _) = match state.mint_access(&info.sub, &info.sid) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot mint access token");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
-        }
-    };
-    let mut r = Json(json!({
+) -> Result<Response, ApiError> {
+    let mut r = access_token_response(state, &info.sub, &info.sid)?;
+    if let Some(c) = set_cookie(state, rt, info.expires_at) {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// 200 `{accessToken, expiresIn, tokenType}` with a fresh access token for the session (no cookie).
+pub(crate) fn access_token_response(
+    state: &SharedState,
+    sub: &str,
+    sid: &str,
+) -> Result<Response, ApiError> {
+    let (at, _) = state
+        .mint_access(sub, sid)
+        .map_err(|e| ApiError::internal(format!("cannot mint access token: {e}")))?;
+    Ok(Json(json!({
         "accessToken": at,
         "expiresIn": state.config.access_ttl,
         "tokenType": "Bearer",
     }))
-    .into_response();
-    if let Some(c) = set_cookie(state, rt, info.expires_at) {
-        r.headers_mut().insert(header::SET_COOKIE, c);
-    }
-    r
+    .into_response())
 }
 
-/// One answer for missing, unknown, expired, revoked and reused tokens (S39); only the log
-/// tells them apart (`why`).
-fn invalid_grant(why: &'static str) -> Response {
-    because(json_error(StatusCode::UNAUTHORIZED, "invalid_grant"), why)
-}
-
-/// 429 with `Retry-After`; `why` names the limit for the log.
+/// 429 with `Retry-After`, counted; `why` names the limit for the log.
 fn rate_limited(
     state: &SharedState,
     route: LimitedRoute,
-    retry: u64,
+    retry_after: u64,
     why: &'static str,
-) -> Response {
+) -> ApiError {
     state.metrics.rate_limited(route);
-    let r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    with_retry_after(because(r, why), retry)
-}
-
-fn new_session(state: &SharedState, sub: &str) -> Response {
-    let (info, rt) = start_session(state, sub);
-    token_response(state, &info, &rt)
+    ApiError::RateLimited {
+        retry_after,
+        reason: why.into(),
+    }
 }
 
 /// Create a session (a new refresh family) for `sub`; the caller answers with [`token_response`].
-pub(crate) fn start_session(state: &SharedState, sub: &str) -> (SessionInfo, RefreshToken) {
-    let sid = tokens::random_id();
+/// Errors: the store's (503).
+pub(crate) async fn start_session(
+    state: &SharedState,
+    sub: &str,
+) -> Result<(SessionInfo, RefreshToken), ApiError> {
     let rt = RefreshToken::generate();
-    let now = state.now();
-    state.store.create(NewSession {
-        sid: sid.clone(),
-        sub: sub.to_string(),
-        token: rt.clone(),
-        now,
-        idle_ttl: state.config.refresh_idle_ttl,
-        session_max: state.config.session_max,
-    });
-    let absolute = now.saturating_add(state.config.session_max);
-    let info = SessionInfo {
-        sid,
-        sub: sub.to_string(),
-        expires_at: now
-            .saturating_add(state.config.refresh_idle_ttl)
-            .min(absolute),
-        absolute_expires_at: absolute,
-    };
-    (info, rt)
+    let info = state
+        .store
+        .create(NewSession {
+            sid: tokens::random_id(),
+            sub: sub.to_string(),
+            token: rt.clone(),
+            now: state.now(),
+            idle_ttl: state.config.refresh_idle_ttl,
+            session_max: state.config.session_max,
+        })
+        .await?;
+    Ok((info, rt))
 }
 
 /// `POST /auth/login` `{username, password}`.
@@ -311,18 +203,15 @@ pub(crate) async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<Response, ApiError> {
     // Login CSRF: a browser-sent Origin must be allowed; non-browser clients send none.
     if let Some(origin) = header_str(&headers, "origin") {
         if !origin_allowed(&state, &headers, origin) {
-            return because(
-                json_error(StatusCode::FORBIDDEN, "forbidden"),
-                "Origin not allowed",
-            );
+            return Err(ApiError::forbidden("Origin not allowed"));
         }
     }
     if !is_single_json_content_type(&headers) {
-        return CsrfFailure::UnsupportedMediaType.response();
+        return Err(ApiError::UnsupportedMediaType);
     }
     if let Err(retry) = state
         .limits
@@ -330,40 +219,44 @@ pub(crate) async fn login(
         .check(&state.client_ip(peer, &headers))
     {
         let why = "login rate limit of this client IP";
-        return rate_limited(&state, LimitedRoute::Login, retry, why);
+        return Err(rate_limited(&state, LimitedRoute::Login, retry, why));
     }
-    let body = match read_body(&state, &headers, body, SMALL_BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = read_body(&state, &headers, body, SMALL_BODY_LIMIT).await?;
     // The parser's message is not logged: it can quote the body, and so a password.
-    let Ok(creds) = serde_json::from_slice::<LoginBody>(&body.bytes) else {
-        return because(
-            json_error(StatusCode::BAD_REQUEST, "invalid_request"),
+    let creds = serde_json::from_slice::<LoginBody>(&body.bytes).map_err(|_| {
+        ApiError::invalid_request(
             "body is not exactly {\"username\": string, \"password\": string}",
-        );
-    };
+        )
+    })?;
     let Some(sub) = check_credentials(&creds.username, &creds.password) else {
         Metrics::inc(&state.metrics.login_failures);
         tracing::info!("login rejected");
-        return because(
-            json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            "unknown user or wrong password",
-        );
+        return Err(ApiError::Unauthorized {
+            code: "invalid_credentials",
+            challenge: None,
+            reason: "unknown user or wrong password".into(),
+        });
     };
+    let (info, rt) = start_session(&state, sub).await?;
     Metrics::inc(&state.metrics.logins);
-    let resp = new_session(&state, sub);
     tracing::info!(sub = %sub, "login");
-    resp
+    token_response(&state, &info, &rt)
 }
 
-/// `POST /auth/refresh` with the refresh cookie.
+/// `POST /auth/refresh` with the refresh cookie. Every request reaching the handler is counted
+/// under exactly one refresh `outcome`.
 pub(crate) async fn refresh(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    csrf: Result<CsrfChecked, ApiError>,
+    cookie: Result<RefreshCookie, ApiError>,
     headers: HeaderMap,
-) -> Response {
-    let (label, resp) = refresh_inner(&state, peer, &headers);
+) -> Result<Response, ApiError> {
+    let result = refresh_inner(&state, peer, &headers, csrf, cookie).await;
+    let label = match &result {
+        Ok((label, _)) => *label,
+        Err(e) => error_label(e),
+    };
     state.metrics.refresh(label);
     if label == RefreshOutcomeLabel::InvalidGrant {
         let client = crate::legacy::ClientInfo::from_headers(&headers);
@@ -373,47 +266,46 @@ pub(crate) async fn refresh(
             .note_refresh_failure(&peer, &client, state.now());
     }
     tracing::info!(outcome = label.as_str(), "refresh");
-    resp
+    result.map(|(_, r)| r)
 }
 
-fn refresh_inner(
+/// The refresh `outcome` label of a refusal.
+fn error_label(e: &ApiError) -> RefreshOutcomeLabel {
+    use RefreshOutcomeLabel as L;
+    match e {
+        ApiError::Forbidden(_) | ApiError::UnsupportedMediaType => L::Csrf,
+        ApiError::RateLimited { .. } => L::RateLimited,
+        ApiError::Unavailable { .. } => L::Unavailable,
+        _ => L::InvalidGrant,
+    }
+}
+
+/// Order of checks, each before the refresh token is touched: CSRF → demo outage → cookie →
+/// per-IP limit → the store's atomic step (with the per-family limit inside it).
+async fn refresh_inner(
     state: &SharedState,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> (RefreshOutcomeLabel, Response) {
+    csrf: Result<CsrfChecked, ApiError>,
+    cookie: Result<RefreshCookie, ApiError>,
+) -> Result<(RefreshOutcomeLabel, Response), ApiError> {
     use RefreshOutcomeLabel as L;
-    if let Err(why) = check_csrf(state, headers) {
-        tracing::warn!(reason = ?why, "refresh refused by CSRF checks");
-        return (L::Csrf, why.response());
-    }
+    csrf?;
     if let Some(left) = state.refresh_outage_left() {
-        let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
-        let r = because(r, "demo refresh outage (/demo/fail-refresh)");
-        return (L::Unavailable, with_retry_after(r, left));
+        return Err(ApiError::Unavailable {
+            code: "temporarily_unavailable",
+            retry_after: left,
+            reason: "demo refresh outage (/demo/fail-refresh)".into(),
+        });
     }
-    let presented = match read_refresh_cookie(headers, &state.config.cookie_name) {
-        CookieRead::Token(t) => t,
-        CookieRead::Missing => return (L::InvalidGrant, invalid_grant("no refresh cookie")),
-        CookieRead::Ambiguous => {
-            return (
-                L::InvalidGrant,
-                invalid_grant("more than one refresh cookie"),
-            )
-        }
-        CookieRead::Malformed => {
-            return (L::InvalidGrant, invalid_grant("malformed refresh cookie"))
-        }
-    };
+    let RefreshCookie(presented) = cookie?;
     if let Err(retry) = state
         .limits
         .refresh_ip
         .check(&state.client_ip(peer, headers))
     {
         let why = "refresh rate limit of this client IP";
-        return (
-            L::RateLimited,
-            rate_limited(state, LimitedRoute::Refresh, retry, why),
-        );
+        return Err(rate_limited(state, LimitedRoute::Refresh, retry, why));
     }
     let policy = RefreshPolicy {
         now: state.now(),
@@ -423,17 +315,18 @@ fn refresh_inner(
     let limits = &state.limits;
     let admit = |sid: &str| limits.refresh_family.check(&sid.to_string());
     let child = RefreshToken::generate();
-    match state
+    let outcome = state
         .store
         .refresh(&presented.hash(), child.clone(), policy, &admit)
-    {
+        .await?;
+    match outcome {
         RefreshOutcome::Rotated(info) => {
             state.migration.note_rotation(&info.sid, state.now());
-            (L::Ok, token_response(state, &info, &child))
+            Ok((L::Ok, token_response(state, &info, &child)?))
         }
         RefreshOutcome::Grace(info, current) => {
             tracing::info!(sid = %info.sid, "refresh: parent replayed within grace, current child re-sent");
-            (L::Grace, token_response(state, &info, &current))
+            Ok((L::Grace, token_response(state, &info, &current)?))
         }
         RefreshOutcome::Reused(info) => {
             let m = &state.metrics;
@@ -443,40 +336,51 @@ fn refresh_inner(
             tracing::warn!(sid = %info.sid, sub = %info.sub, "rt_reuse_detected: family and session revoked");
             let alert = [("sid", info.sid.as_str()), ("sub", info.sub.as_str())];
             state.migration.alert(crate::legacy::Alert::RtReuse, &alert);
-            let why = "rotated refresh token reused: family and session revoked";
-            (L::InvalidGrant, invalid_grant(why))
+            Err(ApiError::invalid_grant(
+                "rotated refresh token reused: family and session revoked",
+            ))
         }
         RefreshOutcome::Limited(retry) => {
             let why = "rotation rate limit of this session";
-            (
-                L::RateLimited,
-                rate_limited(state, LimitedRoute::Refresh, retry, why),
-            )
+            Err(rate_limited(state, LimitedRoute::Refresh, retry, why))
         }
-        RefreshOutcome::Invalid => {
-            let why = "unknown, expired or revoked refresh token";
-            (L::InvalidGrant, invalid_grant(why))
+        RefreshOutcome::Invalid(why) => {
+            tracing::debug!(reason = why.as_str(), "refresh token refused");
+            Err(ApiError::invalid_grant(
+                "unknown, expired or revoked refresh token",
+            ))
         }
     }
 }
 
 /// `POST /auth/logout`: revoke the family and the session's access tokens, clear the cookie.
 /// Idempotent: 200 with a clearing cookie even without a (valid) cookie. CSRF-checked first.
-pub(crate) async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(why) = check_csrf(&state, &headers) {
-        tracing::warn!(reason = ?why, "logout refused by CSRF checks");
-        return why.response();
-    }
+pub(crate) async fn logout(
+    State(state): State<SharedState>,
+    _: CsrfChecked,
+    cookie: Result<RefreshCookie, ApiError>,
+    bearer: Result<BearerToken, ApiError>,
+) -> Result<Response, ApiError> {
     let now = state.now();
     let mut revoked = None;
-    if let CookieRead::Token(t) = read_refresh_cookie(&headers, &state.config.cookie_name) {
-        revoked = state.store.revoke_by_token(&t.hash(), now).map(|i| i.sid);
+    if let Ok(RefreshCookie(t)) = cookie {
+        revoked = state
+            .store
+            .revoke_by_token(&t.hash(), now)
+            .await?
+            .map(|i| i.sid);
     }
     if revoked.is_none() {
         // No usable cookie: a valid bearer token still identifies the session to end.
-        if let Some(claims) = bearer(&headers).and_then(|t| state.authenticate(t).ok()) {
-            if state.store.revoke_session(&claims.sid, now) {
-                revoked = Some(claims.sid);
+        if let Ok(BearerToken(t)) = bearer {
+            match state.authenticate(&t).await {
+                Ok(claims) => {
+                    if state.store.revoke_session(&claims.sid, now).await? {
+                        revoked = Some(claims.sid);
+                    }
+                }
+                Err(AuthError::Store(e)) => return Err(e.into()),
+                Err(AuthError::Rejected(_)) => {}
             }
         }
     }
@@ -490,5 +394,5 @@ pub(crate) async fn logout(State(state): State<SharedState>, headers: HeaderMap)
     if let Some(c) = clear_cookie(&state) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
-    r
+    Ok(r)
 }

@@ -9,13 +9,10 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{self, HeaderMap};
-use axum::http::StatusCode;
-use axum::response::Response;
 use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{json_error, with_retry_after};
-use crate::middleware::because;
+use super::error::ApiError;
 use crate::SharedState;
 
 /// A body read into memory, with the share of the buffer budget it holds until dropped.
@@ -26,17 +23,16 @@ pub(crate) struct Buffered {
 }
 
 /// 503 `{error:"server_busy"}` with `Retry-After: 1`: the buffer budget is spent.
-fn busy() -> Response {
-    let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "server_busy");
-    with_retry_after(
-        because(r, "body does not fit in --max-buffered-bytes now"),
-        1,
-    )
+fn busy() -> ApiError {
+    ApiError::Unavailable {
+        code: "server_busy",
+        retry_after: 1,
+        reason: "body does not fit in --max-buffered-bytes now".into(),
+    }
 }
 
-fn too_large() -> Response {
-    let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    because(r, "body over the route's limit")
+fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge
 }
 
 /// Take `n` bytes of the budget, without waiting; merged into `held`.
@@ -80,7 +76,7 @@ pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<Buffered, Response> {
+) -> Result<Buffered, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -101,10 +97,7 @@ pub(crate) async fn read_body(
         let frame = match frame {
             Ok(f) => f,
             Err(e) if is_length_limit(&e) => return Err(too_large()),
-            Err(_) => {
-                let r = json_error(StatusCode::BAD_REQUEST, "invalid_request");
-                return Err(because(r, "body broke off"));
-            }
+            Err(_) => return Err(ApiError::invalid_request("body broke off")),
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers

@@ -2,15 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{bearer, unauthorized};
-use super::json_error;
+use super::error::ApiError;
+use super::extract::Authenticated;
 use crate::metrics::Metrics;
 use crate::SharedState;
 
@@ -29,20 +28,16 @@ pub(crate) fn router() -> Router<SharedState> {
 
 /// Revoke exactly the presented access token (its jti), until it would expire anyway.
 /// Not counted as an API call (`/api/*` counters stay about the API).
-async fn revoke_access(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    let Some(claims) = bearer(&headers).and_then(|t| state.authenticate(t).ok()) else {
-        return unauthorized();
-    };
-    let until = claims.exp.saturating_add(state.config.leeway);
-    if state
-        .store
-        .block_jti(&claims.iss, &claims.jti, until, state.now())
-    {
+async fn revoke_access(
+    State(state): State<SharedState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Response, ApiError> {
+    if state.revoke_access_token(&claims).await? {
         Metrics::inc(&state.metrics.access_revocations);
         Metrics::inc(&state.metrics.revocations);
     }
     tracing::info!(sid = %claims.sid, "demo: access token revoked");
-    Json(json!({ "revoked": true, "jti": claims.jti })).into_response()
+    Ok(Json(json!({ "revoked": true, "jti": claims.jti })).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -51,25 +46,26 @@ struct FailBody {
 }
 
 /// `{seconds}` (default 30, 0 stops): `/auth/refresh` answers 503 + Retry-After meanwhile.
-async fn fail_refresh(State(state): State<SharedState>, body: Bytes) -> Response {
-    let parsed: FailBody = if body.is_empty() {
-        FailBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),
-        }
-    };
+/// An optional JSON body: empty means the defaults; anything else must parse.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::invalid_request("invalid_request"))
+}
+
+async fn fail_refresh(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
+    let parsed: FailBody = optional_json(&body)?;
     let secs = parsed.seconds.unwrap_or(30).min(MAX_OUTAGE_SECS);
     state.fail_refresh_for(secs);
     tracing::info!(seconds = secs, "demo: refresh outage");
-    Json(json!({ "failingForSeconds": secs })).into_response()
+    Ok(Json(json!({ "failingForSeconds": secs })).into_response())
 }
 
-async fn stats(State(state): State<SharedState>) -> Response {
+async fn stats(State(state): State<SharedState>) -> Result<Response, ApiError> {
+    let s = state.store.stats(state.now()).await?;
     let mut v = state.metrics.demo_stats();
     if let Some(o) = v.as_object_mut() {
-        let s = state.store.stats(state.now());
         o.insert("liveSessions".into(), s.live_sessions.into());
         o.insert(
             "refreshFailingForSeconds".into(),
@@ -78,7 +74,7 @@ async fn stats(State(state): State<SharedState>) -> Response {
         o.insert("accessTtl".into(), state.config.access_ttl.into());
         o.insert("legacy".into(), state.migration.report(state.now()));
     }
-    Json(v).into_response()
+    Ok(Json(v).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -89,15 +85,8 @@ struct LegacyBody {
 }
 
 /// A legacy never-expiring token for `username` (default `demo`), as the old system minted.
-async fn legacy_token(State(state): State<SharedState>, body: Bytes) -> Response {
-    let parsed: LegacyBody = if body.is_empty() {
-        LegacyBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "invalid_request"),
-        }
-    };
+async fn legacy_token(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
+    let parsed: LegacyBody = optional_json(&body)?;
     let sub = parsed.username.unwrap_or_else(|| "demo".into());
     if !state
         .migration
@@ -106,16 +95,16 @@ async fn legacy_token(State(state): State<SharedState>, body: Bytes) -> Response
         .is_some_and(|v| v.can_mint())
     {
         // A public legacy key: the private half stays with the old system.
-        return json_error(StatusCode::CONFLICT, "cannot_mint");
+        return Err(ApiError::Conflict("cannot_mint"));
     }
-    match state.mint_legacy_token(&sub, !parsed.without_jti) {
-        Ok(t) => Json(json!({ "token": t })).into_response(),
-        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-    }
+    let t = state
+        .mint_legacy_token(&sub, !parsed.without_jti)
+        .map_err(|e| ApiError::internal(format!("cannot mint a legacy token: {e}")))?;
+    Ok(Json(json!({ "token": t })).into_response())
 }
 
 /// `{phase, graceSeconds?, cohortPercent?}`: the phase switch without the admin secret (demo only).
-async fn legacy_phase(State(state): State<SharedState>, body: Bytes) -> Response {
+async fn legacy_phase(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
     super::admin::apply_phase(&state, &body, "demo")
 }
 

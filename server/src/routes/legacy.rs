@@ -4,16 +4,13 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 
-use super::api::bearer;
-use super::auth::{check_csrf, start_session, token_response};
-use super::json_error;
-use crate::middleware::because;
+use super::auth::{access_token_response, start_session, token_response};
+use super::error::ApiError;
+use super::extract::{BearerToken, CsrfChecked};
 use crate::legacy::{ClientInfo, Exchange, Place};
 use crate::metrics::{LegacyOutcome, Metrics};
 use crate::SharedState;
@@ -47,12 +44,12 @@ fn deprecation_headers(state: &SharedState, h: &mut HeaderMap) {
 }
 
 fn refusal(challenge: &'static str) -> Response {
-    let mut r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
-    because(r, "legacy token refused at the API in this phase")
+    ApiError::Unauthorized {
+        code: "invalid_token",
+        challenge: Some(challenge),
+        reason: "legacy token refused at the API in this phase".into(),
+    }
+    .into_response()
 }
 
 /// Layer on `/api/*`. New tokens pass untouched (the handler verifies them); a valid legacy token is
@@ -64,7 +61,7 @@ pub(crate) async fn api_gate(
     mut req: Request<Body>,
     next: Next,
 ) -> Response {
-    let token = bearer(req.headers())
+    let token = BearerToken::from_headers(req.headers())
         .filter(|t| {
             state
                 .migration
@@ -119,24 +116,25 @@ pub(crate) async fn api_gate(
 /// login). The same token again within `--reuse-grace` of the exchange (two tabs at once) gets an access token of
 /// that same session (no cookie, no new session); later it is a replay: 401 `invalid_grant` and a security event.
 /// Phases 3–4: 401 `legacy_token_retired`.
-pub(crate) async fn upgrade(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Err(why) = check_csrf(&state, &headers) {
-        tracing::warn!(reason = ?why, "legacy upgrade refused by CSRF checks");
-        return why.response();
-    }
+pub(crate) async fn upgrade(
+    State(state): State<SharedState>,
+    _: CsrfChecked,
+    bearer: Result<BearerToken, ApiError>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let invalid = |why: &dyn std::fmt::Debug| {
         state.metrics.legacy(LegacyOutcome::Invalid);
         tracing::info!(reason = ?why, "legacy upgrade: not a valid legacy token");
-        let r = json_error(StatusCode::UNAUTHORIZED, "invalid_token");
-        because(r, format!("not a valid legacy token: {why:?}"))
+        ApiError::Unauthorized {
+            code: "invalid_token",
+            challenge: None,
+            reason: format!("not a valid legacy token: {why:?}").into(),
+        }
     };
-    let Some(token) = bearer(&headers) else {
-        return invalid(&"no bearer token");
+    let Ok(BearerToken(token)) = bearer else {
+        return Err(invalid(&"no bearer token"));
     };
-    let id = match state.verify_legacy(token) {
-        Ok(id) => id,
-        Err(why) => return invalid(&why),
-    };
+    let id = state.verify_legacy(&token).map_err(|why| invalid(&why))?;
     let now = state.now();
     let client = ClientInfo::from_headers(&headers);
     let phase = state.migration.effective_phase(&id.sub, now);
@@ -145,13 +143,17 @@ pub(crate) async fn upgrade(State(state): State<SharedState>, headers: HeaderMap
             .migration
             .record_use(&id.sub, &client, phase, Place::Upgrade, false, now);
         state.metrics.legacy(LegacyOutcome::Retired);
-        let r = json_error(StatusCode::UNAUTHORIZED, "legacy_token_retired");
-        return because(r, "legacy tokens retired for this user (phase 3 or later)");
+        return Err(ApiError::Unauthorized {
+            code: "legacy_token_retired",
+            challenge: None,
+            reason: "legacy tokens retired for this user (phase 3 or later)".into(),
+        });
     }
     let grace = state.config.reuse_grace;
     match state
         .migration
-        .exchange(&id.once_key, now, grace, || start_session(&state, &id.sub))
+        .exchange(&id.once_key, now, grace, start_session(&state, &id.sub))
+        .await?
     {
         Exchange::First(info, rt) => {
             state.metrics.legacy(LegacyOutcome::Ok);
@@ -161,28 +163,22 @@ pub(crate) async fn upgrade(State(state): State<SharedState>, headers: HeaderMap
             token_response(&state, &info, &rt)
         }
         Exchange::Repeat { sid } => {
-            if state.store.session_rejected(&sid) {
-                let r = json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
-                return because(r, "legacy token repeated, but its session was revoked");
+            if state.store.session_rejected(&sid).await? {
+                return Err(ApiError::invalid_grant(
+                    "legacy token repeated, but its session was revoked",
+                ));
             }
             tracing::info!(user = %id.sub, sid = %sid, "legacy upgrade: concurrent repeat, same session");
-            match state.mint_access(&id.sub, &sid) {
-                Ok((at, _)) => Json(json!({
-                    "accessToken": at,
-                    "expiresIn": state.config.access_ttl,
-                    "tokenType": "Bearer",
-                }))
-                .into_response(),
-                Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-            }
+            access_token_response(&state, &id.sub, &sid)
         }
         Exchange::Replay => {
             state.metrics.legacy(LegacyOutcome::Replay);
             tracing::warn!(event = "security", kind = "legacy_replay", user = %id.sub,
                 user_agent = ?client.user_agent, client_id = ?client.client_id,
                 "security: legacy token exchanged a second time");
-            let r = json_error(StatusCode::UNAUTHORIZED, "invalid_grant");
-            because(r, "legacy token replayed after its exchange (security event)")
+            Err(ApiError::invalid_grant(
+                "legacy token replayed after its exchange (security event)",
+            ))
         }
     }
 }

@@ -1,13 +1,12 @@
 //! The HTTP surface. Names here are a contract shared with the client, the demo and the e2e tests.
 
-// Handlers return `Result<_, Response>` to short-circuit with a ready answer; the size is fine.
-#![allow(clippy::result_large_err)]
-
 mod admin;
 mod api;
 mod auth;
 mod body;
 mod demo;
+mod error;
+mod extract;
 mod legacy;
 
 use std::time::Duration;
@@ -18,7 +17,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -105,23 +103,6 @@ pub fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), mw::cors))
         .layer(middleware::from_fn(mw::header_limits))
         .with_state(state)
-}
-
-/// A JSON error body `{"error": code}` with a status; the code is also the logged reason until
-/// [`mw::because`] gives a better one.
-pub(crate) fn json_error(status: StatusCode, code: &'static str) -> Response {
-    mw::because(
-        (status, Json(json!({ "error": code }))).into_response(),
-        code,
-    )
-}
-
-/// Add `Retry-After: secs` to a response.
-pub(crate) fn with_retry_after(mut r: Response, secs: u64) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
 }
 
 async fn jwks(State(state): State<SharedState>) -> Response {
