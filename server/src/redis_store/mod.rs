@@ -14,8 +14,15 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, ScriptInvocation};
 
+mod keyring;
+mod sessions;
+pub use keyring::{Schedule, SharedKeys, SharedKeysError, MIN_PUBLISH_LEAD_SECS, SYNC_EVERY};
+pub use sessions::RedisStore;
+
 /// Default bound on one Redis call (`--store-timeout`): past it the request fails closed with 503.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long the server waits for Redis to answer at start before refusing to start.
+pub const CONNECT_AT_START: Duration = Duration::from_secs(10);
 /// Bound on one connection attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Longest pause between reconnection attempts after Redis went away.
