@@ -106,6 +106,15 @@ if [ -z "$ROUTE" ]; then
   WASM_BIN_DIR=/usr/bin
 fi
 say "wasm32 route: $ROUTE ($("$WASM_BIN_DIR/rustc" --version))"
+# clippy, for test tier 1's no-panic lints on the server (rustup's minimal profile lacks it; Debian: rust-clippy).
+if ! PATH="$WASM_BIN_DIR:$PATH" cargo clippy --version >/dev/null 2>&1; then
+  if [ "$ROUTE" != debian-build ] && have rustup; then
+    say "rustup component add clippy (timeout 120 s)"
+    timeout 120 rustup component add clippy >"$TC/rustup-clippy.log" 2>&1 || say "clippy could not be installed: test tier 1 will fail"
+  else
+    apt_install rust-clippy
+  fi
+fi
 
 # ---------------------------------------------------------------- 2. wasm-bindgen-cli (exact), wasm-pack, geckodriver
 cargo_install() { # $1 = crate, $2 = version or "", $3 = timeout

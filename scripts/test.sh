@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test tier of wasm-token-manager, after installing what is missing and building the package:
 #
-#   1. native      cargo test --workspace      (the pure core, the reference server)
+#   1. native      cargo clippy -p auth-server (no unwrap/expect/indexing/panic in the server outside tests),
+#                  then cargo test --workspace      (the pure core, the reference server)
 #   2. browser     wasm-pack test --headless --chrome, then --firefox   (the browser shell)
 #   3. end-to-end  node --test tests/e2e/     (Playwright + headless Chromium, the real server, the packed package,
 #                                             the consumer fixtures, the checked-in TypeScript API)
@@ -38,10 +39,17 @@ cargo_counts() {
        END { printf "%d %d", p, f }' "$1"
 }
 
-echo "[test] tier 1: native (cargo test --workspace)"
+echo "[test] tier 1: native (cargo clippy -p auth-server, then cargo test --workspace)"
+# The server's code outside tests may not unwrap, expect, index unchecked or panic (server/src/lib.rs, main.rs).
+cargo clippy -p auth-server --all-targets -- -D warnings 2>&1 | tee "$LOGS/clippy.log"
+clippy_rc=${PIPESTATUS[0]}
 cargo test --workspace 2>&1 | tee "$LOGS/native.log"
 rc=${PIPESTATUS[0]}
 read -r p f < <(cargo_counts "$LOGS/native.log")
+if [ "$clippy_rc" != 0 ]; then
+  echo "[test] error: cargo clippy -p auth-server failed (counted as one failed test): see $LOGS/clippy.log"
+  rc=1; f=$((f + 1))
+fi
 record "native" "$p" "$f" "$rc"
 
 for browser in chrome firefox; do

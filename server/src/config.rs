@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 64;
 /// cover the listener, the log and any static file being served.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
+/// Default `--max-sessions-per-user`: a user's browsers and devices, with room to spare.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 10;
+/// Default `--max-sessions`: about 60 MB of session records at ~600 B each.
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
 /// Command-line interface of `auth-server`.
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -154,6 +159,14 @@ pub struct Args {
     /// connections are cut and the process exits.
     #[arg(long, env = "AUTH_SHUTDOWN_GRACE", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: u64,
+    /// Most sessions one user holds at once; a login beyond it revokes that user's oldest session
+    /// (its refresh token stops working, its access tokens are rejected). 0 turns it off.
+    #[arg(long, env = "AUTH_MAX_SESSIONS_PER_USER", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER)]
+    pub max_sessions_per_user: usize,
+    /// Most session records held in memory at once (live ones, and ended ones until their access
+    /// tokens expire); a login beyond it is refused with 503 and `Retry-After`. 0 turns it off.
+    #[arg(long, env = "AUTH_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
     /// A proxy whose forwarding header is believed for the client IP of per-IP limits: an address
     /// or a CIDR range (repeatable). None by default: the TCP peer is the client.
     #[arg(long = "trusted-proxy", env = "AUTH_TRUSTED_PROXIES", value_delimiter = ',',
@@ -273,6 +286,10 @@ pub struct Config {
     pub max_buffered_bytes: u64,
     /// Drain grace on shutdown, seconds.
     pub shutdown_grace: u64,
+    /// Sessions per user before the oldest is revoked (0 = no limit).
+    pub max_sessions_per_user: usize,
+    /// Session records held before logins are refused with 503 (0 = no limit).
+    pub max_sessions: usize,
     /// Proxies whose forwarding header is believed (none = the TCP peer is the client).
     pub trusted_proxies: Vec<IpNet>,
     /// The forwarding header read from trusted proxies.
@@ -318,6 +335,8 @@ impl Default for Config {
             body_timeout: 30,
             max_buffered_bytes: 64 * 1024 * 1024,
             shutdown_grace: 10,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
             store: StoreChoice::Memory,
@@ -382,6 +401,8 @@ impl From<Args> for Config {
             body_timeout: a.body_timeout,
             max_buffered_bytes: a.max_buffered_bytes,
             shutdown_grace: a.shutdown_grace,
+            max_sessions_per_user: a.max_sessions_per_user,
+            max_sessions: a.max_sessions,
             trusted_proxies: a.trusted_proxies,
             client_ip_header: a.client_ip_header,
             store: a.store,

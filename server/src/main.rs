@@ -1,5 +1,13 @@
 //! `auth-server`: parse flags, set up logging, serve until SIGTERM or Ctrl-C, then drain and exit.
 
+// No panics on any path, as in the library (lib.rs): scripts/test.sh runs clippy with these denied.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 

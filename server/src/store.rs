@@ -15,7 +15,7 @@
 //! on the next access after that, and by [`SessionStore::sweep`]); long-lived refresh tokens are
 //! never stored raw. A persistent store would keep that value encrypted under a server key instead.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -101,12 +101,17 @@ pub struct Retention {
     pub access_lifetime: u64,
     /// Reuse grace window, seconds (access tokens may be minted that long after a rotation).
     pub grace: u64,
+    /// Most sessions one user may hold (`--max-sessions-per-user`); a login beyond it revokes the
+    /// user's oldest session. 0 = no limit.
+    pub max_sessions_per_user: usize,
+    /// Most session records held at once (`--max-sessions`), live or kept until their access
+    /// tokens expire; a login beyond it is refused with [`StoreError::Full`]. 0 = no limit.
+    pub max_sessions: usize,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        let c = crate::config::Config::default();
-        Self::from_config(&c)
+        Self::from_config(&crate::config::Config::default())
     }
 }
 
@@ -116,9 +121,14 @@ impl Retention {
         Self {
             access_lifetime: c.access_ttl.saturating_add(c.leeway),
             grace: c.reuse_grace,
+            max_sessions_per_user: c.max_sessions_per_user,
+            max_sessions: c.max_sessions,
         }
     }
 }
+
+/// Longest `Retry-After` of a [`StoreError::Full`] answer, seconds.
+pub const MAX_FULL_RETRY_AFTER_SECS: u64 = 60;
 
 /// Storage of refresh families, session revocation and the access-token blocklist.
 /// Every method is one atomic step; `now` is Unix seconds from the server's clock.
@@ -171,17 +181,150 @@ struct Family {
     record: FamilyRecord,
     /// Every hash this family ever issued (for the index cleanup).
     hashes: Vec<TokenHash>,
+    /// Its key in [`Inner::deadlines`]: [`FamilyRecord::keep_until`].
+    keep_until: u64,
 }
 
+/// A blocklist key: `(iss, jti)`.
+type Jti = (String, String);
+
+/// Everything behind the one lock. Each expiring thing is also queued under its deadline, so a
+/// sweep takes what is due from the front of a queue and never walks the rest.
 #[derive(Debug, Default)]
 struct Inner {
     families: HashMap<String, Family>,
-    /// token hash → sid, for every token ever issued (so replays of old tokens are recognised).
+    /// token hash → sid, for every token a stored family ever issued (so replays of old tokens
+    /// are recognised as long as the family is kept).
     index: HashMap<TokenHash, String>,
-    blocklist: HashMap<(String, String), u64>,
+    /// `(keep_until, sid)` of every family.
+    deadlines: BTreeSet<(u64, String)>,
+    /// `(grace_until, sid)` of every family holding a raw child.
+    graces: BTreeSet<(u64, String)>,
+    /// user → `(created_at, sid)` of the user's sessions not revoked, oldest first.
+    by_user: HashMap<String, BTreeSet<(u64, String)>>,
+    blocklist: HashMap<Jti, u64>,
+    /// `(until, (iss, jti))` of every blocklist entry.
+    block_deadlines: BTreeSet<(u64, Jti)>,
 }
 
-/// The default store: everything in process memory, one mutex.
+impl Inner {
+    fn family_of(&self, presented: &TokenHash) -> Option<&Family> {
+        self.index
+            .get(presented)
+            .and_then(|sid| self.families.get(sid))
+    }
+
+    /// Store a new family, queued under its deadlines.
+    fn insert(&mut self, record: FamilyRecord, hash: TokenHash, r: &Retention) {
+        let sid = record.sid.clone();
+        let keep_until = record.keep_until(r.access_lifetime, r.grace);
+        self.deadlines.insert((keep_until, sid.clone()));
+        self.by_user
+            .entry(record.sub.clone())
+            .or_default()
+            .insert((record.created_at, sid.clone()));
+        self.index.insert(hash, sid.clone());
+        self.families.insert(
+            sid,
+            Family {
+                record,
+                hashes: vec![hash],
+                keep_until,
+            },
+        );
+    }
+
+    /// Replace the record of `sid` and move it in every queue and index it is in.
+    fn update(&mut self, sid: &str, record: FamilyRecord, r: &Retention) {
+        let Some(fam) = self.families.get_mut(sid) else {
+            return;
+        };
+        let old = std::mem::replace(&mut fam.record, record);
+        let new = &fam.record;
+        if new.current != old.current {
+            fam.hashes.push(new.current);
+            self.index.insert(new.current, sid.to_string());
+        }
+        let keep_until = new.keep_until(r.access_lifetime, r.grace);
+        if keep_until != fam.keep_until {
+            self.deadlines.remove(&(fam.keep_until, sid.to_string()));
+            self.deadlines.insert((keep_until, sid.to_string()));
+            fam.keep_until = keep_until;
+        }
+        let old_grace = old.grace_child.is_some().then_some(old.grace_until);
+        let new_grace = new.grace_child.is_some().then_some(new.grace_until);
+        if old_grace != new_grace {
+            if let Some(g) = old_grace {
+                self.graces.remove(&(g, sid.to_string()));
+            }
+            if let Some(g) = new_grace {
+                self.graces.insert((g, sid.to_string()));
+            }
+        }
+        if new.revoked && !old.revoked {
+            Self::forget_user_session(&mut self.by_user, &old);
+        }
+    }
+
+    fn forget_user_session(
+        by_user: &mut HashMap<String, BTreeSet<(u64, String)>>,
+        rec: &FamilyRecord,
+    ) {
+        if let Some(set) = by_user.get_mut(&rec.sub) {
+            set.remove(&(rec.created_at, rec.sid.clone()));
+            if set.is_empty() {
+                by_user.remove(&rec.sub);
+            }
+        }
+    }
+
+    /// Revoke `sid` if it is not revoked yet; returns its info then.
+    fn revoke(&mut self, sid: &str, r: &Retention) -> Option<SessionInfo> {
+        let mut rec = self.families.get(sid)?.record.clone();
+        if !rec.revoke() {
+            return None;
+        }
+        let info = rec.info();
+        self.update(sid, rec, r);
+        Some(info)
+    }
+
+    /// Drop a family and everything that points at it.
+    fn remove(&mut self, sid: &str) {
+        let Some(fam) = self.families.remove(sid) else {
+            return;
+        };
+        for h in &fam.hashes {
+            self.index.remove(h);
+        }
+        self.deadlines.remove(&(fam.keep_until, sid.to_string()));
+        if fam.record.grace_child.is_some() {
+            self.graces
+                .remove(&(fam.record.grace_until, sid.to_string()));
+        }
+        if !fam.record.revoked {
+            Self::forget_user_session(&mut self.by_user, &fam.record);
+        }
+    }
+
+    /// Remove the families whose deadline has passed, oldest deadline first.
+    fn expire_families(&mut self, now: u64, work: &mut SweepReport) {
+        while let Some((deadline, sid)) = self.deadlines.first().cloned() {
+            work.examined += 1;
+            if deadline > now {
+                break;
+            }
+            self.remove(&sid);
+            work.removed += 1;
+        }
+    }
+}
+
+/// The default store: everything in process memory, one mutex. Bounded: each family is removed
+/// as soon as nothing can need it ([`FamilyRecord::keep_until`]), a user holds at most
+/// [`Retention::max_sessions_per_user`] sessions (a login beyond revokes the oldest), and the store
+/// at most [`Retention::max_sessions`] (a login beyond is refused: [`StoreError::Full`]).
+/// Expiry is in deadline order: [`SessionStore::sweep`] does work in proportion to what expired.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -189,7 +332,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store with the default configuration's retention.
+    /// An empty store with the default configuration's retention and caps.
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,18 +355,48 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, s: NewSession) -> Result<SessionInfo, StoreError> {
+        let r = &self.retention;
         let hash = s.token.hash();
         let record = FamilyRecord::start(s.sid, s.sub, hash, s.now, s.idle_ttl, s.session_max);
         let info = record.info();
         let mut g = self.lock();
-        g.index.insert(hash, record.sid.clone());
-        g.families.insert(
-            record.sid.clone(),
-            Family {
-                record,
-                hashes: vec![hash],
-            },
-        );
+        if r.max_sessions > 0 && g.families.len() >= r.max_sessions {
+            // What is due goes first (the periodic sweep may not have run yet this second).
+            g.expire_families(s.now, &mut SweepReport::default());
+            if g.families.len() >= r.max_sessions {
+                let next = g
+                    .deadlines
+                    .first()
+                    .map_or(1, |(d, _)| d.saturating_sub(s.now));
+                tracing::warn!(
+                    sessions = g.families.len(),
+                    "login refused: --max-sessions session records held"
+                );
+                return Err(StoreError::Full {
+                    retry_after: next.clamp(1, MAX_FULL_RETRY_AFTER_SECS),
+                });
+            }
+        }
+        if r.max_sessions_per_user > 0 {
+            let held = g.by_user.get(&record.sub).map_or(0, BTreeSet::len);
+            let excess = (held + 1).saturating_sub(r.max_sessions_per_user);
+            let oldest: Vec<String> = g
+                .by_user
+                .get(&record.sub)
+                .into_iter()
+                .flatten()
+                .take(excess)
+                .map(|(_, sid)| sid.clone())
+                .collect();
+            for sid in oldest {
+                if g.revoke(&sid, r).is_some() {
+                    tracing::info!(sid = %sid, "session evicted: --max-sessions-per-user reached");
+                }
+            }
+            // An evicted session whose access tokens have all expired goes at once.
+            g.expire_families(s.now, &mut SweepReport::default());
+        }
+        g.insert(record, hash, r);
         Ok(info)
     }
 
@@ -234,25 +407,12 @@ impl SessionStore for MemoryStore {
         policy: RefreshPolicy,
         admit: Admission<'_>,
     ) -> Result<RefreshOutcome, StoreError> {
-        let mut guard = self.lock();
-        let g = &mut *guard;
-        let fam = g
-            .index
-            .get(presented)
-            .and_then(|sid| g.families.get_mut(sid));
-        let decided = family::decide(
-            fam.as_ref().map(|f| &f.record),
-            presented,
-            &child,
-            policy,
-            admit,
-        );
-        if let (Some(fam), Some(record)) = (fam, decided.record) {
-            if record.current != fam.record.current {
-                fam.hashes.push(record.current);
-                g.index.insert(record.current, record.sid.clone());
-            }
-            fam.record = record;
+        let mut g = self.lock();
+        let fam = g.family_of(presented).map(|f| &f.record);
+        let decided = family::decide(fam, presented, &child, policy, admit);
+        if let Some(record) = decided.record {
+            let sid = record.sid.clone();
+            g.update(&sid, record, &self.retention);
         }
         Ok(decided.outcome)
     }
@@ -262,24 +422,15 @@ impl SessionStore for MemoryStore {
         presented: &TokenHash,
         _now: u64,
     ) -> Result<Option<SessionInfo>, StoreError> {
-        let mut guard = self.lock();
-        let g = &mut *guard;
-        let Some(fam) = g
-            .index
-            .get(presented)
-            .and_then(|sid| g.families.get_mut(sid))
-        else {
+        let mut g = self.lock();
+        let Some(sid) = g.index.get(presented).cloned() else {
             return Ok(None);
         };
-        Ok(fam.record.revoke().then(|| fam.record.info()))
+        Ok(g.revoke(&sid, &self.retention))
     }
 
     async fn revoke_session(&self, sid: &str, _now: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .lock()
-            .families
-            .get_mut(sid)
-            .is_some_and(|f| f.record.revoke()))
+        Ok(self.lock().revoke(sid, &self.retention).is_some())
     }
 
     async fn session_rejected(&self, sid: &str) -> Result<bool, StoreError> {
@@ -300,12 +451,16 @@ impl SessionStore for MemoryStore {
         if until <= now {
             return Ok(false);
         }
+        let key = (iss.to_string(), jti.to_string());
         let mut g = self.lock();
-        let e = g
-            .blocklist
-            .entry((iss.to_string(), jti.to_string()))
-            .or_insert(until);
-        *e = (*e).max(until);
+        let old = g.blocklist.get(&key).copied();
+        if old.is_none_or(|o| o < until) {
+            if let Some(o) = old {
+                g.block_deadlines.remove(&(o, key.clone()));
+            }
+            g.block_deadlines.insert((until, key.clone()));
+            g.blocklist.insert(key, until);
+        }
         Ok(true)
     }
 
@@ -321,6 +476,7 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().families.get(sid).map(|f| f.record.generation))
     }
 
+    /// Walks every family: for tests and `/demo/stats`, never called periodically.
     async fn stats(&self, now: u64) -> Result<StoreStats, StoreError> {
         let g = self.lock();
         Ok(StoreStats {
@@ -335,34 +491,30 @@ impl SessionStore for MemoryStore {
     }
 
     async fn sweep(&self, now: u64) -> Result<SweepReport, StoreError> {
-        let retain = self.retention.access_lifetime;
-        let mut report = SweepReport::default();
-        let mut guard = self.lock();
-        let g = &mut *guard;
-        report.examined = g.families.len() + g.blocklist.len();
-        let dead: Vec<String> = g
-            .families
-            .iter()
-            .filter(|(_, f)| now >= f.record.absolute_expires_at.saturating_add(retain))
-            .map(|(sid, _)| sid.clone())
-            .collect();
-        for sid in dead {
-            if let Some(f) = g.families.remove(&sid) {
-                report.removed += 1;
-                for h in &f.hashes {
-                    g.index.remove(h);
-                }
+        let mut work = SweepReport::default();
+        let mut g = self.lock();
+        g.expire_families(now, &mut work);
+        while let Some((until, sid)) = g.graces.first().cloned() {
+            work.examined += 1;
+            if until > now {
+                break;
             }
-        }
-        for f in g.families.values_mut() {
-            if now >= f.record.grace_until && f.record.grace_child.take().is_some() {
-                report.removed += 1;
+            g.graces.pop_first();
+            if let Some(f) = g.families.get_mut(&sid) {
+                f.record.grace_child = None;
             }
+            work.removed += 1;
         }
-        let before = g.blocklist.len();
-        g.blocklist.retain(|_, until| now < *until);
-        report.removed += before - g.blocklist.len();
-        Ok(report)
+        while let Some((until, key)) = g.block_deadlines.first().cloned() {
+            work.examined += 1;
+            if until > now {
+                break;
+            }
+            g.block_deadlines.pop_first();
+            g.blocklist.remove(&key);
+            work.removed += 1;
+        }
+        Ok(work)
     }
 }
 
@@ -464,6 +616,117 @@ mod tests {
             refresh(&s, &t0, 2).await,
             RefreshOutcome::Rotated(_)
         ));
+    }
+
+    fn new_session(sid: &str, sub: &str, now: u64, idle_ttl: u64) -> NewSession {
+        NewSession {
+            sid: sid.into(),
+            sub: sub.into(),
+            token: RefreshToken::generate(),
+            now,
+            idle_ttl,
+            session_max: 1000,
+        }
+    }
+
+    const SMALL: Retention = Retention {
+        access_lifetime: 20,
+        grace: 10,
+        max_sessions_per_user: 0,
+        max_sessions: 0,
+    };
+
+    #[tokio::test]
+    async fn the_sweep_works_in_proportion_to_what_expired_not_to_the_store_size() {
+        let s = MemoryStore::with_retention(SMALL);
+        for i in 0..10_000 {
+            s.create(new_session(&format!("live{i}"), &format!("u{i}"), 0, 500))
+                .await
+                .expect("created");
+        }
+        for i in 0..5 {
+            s.create(new_session(&format!("short{i}"), "v", 0, 40))
+                .await
+                .expect("created");
+        }
+        for i in 0..3 {
+            s.block_jti("i", &format!("j{i}"), 40, 0)
+                .await
+                .expect("blocked");
+        }
+        let idle = s.sweep(39).await.expect("sweep");
+        assert_eq!(idle.removed, 0);
+        assert!(
+            idle.examined <= 3,
+            "nothing due: one look per queue, got {idle:?}"
+        );
+        let due = s.sweep(40).await.expect("sweep");
+        assert_eq!(
+            due.removed,
+            5 + 3,
+            "five sessions and three blocklist entries"
+        );
+        assert!(
+            due.examined <= 5 + 3 + 3,
+            "work in proportion to what expired, not to 10,005 sessions: {due:?}"
+        );
+        assert_eq!(s.stats(40).await.expect("stats").sessions, 10_000);
+        assert_eq!(s.session_rejected("short0").await, Ok(true));
+        assert_eq!(s.session_rejected("live0").await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_record_goes_when_its_access_tokens_are_dead_and_its_hashes_with_it() {
+        let s = MemoryStore::with_retention(SMALL);
+        let ns = new_session("s", "u", 0, 500);
+        let t0 = ns.token.clone();
+        s.create(ns).await.expect("created");
+        assert!(matches!(
+            refresh(&s, &t0, 5).await,
+            RefreshOutcome::Rotated(_)
+        ));
+        assert_eq!(s.revoke_session("s", 6).await, Ok(true));
+        // Rotated at 5: tokens minted until 15 live until 35.
+        assert_eq!(
+            s.sweep(34).await.map(|r| r.removed),
+            Ok(0),
+            "the revocation wiped the raw child"
+        );
+        assert_eq!(s.stats(34).await.map(|r| r.sessions), Ok(1));
+        assert_eq!(s.sweep(35).await.map(|r| r.removed), Ok(1));
+        let g = s.lock();
+        assert!(g.families.is_empty() && g.index.is_empty() && g.deadlines.is_empty());
+        assert!(g.graces.is_empty() && g.by_user.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_per_user_cap_revokes_the_oldest_and_the_total_cap_refuses() {
+        let s = MemoryStore::with_retention(Retention {
+            max_sessions_per_user: 2,
+            max_sessions: 4,
+            ..SMALL
+        });
+        for (i, sid) in ["a", "b", "c"].into_iter().enumerate() {
+            s.create(new_session(sid, "u", i as u64, 500))
+                .await
+                .expect("created");
+        }
+        assert_eq!(s.session_rejected("a").await, Ok(true), "oldest evicted");
+        assert_eq!(s.session_rejected("b").await, Ok(false));
+        assert_eq!(s.session_rejected("c").await, Ok(false));
+        s.create(new_session("d", "w", 3, 500))
+            .await
+            .expect("created");
+        // Four records (a is kept until its access tokens are dead at 0 + 10 + 20 = 30).
+        assert_eq!(
+            s.create(new_session("e", "x", 4, 500)).await,
+            Err(StoreError::Full { retry_after: 26 }),
+            "Retry-After: until the next record goes"
+        );
+        assert_eq!(s.session_rejected("e").await, Ok(true), "not created");
+        // At 30 the evicted record is due, and the login makes room by itself.
+        assert!(s.create(new_session("e", "x", 30, 500)).await.is_ok());
+        assert_eq!(s.generation("a").await, Ok(None), "a is gone");
     }
 
     #[tokio::test]

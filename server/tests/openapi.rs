@@ -709,5 +709,20 @@ async fn every_answer_is_documented_and_every_documented_answer_happens() {
     assert_eq!(statuses.get(&("login", 429)), Some(&1), "{statuses:?}");
     assert_eq!(statuses.get(&("refresh", 429)), Some(&1), "{statuses:?}");
 
+    // 503: a server that holds one session record at most refuses the next login and upgrade.
+    let full = Srv::with(|c| {
+        c.legacy.hmac_secret_file = Some(temp_file("legacy-full", format!("{LEGACY_SECRET}\n").as_bytes()));
+        c.allowed_origins = vec![ORIGIN.into()];
+        c.max_sessions = 1;
+    })
+    .await;
+    let r = go(json_body(send(&full, "POST", "/auth/login"), creds.clone())).await;
+    assert_eq!(k.check("POST", "/auth/login", r).await.0, 200);
+    let r = go(json_body(send(&full, "POST", "/auth/login"), creds.clone())).await;
+    assert_eq!(k.check("POST", "/auth/login", r).await.0, 503);
+    let legacy = full.running.state.mint_legacy_token("demo", true).expect("legacy token");
+    let r = go(bearer(send(&full, "POST", "/auth/legacy/upgrade"), &legacy)).await;
+    assert_eq!(k.check("POST", "/auth/legacy/upgrade", r).await.0, 503);
+
     k.assert_all_seen();
 }
