@@ -27,6 +27,7 @@ fn retention() -> Retention {
     Retention {
         access_lifetime: 40,
         grace: GRACE,
+        ..Retention::default()
     }
 }
 
