@@ -172,7 +172,7 @@ async fn exactly_one_instance_rotates_and_the_new_key_is_published_before_it_sig
 }
 
 #[tokio::test]
-async fn redis_unavailable_answers_503_with_retry_after_and_recovers() {
+async fn s25_redis_unavailable_answers_503_with_retry_after_and_recovers() {
     let (r, _k, _c, a, _b) = pair().await;
     let l = a.login().await;
     r.freeze();

@@ -33,7 +33,7 @@ async fn eventually_pings(c: &RedisConn) -> bool {
 }
 
 #[tokio::test]
-async fn an_evicting_policy_is_refused_with_the_reason() {
+async fn s26_f15_an_evicting_policy_is_refused_with_the_reason() {
     let r = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
     let err = RedisConn::connect(&r.url(), DEADLINE, Duration::from_secs(5))
         .await

@@ -371,7 +371,7 @@ async fn fifty_racing_refreshes_from_two_instances_mint_exactly_one_child() {
 }
 
 #[tokio::test]
-async fn an_outage_fails_closed_and_loses_nothing_acknowledged() {
+async fn f15_an_outage_fails_closed_and_loses_nothing_acknowledged() {
     let mut r = RedisServer::start();
     let s = redis_store(&r).await;
     let t0 = login(&s, "o1", 0).await;

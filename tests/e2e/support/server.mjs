@@ -19,11 +19,13 @@ export const NO_RATE_LIMITS = ['--login-rate-per-min', '0', '--refresh-rate-per-
  *
  * options: accessTtl (seconds), demo (default true), www (default the demo site; false: none), pkg (default $WTM_PKG or
  * pkg/; false: none, for tests that need no page), rateLimits
- * (default false: the limits are switched off), args (extra flags).
+ * (default false: the limits are switched off), args (extra flags), bin (default target/debug/auth-server).
  */
 export async function startAuthServer({
   accessTtl, demo = true, www = path.join(ROOT, 'www'), pkg = process.env.WTM_PKG || path.join(ROOT, 'pkg'), rateLimits = false, args = [],
+  bin = SERVER_BIN,
 } = {}) {
+  const SERVER_BIN = bin;
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`${SERVER_BIN} is missing: run \`cargo build -p auth-server\` (scripts/test.sh builds it in tier 1)`);
   }
