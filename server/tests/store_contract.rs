@@ -27,6 +27,7 @@ fn retention() -> Retention {
     Retention {
         access_lifetime: 40,
         grace: GRACE,
+        max_sessions_per_user: 3,
         ..Retention::default()
     }
 }
@@ -225,6 +226,25 @@ async fn stats_count_live_and_blocked(s: &dyn SessionStore) {
     assert_eq!((st.live_sessions, st.sessions, st.blocked_jtis), (1, 2, 1));
 }
 
+async fn a_login_beyond_the_per_user_maximum_revokes_the_oldest_session(s: &dyn SessionStore) {
+    // retention(): at most 3 sessions per user.
+    let _ = login(s, "m1", 0).await;
+    let _ = login(s, "m2", 1).await;
+    let _ = login(s, "m3", 2).await;
+    assert_eq!(s.session_rejected("m1").await, Ok(false));
+    let _ = login(s, "m4", 3).await;
+    assert_eq!(s.session_rejected("m1").await, Ok(true), "the oldest goes");
+    for sid in ["m2", "m3", "m4"] {
+        assert_eq!(s.session_rejected(sid).await, Ok(false), "{sid}");
+    }
+    // A session logged out in between frees its place.
+    assert_eq!(s.revoke_session("m3", T0 + 4).await, Ok(true));
+    let _ = login(s, "m5", 5).await;
+    for sid in ["m2", "m4", "m5"] {
+        assert_eq!(s.session_rejected(sid).await, Ok(false), "{sid}");
+    }
+}
+
 /// Runs a contract case on a fresh in-memory store and on a fresh Redis store.
 macro_rules! both {
     ($($case:ident),* $(,)?) => {
@@ -259,6 +279,7 @@ both!(
     logout_revokes_once_by_token_or_by_session,
     blocklist_entries_live_until_their_deadline_per_issuer_and_jti,
     stats_count_live_and_blocked,
+    a_login_beyond_the_per_user_maximum_revokes_the_oldest_session,
 );
 
 // ---- Redis only -----------------------------------------------------------------------------

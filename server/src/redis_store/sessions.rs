@@ -19,6 +19,8 @@
 //!   are recognised), expiring with the family's absolute expiry plus the access-token life.
 //! - `grace:{sid}`: the raw current child while its grace window is open, sealed under the
 //!   key-encryption key ([`crate::kek`], bound to the sid), expiring when the window closes.
+//! - `user:{base64url(sub)}`: the user's live sessions by login time, for
+//!   `--max-sessions-per-user` (a login beyond it revokes the oldest).
 //! - `bl:{base64url(iss)}:{jti}` → the entry's deadline: the access token's `exp` plus the
 //!   verifier's leeway, as the key's expiry too; keyed by the claims, never by the token text.
 
@@ -132,6 +134,11 @@ fn ttl_ms(until: u64, now: u64) -> u64 {
 
 fn fam_key(sid: &str) -> String {
     format!("{PREFIX}fam:{sid}")
+}
+
+/// The user's live sessions by login time (`--max-sessions-per-user`).
+fn user_key(sub: &str) -> String {
+    format!("{PREFIX}user:{}", URL_SAFE_NO_PAD.encode(sub))
 }
 
 fn grace_key(sid: &str) -> String {
@@ -310,10 +317,59 @@ impl RedisStore {
                 return Ok(None);
             }
             if self.cas(&record, &ver, now).await? {
+                let _: i64 = self
+                    .conn
+                    .query(
+                        redis::cmd("ZREM")
+                            .arg(user_key(&record.sub))
+                            .arg(&record.sid),
+                    )
+                    .await
+                    .map_err(unavailable)?;
                 return Ok(Some(record.info()));
             }
         }
         Err(contended())
+    }
+
+    /// `--max-sessions-per-user`: before a login of `sub`, revoke its oldest live sessions (by
+    /// login time) so that the new one makes at most the maximum. The user's sessions are a sorted
+    /// set `wtm:user:{sub}` (score: login time); members no longer live are dropped on the way.
+    /// Two logins of one user racing on two instances may each keep one more than the maximum.
+    async fn evict_oldest_of(&self, sub: &str, now: u64) -> Result<(), StoreError> {
+        let key = user_key(sub);
+        let sids: Vec<String> = self
+            .conn
+            .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
+            .await
+            .map_err(unavailable)?;
+        if sids.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        for sid in &sids {
+            p.cmd("HGET").arg(fam_key(sid)).arg("revoked");
+        }
+        let revoked: Vec<Option<String>> = self.conn.pipeline(&p).await.map_err(unavailable)?;
+        let mut live = Vec::with_capacity(sids.len());
+        for (sid, r) in sids.into_iter().zip(revoked) {
+            if r.as_deref() == Some("0") {
+                live.push(sid);
+            } else {
+                let _: i64 = self
+                    .conn
+                    .query(redis::cmd("ZREM").arg(&key).arg(&sid))
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        let excess = (live.len() + 1).saturating_sub(self.retention.max_sessions_per_user);
+        for sid in live.iter().take(excess) {
+            if self.revoke(Which::Sid(sid), now).await?.is_some() {
+                tracing::info!(sid = %sid, "session evicted: --max-sessions-per-user reached");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -334,6 +390,7 @@ enum Which<'a> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, s: NewSession) -> Result<SessionInfo, StoreError> {
+        let now = s.now;
         let record = FamilyRecord::start(
             s.sid,
             s.sub,
@@ -342,12 +399,42 @@ impl SessionStore for RedisStore {
             s.idle_ttl,
             s.session_max,
         );
-        if self.cas(&record, "", s.now).await? {
-            Ok(record.info())
-        } else {
-            // A session id collision (128 random bits): refuse rather than overwrite.
-            Err(contended())
+        if self.retention.max_sessions_per_user > 0 {
+            self.evict_oldest_of(&record.sub, now).await?;
         }
+        if !self.cas(&record, "", now).await? {
+            // A session id collision (128 random bits): refuse rather than overwrite.
+            return Err(contended());
+        }
+        let until = record
+            .absolute_expires_at
+            .saturating_add(self.retention.grace)
+            .saturating_add(self.retention.access_lifetime);
+        let key = user_key(&record.sub);
+        let _: () = self
+            .conn
+            .pipeline(
+                redis::pipe()
+                    .atomic()
+                    .cmd("ZADD")
+                    .arg(&key)
+                    .arg(record.created_at)
+                    .arg(&record.sid)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ttl_ms(until, now))
+                    .arg("GT")
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ttl_ms(until, now))
+                    .arg("NX")
+                    .ignore(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(record.info())
     }
 
     async fn refresh(
