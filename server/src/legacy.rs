@@ -113,9 +113,54 @@ impl From<LegacyArgs> for LegacyConfig {
     }
 }
 
+/// Why a legacy key or secret could not be used.
+#[derive(Debug)]
+pub enum LegacyError {
+    /// A key or secret file could not be read.
+    Read(std::path::PathBuf, std::io::Error),
+    /// A secret file holds nothing (besides a trailing newline).
+    Empty(std::path::PathBuf),
+    /// `--legacy-hmac-secret-file` and `--legacy-public-key-file` were both given.
+    BothKeys,
+    /// The public key file is not PEM text.
+    NotPem,
+    /// The public key is neither an RSA nor a P-256/P-384 PEM key.
+    BadPublicKey(jsonwebtoken::errors::Error),
+    /// Minting needs the HMAC secret; the configured key is a public key.
+    CannotMint,
+    /// No legacy key is configured.
+    NoKey,
+    /// The JWT library refused to sign.
+    Sign(jsonwebtoken::errors::Error),
+}
+
+impl std::fmt::Display for LegacyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            Self::Empty(p) => write!(f, "{} is empty", p.display()),
+            Self::BothKeys => f.write_str(
+                "--legacy-hmac-secret-file and --legacy-public-key-file exclude each other",
+            ),
+            Self::NotPem => f.write_str("the public key file is not PEM text"),
+            Self::BadPublicKey(e) => write!(
+                f,
+                "the legacy public key is neither an RSA nor a P-256/P-384 PEM key: {e}"
+            ),
+            Self::CannotMint => {
+                f.write_str("the legacy key is a public key: tokens cannot be minted here")
+            }
+            Self::NoKey => f.write_str("no legacy key configured"),
+            Self::Sign(e) => write!(f, "signing failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LegacyError {}
+
 /// Read a secret file: its content less one trailing newline (`\n` or `\r\n`). Empty is an error.
-pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let mut b = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, LegacyError> {
+    let mut b = std::fs::read(path).map_err(|e| LegacyError::Read(path.to_path_buf(), e))?;
     if b.last() == Some(&b'\n') {
         b.pop();
         if b.last() == Some(&b'\r') {
@@ -123,7 +168,7 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
         }
     }
     if b.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(LegacyError::Empty(path.to_path_buf()));
     }
     Ok(b)
 }
@@ -166,9 +211,9 @@ impl LegacyVerifier {
     }
 
     /// A verifier for a PEM public key; the algorithms follow its type.
-    pub fn public_pem(pem: &[u8], subject_claim: &str) -> Result<Self, String> {
+    pub fn public_pem(pem: &[u8], subject_claim: &str) -> Result<Self, LegacyError> {
         use p256::pkcs8::DecodePublicKey;
-        let text = std::str::from_utf8(pem).map_err(|_| "the public key file is not PEM text")?;
+        let text = std::str::from_utf8(pem).map_err(|_| LegacyError::NotPem)?;
         let (decoding, algorithms) = if p256::PublicKey::from_public_key_pem(text).is_ok() {
             (DecodingKey::from_ec_pem(pem), vec![Algorithm::ES256])
         } else if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
@@ -184,9 +229,7 @@ impl LegacyVerifier {
         } else {
             (DecodingKey::from_ec_pem(pem), vec![Algorithm::ES384])
         };
-        let decoding = decoding.map_err(|e| {
-            format!("the legacy public key is neither an RSA nor a P-256/P-384 PEM key: {e}")
-        })?;
+        let decoding = decoding.map_err(LegacyError::BadPublicKey)?;
         Ok(Self {
             decoding,
             encoding: None,
@@ -202,11 +245,8 @@ impl LegacyVerifier {
 
     /// A never-expiring token as the old system minted it: HS256, `typ: JWT`, no `kid`, no `exp`,
     /// the user id in the subject claim, `iat`, and a `jti` unless `with_jti` is false.
-    pub fn mint(&self, sub: &str, iat: u64, with_jti: bool) -> Result<String, String> {
-        let key = self
-            .encoding
-            .as_ref()
-            .ok_or("the legacy key is a public key: tokens cannot be minted here")?;
+    pub fn mint(&self, sub: &str, iat: u64, with_jti: bool) -> Result<String, LegacyError> {
+        let key = self.encoding.as_ref().ok_or(LegacyError::CannotMint)?;
         let mut claims = serde_json::Map::new();
         claims.insert(self.subject_claim.clone(), Value::from(sub));
         claims.insert("iat".into(), Value::from(iat));
@@ -214,7 +254,7 @@ impl LegacyVerifier {
             claims.insert("jti".into(), Value::from(tokens::random_id()));
         }
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
-            .map_err(|e| e.to_string())
+            .map_err(LegacyError::Sign)
     }
 
     /// Cheap shape test, before any crypto: could `token` be a legacy token for this key?
@@ -557,21 +597,15 @@ impl Migration {
         cohort_percent: u8,
         sunset: u64,
         now: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LegacyError> {
         let verifier = match (&cfg.hmac_secret_file, &cfg.public_key_file) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    "--legacy-hmac-secret-file and --legacy-public-key-file exclude each other"
-                        .into(),
-                )
-            }
+            (Some(_), Some(_)) => return Err(LegacyError::BothKeys),
             (Some(p), None) => Some(LegacyVerifier::hmac(
                 &read_secret_file(p)?,
                 &cfg.subject_claim,
             )),
             (None, Some(p)) => {
-                let pem =
-                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                let pem = std::fs::read(p).map_err(|e| LegacyError::Read(p.clone(), e))?;
                 Some(LegacyVerifier::public_pem(&pem, &cfg.subject_claim)?)
             }
             (None, None) if demo => {

@@ -93,14 +93,15 @@ pub enum StartError {
     Config(String),
     /// No signing key could be generated.
     Keys(KeyError),
-    /// The legacy-migration settings are invalid (the message names the flag).
-    Legacy(String),
+    /// The legacy-migration settings are invalid.
+    Legacy(legacy::LegacyError),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Config(m) | Self::Legacy(m) => f.write_str(m),
+            Self::Config(m) => f.write_str(m),
+            Self::Legacy(e) => write!(f, "{e}"),
             Self::Keys(e) => write!(f, "signing key: {e}"),
         }
     }
@@ -341,12 +342,16 @@ impl AppState {
     }
 
     /// Mint a legacy never-expiring token, as the old system did (demo and tests; HMAC key only).
-    pub fn mint_legacy_token(&self, sub: &str, with_jti: bool) -> Result<String, String> {
+    pub fn mint_legacy_token(
+        &self,
+        sub: &str,
+        with_jti: bool,
+    ) -> Result<String, legacy::LegacyError> {
         let v = self
             .migration
             .verifier
             .as_ref()
-            .ok_or("no legacy key configured")?;
+            .ok_or(legacy::LegacyError::NoKey)?;
         v.mint(sub, self.now().saturating_sub(86_400), with_jti)
     }
 
