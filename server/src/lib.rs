@@ -95,6 +95,11 @@ pub enum StartError {
     Keys(KeyError),
     /// The legacy-migration settings are invalid.
     Legacy(legacy::LegacyError),
+    /// The key-encryption key file cannot be used (`--key-encryption-key-file`).
+    Kek(kek::KekError),
+    /// The shared store (`--store redis://…`) cannot be used: unreachable, an evicting
+    /// `maxmemory-policy`, or a key ring that does not open (the message says which).
+    Store(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -103,6 +108,8 @@ impl std::fmt::Display for StartError {
             Self::Config(m) => f.write_str(m),
             Self::Legacy(e) => write!(f, "{e}"),
             Self::Keys(e) => write!(f, "signing key: {e}"),
+            Self::Kek(e) => write!(f, "--key-encryption-key-file: {e}"),
+            Self::Store(m) => f.write_str(m),
         }
     }
 }
@@ -454,16 +461,16 @@ pub async fn app_for_config(config: Config, clock: Arc<dyn Clock>) -> Result<App
                 .into(),
         )
     })?;
-    let kek = kek::Kek::from_file(&kek_file).map_err(|e| StartError::Config(e.to_string()))?;
+    let kek = kek::Kek::from_file(&kek_file).map_err(StartError::Kek)?;
     let timeout = Duration::from_millis(config.store_timeout_ms);
     let conn = redis_store::RedisConn::connect(&url, timeout, redis_store::CONNECT_AT_START)
         .await
-        .map_err(StartError::Config)?;
+        .map_err(StartError::Store)?;
     let shared = redis_store::SharedKeys::new(conn.clone(), kek.clone());
     let ring = shared
         .bootstrap(clock.now())
         .await
-        .map_err(|e| StartError::Config(format!("--store {}: {e}", redis_store::redacted_url(&url))))?;
+        .map_err(|e| StartError::Store(format!("--store {}: {e}", redis_store::redacted_url(&url))))?;
     let store = redis_store::RedisStore::new(conn, kek, Retention::from_config(&config));
     let mut state = AppState::new(config, clock, Arc::new(store))?;
     state.keys = RwLock::new(ring);
