@@ -94,7 +94,7 @@ pub struct SweepReport {
     pub removed: usize,
 }
 
-/// How long a store keeps what it holds, from the server's configuration.
+/// How long a store keeps what it holds, and how much it may hold, from the server's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Longest life of an access token, seconds: its TTL plus the verifiers' leeway.
