@@ -376,7 +376,10 @@ console.log(`\n${md}\n`);
 fs.mkdirSync(path.join(ROOT, 'target/bench'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'target/bench/headline.json'), `${JSON.stringify(headline, null, 2)}\n`);
 if (WRITE) {
-  fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), `${md}\n`);
+  // The server's section (bench/server-load.mjs, between its markers) is its own: carried over as it is.
+  const previous = fs.existsSync(path.join(ROOT, 'BENCHMARKS.md')) ? fs.readFileSync(path.join(ROOT, 'BENCHMARKS.md'), 'utf8') : '';
+  const serverSection = /<!-- server-load:start -->[\s\S]*?<!-- server-load:end -->/.exec(previous)?.[0];
+  fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), `${md}\n${serverSection ? `\n${serverSection}\n` : ''}`);
   log('wrote BENCHMARKS.md');
 } else {
   log('BENCHMARKS.md not written (only a full run writes it)');

@@ -152,6 +152,19 @@ fi
 have geckodriver || cargo_install geckodriver "" 1200
 GECKODRIVER="$(command -v geckodriver)"
 
+# ---------------------------------------------------------------- 3b. redis-server (the server's shared-store tests)
+# Debian's redis-server; the tests start their own instance on a free loopback port with a temporary directory
+# (server/tests/common/redis.rs, tests/e2e/support/redis.mjs), so the packaged service is not needed and is left
+# stopped where the package started it.
+if ! have redis-server; then
+  apt_install redis-server
+  if have systemctl && systemctl is-active --quiet redis-server 2>/dev/null; then
+    $SUDO systemctl stop redis-server >/dev/null 2>&1 || true
+  fi
+fi
+REDIS_SERVER="$(command -v redis-server || true)"
+[ -n "$REDIS_SERVER" ] || die "redis-server is not on PATH after installing it"
+
 # ---------------------------------------------------------------- 4. npm packages (playwright-core, binaryen, vite, peers)
 have node || die "Node.js 20+ is needed (node not found)"
 LOCK_SUM="$(sha256sum package-lock.json | cut -d' ' -f1)"
@@ -200,5 +213,6 @@ export WTM_CHROMIUM="$CHROMIUM"
 export WTM_CHROMEDRIVER="$CHROMEDRIVER"
 export WTM_FIREFOX="$FIREFOX"
 export WTM_GECKODRIVER="$GECKODRIVER"
+export WTM_REDIS_SERVER="$REDIS_SERVER"
 EOF
-say "ready in $((SECONDS - T0)) s; tools: wasm-bindgen $WB_VERSION, $(wasm-pack --version), $("$CHROMIUM" --version 2>/dev/null | head -n1), $("$FIREFOX" --version 2>/dev/null | head -n1)"
+say "ready in $((SECONDS - T0)) s; tools: wasm-bindgen $WB_VERSION, $(wasm-pack --version), $("$CHROMIUM" --version 2>/dev/null | head -n1), $("$FIREFOX" --version 2>/dev/null | head -n1), $("$REDIS_SERVER" --version | cut -d" " -f1-3)"

@@ -203,9 +203,46 @@ pub struct Args {
     /// request's Host.
     #[arg(long, env = "AUTH_DPOP_HTU_BASE", value_parser = parse_htu_base)]
     pub dpop_htu_base: Option<String>,
+    /// Where sessions, revocations and signing keys live: `memory` (this process only; the
+    /// default) or `redis://HOST:PORT/DB` (shared by every instance; needs
+    /// `--key-encryption-key-file`, and a Redis whose `maxmemory-policy` is `noeviction`).
+    #[arg(long, env = "AUTH_STORE", default_value = "memory", value_parser = parse_store)]
+    pub store: StoreChoice,
+    /// With `--store redis://…`: a file holding 32 random bytes in base64
+    /// (`head -c 32 /dev/urandom | base64`), the key under which private signing keys and grace
+    /// values are sealed in Redis. The same file on every instance; never stored in Redis.
+    #[arg(long, env = "AUTH_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// With `--store redis://…`: the longest one Redis call may take, in milliseconds; past it
+    /// the request fails closed (503 with `Retry-After`).
+    #[arg(long, env = "AUTH_STORE_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub store_timeout_ms: u64,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, env = "AUTH_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// The session store `--store` selects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreChoice {
+    /// In process memory (the default): one instance, nothing survives a restart.
+    #[default]
+    Memory,
+    /// Redis at this `redis://HOST:PORT/DB` URL, shared by every instance.
+    Redis(String),
+}
+
+/// Parse `--store`: `memory`, or a `redis://` URL (`rediss://` for TLS is not built in).
+pub fn parse_store(s: &str) -> Result<StoreChoice, String> {
+    let s = s.trim();
+    if s == "memory" {
+        Ok(StoreChoice::Memory)
+    } else if s.starts_with("redis://") {
+        Ok(StoreChoice::Redis(s.to_string()))
+    } else {
+        Err("expected `memory` or `redis://HOST:PORT/DB`".into())
+    }
 }
 
 /// The resolved configuration. All durations are whole seconds.
@@ -289,6 +326,12 @@ pub struct Config {
     pub dpop_nonce_rotate: u64,
     /// Base URL that proofs' `htu` starts with (validated by [`parse_htu_base`]); `None`: `http://` + Host.
     pub dpop_htu_base: Option<String>,
+    /// The session store (`--store`).
+    pub store: StoreChoice,
+    /// The key-encryption key file (`--key-encryption-key-file`), required with Redis.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Bound on one store call, milliseconds (`--store-timeout-ms`).
+    pub store_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -333,6 +376,9 @@ impl Default for Config {
             dpop_proof_window: crate::dpop::DEFAULT_PROOF_WINDOW_SECS,
             dpop_nonce_rotate: crate::dpop::DEFAULT_NONCE_ROTATE_SECS,
             dpop_htu_base: None,
+            store: StoreChoice::Memory,
+            key_encryption_key_file: None,
+            store_timeout_ms: 1000,
         }
     }
 }
@@ -401,6 +447,9 @@ impl From<Args> for Config {
             dpop_proof_window: a.dpop_proof_window,
             dpop_nonce_rotate: a.dpop_nonce_rotate.max(1),
             dpop_htu_base: a.dpop_htu_base,
+            store: a.store,
+            key_encryption_key_file: a.key_encryption_key_file,
+            store_timeout_ms: a.store_timeout_ms,
         }
     }
 }

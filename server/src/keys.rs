@@ -52,6 +52,8 @@ pub struct KeyPair {
     pub kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The private key as PKCS#8 DER, for a shared store (sealed there, never in plaintext).
+    der: Arc<Vec<u8>>,
     x: String,
     y: String,
     /// Published in the JWKS from this instant.
@@ -77,6 +79,34 @@ impl KeyPair {
     /// Generate a fresh P-256 key.
     pub fn generate(kid: String, published_at: u64, signs_from: u64) -> Result<Self, KeyError> {
         let secret = SecretKey::random(&mut rand::rngs::OsRng);
+        Self::from_secret(kid, &secret, published_at, signs_from, None)
+    }
+
+    /// A key read back from its PKCS#8 DER ([`KeyPair::pkcs8_der`]) with its schedule.
+    pub fn from_pkcs8_der(
+        kid: String,
+        der: &[u8],
+        published_at: u64,
+        signs_from: u64,
+        retire_at: Option<u64>,
+    ) -> Result<Self, KeyError> {
+        use p256::pkcs8::DecodePrivateKey;
+        let secret = SecretKey::from_pkcs8_der(der).map_err(KeyError::Encoding)?;
+        Self::from_secret(kid, &secret, published_at, signs_from, retire_at)
+    }
+
+    /// The private key as PKCS#8 DER (to be sealed before it leaves the process).
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.der
+    }
+
+    fn from_secret(
+        kid: String,
+        secret: &SecretKey,
+        published_at: u64,
+        signs_from: u64,
+        retire_at: Option<u64>,
+    ) -> Result<Self, KeyError> {
         let der = secret.to_pkcs8_der().map_err(KeyError::Encoding)?;
         let point = secret.public_key().to_encoded_point(false);
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
@@ -89,11 +119,12 @@ impl KeyPair {
             kid,
             encoding: EncodingKey::from_ec_der(der.as_bytes()),
             decoding,
+            der: Arc::new(der.as_bytes().to_vec()),
             x,
             y,
             published_at,
             signs_from,
-            retire_at: None,
+            retire_at,
         })
     }
 
@@ -144,6 +175,18 @@ impl KeyRing {
         Ok(Self {
             keys: vec![Arc::new(KeyPair::generate(new_kid(), now, now)?)],
         })
+    }
+
+    /// A ring of the given keys (read back from a shared store).
+    pub fn from_keys(keys: Vec<KeyPair>) -> Self {
+        Self {
+            keys: keys.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// Every key held, published or not yet, with its schedule.
+    pub fn keys(&self) -> &[Arc<KeyPair>] {
+        &self.keys
     }
 
     /// The key that signs tokens minted at `now`: the newest key whose `signs_from` has passed.
@@ -269,6 +312,7 @@ impl KeyPair {
             kid: k.kid.clone(),
             encoding: k.encoding.clone(),
             decoding: k.decoding.clone(),
+            der: k.der.clone(),
             x: k.x.clone(),
             y: k.y.clone(),
             published_at: k.published_at,

@@ -25,11 +25,13 @@ pub mod clock;
 pub mod config;
 pub mod dpop;
 pub mod family;
+pub mod kek;
 pub mod keys;
 pub mod legacy;
 pub mod metrics;
 mod middleware;
 pub mod ratelimit;
+pub mod redis_store;
 mod routes;
 mod serve;
 pub mod store;
@@ -77,6 +79,8 @@ pub struct AppState {
     /// SHA-256 of the `--introspection-secret-file` secret; `None`: no `/auth/introspect`.
     pub introspection_secret: Option<[u8; 32]>,
     fail_refresh_until: AtomicU64,
+    /// The key ring shared through Redis (`--store redis://…`); `None`: this process's own ring.
+    shared_keys: Option<redis_store::SharedKeys>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -96,6 +100,11 @@ pub enum StartError {
     Keys(KeyError),
     /// The legacy-migration settings are invalid.
     Legacy(legacy::LegacyError),
+    /// The key-encryption key file cannot be used (`--key-encryption-key-file`).
+    Kek(kek::KekError),
+    /// The shared store (`--store redis://…`) cannot be used: unreachable, an evicting
+    /// `maxmemory-policy`, or a key ring that does not open (the message says which).
+    Store(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -104,6 +113,8 @@ impl std::fmt::Display for StartError {
             Self::Config(m) => f.write_str(m),
             Self::Legacy(e) => write!(f, "{e}"),
             Self::Keys(e) => write!(f, "signing key: {e}"),
+            Self::Kek(e) => write!(f, "--key-encryption-key-file: {e}"),
+            Self::Store(m) => f.write_str(m),
         }
     }
 }
@@ -200,6 +211,7 @@ impl AppState {
             limits,
             started_at: now,
             fail_refresh_until: AtomicU64::new(0),
+            shared_keys: None,
         })
     }
 
@@ -229,6 +241,23 @@ impl AppState {
         self.keys_write().rotate(now, lead, retire)
     }
 
+    /// With the shared ring: start a rotation now if this instance holds the rotation lease
+    /// (see [`redis_store::SharedKeys::tick`]), and reload the ring. Returns the new kid, or
+    /// `None` without a shared ring, without the lease, or with a rotation already pending.
+    pub async fn rotate_shared_keys(&self) -> Result<Option<String>, redis_store::SharedKeysError> {
+        let Some(shared) = &self.shared_keys else {
+            return Ok(None);
+        };
+        let schedule = redis_store::Schedule {
+            rotate_every: self.config.key_rotate_every,
+            publish_lead: self.config.jwks_max_age,
+            retire_after: self.retire_after(),
+        };
+        let (ring, started) = shared.tick(self.now(), schedule, true).await?;
+        *self.keys_write() = ring;
+        Ok(started)
+    }
+
     /// Retire a key immediately (compromise). Returns false if unknown or the only signer.
     pub fn retire_key_now(&self, kid: &str) -> bool {
         let now = self.now();
@@ -250,7 +279,17 @@ impl AppState {
             self.retire_after(),
             self.config.key_rotate_every,
         );
-        if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
+        if let Some(shared) = &self.shared_keys {
+            let schedule = redis_store::Schedule {
+                rotate_every: every,
+                publish_lead: lead,
+                retire_after: retire,
+            };
+            match shared.tick(now, schedule, false).await {
+                Ok((ring, _)) => *self.keys_write() = ring,
+                Err(e) => tracing::warn!(error = %e, "shared key ring not reloaded: keeping the last one"),
+            }
+        } else if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
             tracing::info!(kid = %kid, "signing key rotation started");
         }
         if let Err(e) = self.store.sweep(now).await {
@@ -438,10 +477,47 @@ impl Running {
     }
 }
 
+/// Build the app on the store `config.store` names: in memory, or on Redis with the shared key
+/// ring (connecting, checking Redis's eviction policy and loading or creating the ring first).
+/// Errors are sentences for the operator.
+pub async fn app_for_config(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    let config::StoreChoice::Redis(url) = config.store.clone() else {
+        return app(config, clock);
+    };
+    let kek_file = config.key_encryption_key_file.clone().ok_or_else(|| {
+        StartError::Config(
+            "--store redis://… needs --key-encryption-key-file PATH (32 random bytes in base64, \
+             the same file on every instance: head -c 32 /dev/urandom | base64 > kek)"
+                .into(),
+        )
+    })?;
+    let kek = kek::Kek::from_file(&kek_file).map_err(StartError::Kek)?;
+    let timeout = Duration::from_millis(config.store_timeout_ms);
+    let conn = redis_store::RedisConn::connect(&url, timeout, redis_store::CONNECT_AT_START)
+        .await
+        .map_err(StartError::Store)?;
+    let shared = redis_store::SharedKeys::new(conn.clone(), kek.clone());
+    let ring = shared
+        .bootstrap(clock.now())
+        .await
+        .map_err(|e| StartError::Store(format!("--store {}: {e}", redis_store::redacted_url(&url))))?;
+    let store = redis_store::RedisStore::new(conn, kek, Retention::from_config(&config));
+    let mut state = AppState::new(config, clock, Arc::new(store))?;
+    state.keys = RwLock::new(ring);
+    state.shared_keys = Some(shared);
+    let state = Arc::new(state);
+    Ok(App {
+        router: routes::router(state.clone()),
+        state,
+    })
+}
+
 /// Bind `config.addr`, start serving and the maintenance task, and return at once.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> std::io::Result<Running> {
     let listener = TcpListener::bind(config.addr).await?;
-    let app = app(config, clock).map_err(std::io::Error::other)?;
+    let app = app_for_config(config, clock)
+        .await
+        .map_err(std::io::Error::other)?;
     start_on(listener, app)
 }
 

@@ -169,15 +169,7 @@ async fn s06_public_key_as_hmac_secret_is_rejected_in_every_encoding() {
     let s = Srv::start().await;
     let l = s.login().await;
     let sid = s.sid_of(&l.at).await;
-    let jwks: Value = s
-        .http
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = s.jwks().await;
     let jwk = jwks["keys"][0].clone();
     let x = base64::Engine::decode(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,

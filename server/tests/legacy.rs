@@ -582,15 +582,7 @@ async fn s35_algorithm_confusion_the_hmac_secret_verifies_nothing_but_legacy_tok
         "HS256 with exp null",
     ));
     // HMAC keyed with the JWKS public key material.
-    let jwks: Value = s
-        .http
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = s.jwks().await;
     let x = jwks["keys"][0]["x"].as_str().expect("x").to_string();
     cases.push((
         hs256(&json!({ "userId": "m" }), x.as_bytes()),

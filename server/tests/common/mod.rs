@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,12 +40,16 @@ impl Srv {
     }
 
     pub async fn with(f: impl FnOnce(&mut Config)) -> Self {
+        Self::with_clock(Arc::new(ManualClock::new(T0)), f).await
+    }
+
+    /// A server on `clock` (several instances of one deployment share one clock).
+    pub async fn with_clock(clock: Arc<ManualClock>, f: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config {
             addr: "127.0.0.1:0".parse().expect("addr"),
             ..Config::default()
         };
         f(&mut cfg);
-        let clock = Arc::new(ManualClock::new(T0));
         let running = auth_server::start(cfg, clock.clone())
             .await
             .expect("server starts");
@@ -151,6 +157,18 @@ impl Srv {
             .send()
             .await
             .expect("me request")
+    }
+
+    /// `GET /.well-known/jwks.json` as JSON.
+    pub async fn jwks(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json")
     }
 
     pub async fn me_status(&self, at: &str) -> StatusCode {

@@ -21,11 +21,16 @@ function hookSignals() {
   }
 }
 
-function killGroup(child, signal) {
+/** Sends `signal` to the child's whole process group (a no-op once it is gone). */
+export function killGroup(child, signal) {
   try { process.kill(-child.pid, signal); } catch { /* already gone */ }
 }
 
-function launch(command, args, { cwd, env }) {
+/**
+ * Spawns `command` in its own process group, killed when the test process exits. Returns { child, exited, output }:
+ * `exited` resolves with { code, signal } when it ends; `output()` is what it printed so far (stdout and stderr).
+ */
+export function launch(command, args, { cwd, env } = {}) {
   const child = spawn(command, args, {
     cwd,
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env },

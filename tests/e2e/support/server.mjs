@@ -17,17 +17,20 @@ export const NO_RATE_LIMITS = ['--login-rate-per-min', '0', '--refresh-rate-per-
  * Starts `auth-server --addr 127.0.0.1:0 --www <www> --pkg pkg [--demo] [--access-ttl N] ...` and waits for its
  * `listening on http://127.0.0.1:PORT` line. Returns { url, port, origin, stop, metrics, metric, stats, logs }.
  *
- * options: accessTtl (seconds), demo (default true), www (default the demo site), pkg (default $WTM_PKG or pkg/), rateLimits
- * (default false: the limits are switched off), args (extra flags).
+ * options: accessTtl (seconds), demo (default true), www (default the demo site; false: none), pkg (default $WTM_PKG or
+ * pkg/; false: none, for tests that need no page), rateLimits
+ * (default false: the limits are switched off), args (extra flags), bin (default target/debug/auth-server).
  */
 export async function startAuthServer({
   accessTtl, demo = true, www = path.join(ROOT, 'www'), pkg = process.env.WTM_PKG || path.join(ROOT, 'pkg'), rateLimits = false, args = [],
+  bin = SERVER_BIN,
 } = {}) {
+  const SERVER_BIN = bin;
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`${SERVER_BIN} is missing: run \`cargo build -p auth-server\` (scripts/test.sh builds it in tier 1)`);
   }
-  if (!fs.existsSync(path.join(pkg, 'index.js'))) throw new Error(`${pkg}/index.js is missing: run scripts/build.sh`);
-  const argv = ['--addr', '127.0.0.1:0', '--www', www, '--pkg', pkg, '--log', 'warn'];
+  if (pkg && !fs.existsSync(path.join(pkg, 'index.js'))) throw new Error(`${pkg}/index.js is missing: run scripts/build.sh`);
+  const argv = ['--addr', '127.0.0.1:0', ...(www ? ['--www', www] : []), ...(pkg ? ['--pkg', pkg] : []), '--log', 'warn'];
   if (demo) argv.push('--demo');
   if (accessTtl !== undefined) argv.push('--access-ttl', String(accessTtl));
   if (!rateLimits) argv.push(...NO_RATE_LIMITS);
@@ -65,6 +68,14 @@ export async function startAuthServer({
     clearTimeout(timer);
   }
 
+  /** Kills the process at once (SIGKILL: no drain), as a crashed instance. */
+  async function kill() {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   /** The server's Prometheus text, parsed into a Map from `name{labels}` (labels as printed) to a number. */
   async function metrics() {
     const res = await fetch(`${url}/metrics`);
@@ -88,7 +99,7 @@ export async function startAuthServer({
     return res.json();
   }
 
-  return { url, origin: url, port: Number(port), stop, metrics, metric, stats, logs, argv };
+  return { url, origin: url, port: Number(port), stop, kill, metrics, metric, stats, logs, argv };
 }
 
 /**

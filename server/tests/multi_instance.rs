@@ -1,0 +1,209 @@
+//! Several `auth-server` instances on one Redis (issue 12): tokens and sessions are shared, so
+//! any instance answers for any session; a restart keeps them; Redis unavailable fails closed
+//! with 503 and `Retry-After` and recovers by itself. In process, one manual clock for all.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_server::clock::ManualClock;
+use auth_server::config::StoreChoice;
+use common::redis::RedisServer;
+use common::*;
+use reqwest::StatusCode;
+
+/// A key-encryption key file in the temporary directory (removed on drop).
+struct KekFile(PathBuf);
+
+impl KekFile {
+    fn new(byte: u8) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "wtm-kek-{}-{byte}-{}",
+            std::process::id(),
+            auth_server::tokens::random_id()
+        ));
+        std::fs::write(&p, b64_std(&[byte; 32])).expect("write kek");
+        Self(p)
+    }
+}
+
+impl Drop for KekFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn b64_std(b: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)
+}
+
+async fn instance(r: &RedisServer, kek: &KekFile, clock: &Arc<ManualClock>) -> Srv {
+    let (url, path) = (r.url(), kek.0.clone());
+    Srv::with_clock(clock.clone(), move |c| {
+        c.store = StoreChoice::Redis(url);
+        c.key_encryption_key_file = Some(path);
+        c.store_timeout_ms = 1000;
+    })
+    .await
+}
+
+async fn pair() -> (RedisServer, KekFile, Arc<ManualClock>, Srv, Srv) {
+    let r = RedisServer::start();
+    let kek = KekFile::new(1);
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = instance(&r, &kek, &clock).await;
+    let b = instance(&r, &kek, &clock).await;
+    (r, kek, clock, a, b)
+}
+
+#[tokio::test]
+async fn instances_publish_one_jwks_and_accept_each_others_tokens() {
+    let (_r, _k, _c, a, b) = pair().await;
+    assert_eq!(a.jwks().await, b.jwks().await);
+    assert_eq!(a.kid(), b.kid(), "one signing key");
+    let l = a.login().await;
+    assert_eq!(b.me_status(&l.at).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rotation_on_one_instance_and_reuse_detected_on_the_other() {
+    let (_r, _k, _c, a, b) = pair().await;
+    let l = a.login().await;
+    let (at1, rt1) = b.refresh_ok(&l.rt).await;
+    // The parent again within the grace window, on the other instance: the same child.
+    let r = a.refresh(&l.rt).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(rt_cookie(r.headers()).as_deref(), Some(rt1.as_str()));
+    let (_at2, _rt2) = a.refresh_ok(&rt1).await;
+    a.advance(11);
+    // The grandparent, on B: reuse; the whole session is revoked on both.
+    assert_eq!(b.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED);
+    for s in [&a, &b] {
+        assert_eq!(s.me_status(&at1).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn logout_on_one_instance_rejects_the_sessions_tokens_on_the_other() {
+    let (_r, _k, _c, a, b) = pair().await;
+    let l = a.login().await;
+    assert_eq!(b.me_status(&l.at).await, StatusCode::OK);
+    assert_eq!(b.logout(Some(&l.rt)).await.status(), StatusCode::OK);
+    assert_eq!(a.me_status(&l.at).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_restart_of_every_instance_keeps_sessions_and_access_tokens() {
+    let (r, kek, clock, a, b) = pair().await;
+    let l = a.login().await;
+    for s in [a, b] {
+        s.running.shutdown();
+        let _ = s.running.handle.await;
+    }
+    let c = instance(&r, &kek, &clock).await;
+    assert_eq!(
+        c.me_status(&l.at).await,
+        StatusCode::OK,
+        "the key ring survived"
+    );
+    c.refresh_ok(&l.rt).await;
+}
+
+#[tokio::test]
+async fn another_key_encryption_key_cannot_start_on_the_ring() {
+    let r = RedisServer::start();
+    let clock = Arc::new(ManualClock::new(T0));
+    let _a = instance(&r, &KekFile::new(1), &clock).await;
+    let other = KekFile::new(2);
+    let mut cfg = auth_server::config::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        ..Default::default()
+    };
+    cfg.store = StoreChoice::Redis(r.url());
+    cfg.key_encryption_key_file = Some(other.0.clone());
+    let err = auth_server::start(cfg.clone(), clock.clone())
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("none opens"), "{err}");
+    cfg.key_encryption_key_file = None;
+    let err = auth_server::start(cfg, clock).await.expect_err("refused");
+    assert!(
+        err.to_string().contains("--key-encryption-key-file"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn exactly_one_instance_rotates_and_the_new_key_is_published_before_it_signs() {
+    let (_r, _k, clock, a, b) = pair().await;
+    let old = a.kid();
+    let ra = a.running.state.rotate_shared_keys().await.expect("answers");
+    let rb = b.running.state.rotate_shared_keys().await.expect("answers");
+    let new = match (ra, rb) {
+        (Some(k), None) | (None, Some(k)) => k,
+        other => panic!("exactly one rotator: {other:?}"),
+    };
+    // Both reload (the maintenance tick does this every second; here, by hand).
+    for s in [&a, &b] {
+        s.running.state.rotate_shared_keys().await.expect("answers");
+    }
+    for s in [&a, &b] {
+        let kids: Vec<String> = s.jwks().await["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_string())
+            .collect();
+        assert!(kids.contains(&new) && kids.contains(&old), "{kids:?}");
+        assert_eq!(s.kid(), old, "the new key does not sign yet");
+    }
+    let before = a.login().await;
+    clock.advance(Duration::from_secs(300)); // the JWKS max-age: the publish lead
+    assert_eq!(a.kid(), new);
+    assert_eq!(b.kid(), new);
+    assert_eq!(
+        b.me_status(&before.at).await,
+        StatusCode::OK,
+        "tokens of the old key stay valid"
+    );
+}
+
+#[tokio::test]
+async fn s25_redis_unavailable_answers_503_with_retry_after_and_recovers() {
+    let (r, _k, _c, a, _b) = pair().await;
+    let l = a.login().await;
+    r.freeze();
+    let refresh = a.refresh(&l.rt).await;
+    let me = a.me(&l.at).await;
+    let login = a
+        .http
+        .post(a.url("/auth/login"))
+        .json(&serde_json::json!({ "username": "demo", "password": "demo" }))
+        .send()
+        .await
+        .expect("login");
+    for (what, res) in [("refresh", &refresh), ("bearer", &me), ("login", &login)] {
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+        let ra = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(ra.is_some_and(|s| s > 0), "{what}: Retry-After {ra:?}");
+    }
+    r.thaw();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if a.me_status(&l.at).await == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "answers again once Redis does");
+    // The refresh that got 503 changed nothing the client cannot use: the cookie still works.
+    a.refresh_ok(&l.rt).await;
+}
