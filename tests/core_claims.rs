@@ -11,7 +11,11 @@ fn seg(json: &[u8]) -> String {
 }
 
 fn jwt(payload: &str) -> String {
-    format!("{}.{}.c2ln", seg(br#"{"alg":"HS256","typ":"at+jwt"}"#), seg(payload.as_bytes()))
+    format!(
+        "{}.{}.c2ln",
+        seg(br#"{"alg":"HS256","typ":"at+jwt"}"#),
+        seg(payload.as_bytes())
+    )
 }
 
 fn jwt_bytes(payload: &[u8]) -> String {
@@ -29,7 +33,17 @@ fn decodes_exp_and_iat() {
 #[test]
 fn c01_wrong_segment_count_rejected() {
     let p = seg(br#"{"exp":1}"#);
-    for t in ["", "a", "a.b", "a.b.c.d", ".", ".....", &format!("{p}.{p}"), &format!("{p}.{p}.{p}.{p}"), &format!(".{p}.x")] {
+    for t in [
+        "",
+        "a",
+        "a.b",
+        "a.b.c.d",
+        ".",
+        ".....",
+        &format!("{p}.{p}"),
+        &format!("{p}.{p}.{p}.{p}"),
+        &format!(".{p}.x"),
+    ] {
         assert!(decode_unverified(t).is_err(), "{t:?} accepted");
         assert!(AccessToken::parse_jwt(t).is_err());
     }
@@ -42,7 +56,15 @@ fn c02_bad_base64url_rejected() {
     // Padding, standard alphabet, whitespace, impossible length.
     let padded = b64(br#"{"exp":17000000}"#.as_ref(), false);
     assert!(padded.ends_with('='));
-    for p in [padded.clone(), format!("{good}="), good.replace('e', "+"), good.replace('e', "/"), format!("{} {}", &good[..4], &good[4..]), format!("{}\r\n", good), format!("{good}A")] {
+    for p in [
+        padded.clone(),
+        format!("{good}="),
+        good.replace('e', "+"),
+        good.replace('e', "/"),
+        format!("{} {}", &good[..4], &good[4..]),
+        format!("{}\r\n", good),
+        format!("{good}A"),
+    ] {
         let t = format!("{h}.{p}.c2ln");
         assert!(decode_unverified(&t).is_err(), "{p:?} accepted");
     }
@@ -54,9 +76,25 @@ fn c02_bad_base64url_rejected() {
 
 #[test]
 fn c03_payload_not_a_json_object_rejected() {
-    for p in [&br#"{"notajson"#[..], b"null", b"[]", b"123", br#""s""#, b"", b"{} {}"] {
-        let t = if p.is_empty() { format!("{}..c2ln", seg(br#"{"alg":"x"}"#)) } else { jwt_bytes(p) };
-        assert!(decode_unverified(&t).is_err(), "{:?} accepted", String::from_utf8_lossy(p));
+    for p in [
+        &br#"{"notajson"#[..],
+        b"null",
+        b"[]",
+        b"123",
+        br#""s""#,
+        b"",
+        b"{} {}",
+    ] {
+        let t = if p.is_empty() {
+            format!("{}..c2ln", seg(br#"{"alg":"x"}"#))
+        } else {
+            jwt_bytes(p)
+        };
+        assert!(
+            decode_unverified(&t).is_err(),
+            "{:?} accepted",
+            String::from_utf8_lossy(p)
+        );
     }
 }
 
@@ -70,7 +108,11 @@ fn c04_non_utf8_bom_nul_lone_surrogate_rejected() {
         b"{\"exp\":1}\x00",
     ];
     for p in cases {
-        assert!(decode_unverified(&jwt_bytes(p)).is_err(), "{:?} accepted", String::from_utf8_lossy(p));
+        assert!(
+            decode_unverified(&jwt_bytes(p)).is_err(),
+            "{:?} accepted",
+            String::from_utf8_lossy(p)
+        );
     }
 }
 
@@ -86,7 +128,15 @@ fn c05_exp_missing_gives_no_timer() {
 
 #[test]
 fn c06_exp_of_wrong_type_is_missing() {
-    for v in [r#""1700000000""#, r#""never""#, "true", "null", "{}", "[]", r#"{"a":[1,{"b":2}]}"#] {
+    for v in [
+        r#""1700000000""#,
+        r#""never""#,
+        "true",
+        "null",
+        "{}",
+        "[]",
+        r#"{"a":[1,{"b":2}]}"#,
+    ] {
         let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
         assert_eq!(c.exp, None, "{v} coerced");
         assert_eq!(plan_expiry(&c, None, 1_700_000_000_000, 60_000), None);
@@ -99,14 +149,22 @@ fn c07_exp_zero_or_negative_looks_expired() {
         let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
         let e = plan_expiry(&c, None, 1_700_000_000_000, 60_000).unwrap();
         assert!(e.is_expired(1_700_000_000_000));
-        assert_eq!(e.refresh_at, None, "an expired-looking token must not schedule a refresh");
+        assert_eq!(
+            e.refresh_at, None,
+            "an expired-looking token must not schedule a refresh"
+        );
     }
 }
 
 #[test]
 fn c08_huge_exp_never_overflows() {
     let now = 1_700_000_000_000;
-    for v in ["9999999999999", "9007199254740993", "18446744073709551615", "1e300"] {
+    for v in [
+        "9999999999999",
+        "9007199254740993",
+        "18446744073709551615",
+        "1e300",
+    ] {
         let c = decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap();
         assert_eq!(plan_expiry(&c, None, now, 60_000), None, "{v} scheduled");
     }
@@ -156,7 +214,11 @@ fn c13_iat_in_future_schedules_from_receipt() {
     let c = decode_unverified(&jwt(&format!(r#"{{"iat":{t},"exp":{}}}"#, t + 300))).unwrap();
     let now = (t - 600) * 1000;
     let e = plan_expiry(&c, None, now, 60_000).unwrap();
-    assert_eq!(e.expires_at, now + 300_000, "lifetime from receipt, not exp - now (which would be 15 min)");
+    assert_eq!(
+        e.expires_at,
+        now + 300_000,
+        "lifetime from receipt, not exp - now (which would be 15 min)"
+    );
 }
 
 #[test]
@@ -176,7 +238,17 @@ fn c15_huge_token_rejected_before_decode() {
 
 #[test]
 fn c16_header_injection_characters_rejected() {
-    for t in ["abc\r\nX-Evil: 1", "a b", "a\tb", "a,b", "é", "a\u{0}b", "a\"b", "==", ""] {
+    for t in [
+        "abc\r\nX-Evil: 1",
+        "a b",
+        "a\tb",
+        "a,b",
+        "é",
+        "a\u{0}b",
+        "a\"b",
+        "==",
+        "",
+    ] {
         assert!(check_b64token(t).is_err(), "{t:?} accepted");
         assert!(AccessToken::new(t).is_err());
         assert!(decode_unverified(t).is_err());
@@ -188,7 +260,11 @@ fn c16_header_injection_characters_rejected() {
 
 #[test]
 fn c17_typ_is_informational() {
-    let t = format!("{}.{}.c2ln", seg(br#"{"alg":"RS256","typ":"JWT"}"#), seg(br#"{"exp":1700000000}"#));
+    let t = format!(
+        "{}.{}.c2ln",
+        seg(br#"{"alg":"RS256","typ":"JWT"}"#),
+        seg(br#"{"exp":1700000000}"#)
+    );
     let c = decode_unverified(&t).unwrap();
     assert!(!c.typ_at_jwt);
     assert_eq!(c.exp, Some(1_700_000_000.0));
@@ -196,9 +272,20 @@ fn c17_typ_is_informational() {
 
 #[test]
 fn c18_alg_none_and_empty_signature_treated_alike() {
-    let none = format!("{}.{}.", seg(br#"{"alg":"none"}"#), seg(br#"{"exp":1700000000}"#));
-    let signed = format!("{}.{}.c2ln", seg(br#"{"alg":"HS256"}"#), seg(br#"{"exp":1700000000}"#));
-    assert_eq!(decode_unverified(&none).unwrap(), decode_unverified(&signed).unwrap());
+    let none = format!(
+        "{}.{}.",
+        seg(br#"{"alg":"none"}"#),
+        seg(br#"{"exp":1700000000}"#)
+    );
+    let signed = format!(
+        "{}.{}.c2ln",
+        seg(br#"{"alg":"HS256"}"#),
+        seg(br#"{"exp":1700000000}"#)
+    );
+    assert_eq!(
+        decode_unverified(&none).unwrap(),
+        decode_unverified(&signed).unwrap()
+    );
 }
 
 #[test]
@@ -216,7 +303,9 @@ const JSON: Option<&str> = Some("application/json");
 
 /// An opaque access token as RFC 6749 servers issue them: 43 base64url characters (32 random bytes).
 fn opaque(seed: u8) -> String {
-    let bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(97).wrapping_add(seed)).collect();
+    let bytes: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(97).wrapping_add(seed))
+        .collect();
     b64(&bytes, true)
 }
 
@@ -224,13 +313,25 @@ fn opaque(seed: u8) -> String {
 fn c58_opaque_token_accepted_without_claims() {
     let t = opaque(1);
     assert_eq!(t.len(), 43);
-    assert!(decode_unverified(&t).is_err(), "the fixture must not be a JWT");
+    assert!(
+        decode_unverified(&t).is_err(),
+        "the fixture must not be a JWT"
+    );
     let (tok, claims) = AccessToken::parse(&t).unwrap();
     assert_eq!(tok.expose(), t);
     assert_eq!(claims, UnverifiedClaims::default());
     // Every b64token character, and trailing padding, as RFC 6750 §2.1 allows.
-    for t in ["a", "abc-._~+/==", "2YotnFZFEjr1zCsicMWpAA", "mF_9.B5f-4.1JqM"] {
-        assert_eq!(AccessToken::parse(t).map(|(tok, _)| tok.expose().to_owned()), Ok(t.to_owned()), "{t:?} refused");
+    for t in [
+        "a",
+        "abc-._~+/==",
+        "2YotnFZFEjr1zCsicMWpAA",
+        "mF_9.B5f-4.1JqM",
+    ] {
+        assert_eq!(
+            AccessToken::parse(t).map(|(tok, _)| tok.expose().to_owned()),
+            Ok(t.to_owned()),
+            "{t:?} refused"
+        );
     }
     // A JWT still has its claims read.
     let (_, claims) = AccessToken::parse(&jwt(r#"{"exp":1700000300}"#)).unwrap();
@@ -253,12 +354,23 @@ fn c58_three_segments_that_do_not_decode_are_opaque() {
         assert!(decode_unverified(&t).is_err(), "{t:?} decodes");
         let (tok, claims) = AccessToken::parse(&t).unwrap_or_else(|e| panic!("{t:?} refused: {e}"));
         assert_eq!(tok.expose(), t);
-        assert_eq!(claims, UnverifiedClaims::default(), "{t:?}: claims read from an undecodable token");
+        assert_eq!(
+            claims,
+            UnverifiedClaims::default(),
+            "{t:?}: claims read from an undecodable token"
+        );
     }
     // Size and characters are still checked (C15, C16).
-    assert_eq!(AccessToken::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), TokenError::TooLong);
+    assert_eq!(
+        AccessToken::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+        TokenError::TooLong
+    );
     for t in ["", "a b", "abc\r\nX-Evil: 1", "a,b", "é", "=="] {
-        assert_eq!(AccessToken::parse(t).unwrap_err(), TokenError::BadCharacters, "{t:?}");
+        assert_eq!(
+            AccessToken::parse(t).unwrap_err(),
+            TokenError::BadCharacters,
+            "{t:?}"
+        );
     }
 }
 
@@ -271,23 +383,53 @@ fn c58_opaque_token_from_expires_in() {
     assert_eq!(b.claims, UnverifiedClaims::default());
     assert_eq!(b.expires_in, Some(4.0));
     let e = plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000).unwrap();
-    assert_eq!(e.expires_at, 1_700_000_004_000, "the lifetime counts from receipt");
-    assert_eq!(e.refresh_at, Some(1_700_000_002_000), "renewed ahead of expiry, as a JWT is");
+    assert_eq!(
+        e.expires_at, 1_700_000_004_000,
+        "the lifetime counts from receipt"
+    );
+    assert_eq!(
+        e.refresh_at,
+        Some(1_700_000_002_000),
+        "renewed ahead of expiry, as a JWT is"
+    );
     // Without a lifetime there is no timer: the 401 path applies (C05).
-    let b = parse_token_body(format!(r#"{{"access_token":"{t}"}}"#).as_bytes(), JSON, None).unwrap();
-    assert_eq!(plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000), None);
+    let b = parse_token_body(
+        format!(r#"{{"access_token":"{t}"}}"#).as_bytes(),
+        JSON,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        plan_expiry(&b.claims, b.expires_in, 1_700_000_000_000, 60_000),
+        None
+    );
 }
 
 #[test]
 fn body_reads_token_field_and_fallback() {
     let t = jwt(r#"{"exp":1700000300}"#);
-    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":300}}"#).as_bytes(), JSON, None).unwrap();
+    let b = parse_token_body(
+        format!(r#"{{"accessToken":"{t}","expires_in":300}}"#).as_bytes(),
+        JSON,
+        None,
+    )
+    .unwrap();
     assert_eq!(b.token.expose(), t);
     assert_eq!(b.expires_in, Some(300.0));
-    let b = parse_token_body(format!(r#"{{"access_token":"{t}","token_type":"Bearer"}}"#).as_bytes(), Some("Application/JSON; charset=utf-8"), None).unwrap();
+    let b = parse_token_body(
+        format!(r#"{{"access_token":"{t}","token_type":"Bearer"}}"#).as_bytes(),
+        Some("Application/JSON; charset=utf-8"),
+        None,
+    )
+    .unwrap();
     assert_eq!(b.token.expose(), t);
     // A configured field is the only one read.
-    assert!(parse_token_body(format!(r#"{{"access_token":"{t}"}}"#).as_bytes(), JSON, Some("jwt")).is_err());
+    assert!(parse_token_body(
+        format!(r#"{{"access_token":"{t}"}}"#).as_bytes(),
+        JSON,
+        Some("jwt")
+    )
+    .is_err());
     assert!(parse_token_body(format!(r#"{{"jwt":"{t}"}}"#).as_bytes(), JSON, Some("jwt")).is_ok());
 }
 
@@ -302,10 +444,20 @@ fn c62_expires_in_camel_case() {
     assert_eq!(e.expires_at, 1_700_000_900_000);
     // An opaque token with the camelCase field, read without a configured tokenField.
     let o = opaque(3);
-    let b = parse_token_body(format!(r#"{{"accessToken":"{o}","expiresIn":4}}"#).as_bytes(), JSON, None).unwrap();
+    let b = parse_token_body(
+        format!(r#"{{"accessToken":"{o}","expiresIn":4}}"#).as_bytes(),
+        JSON,
+        None,
+    )
+    .unwrap();
     assert_eq!(b.expires_in, Some(4.0));
     // With a configured token field the lifetime fields are still read.
-    let b = parse_token_body(format!(r#"{{"jwt":"{o}","expiresIn":30}}"#).as_bytes(), JSON, Some("jwt")).unwrap();
+    let b = parse_token_body(
+        format!(r#"{{"jwt":"{o}","expiresIn":30}}"#).as_bytes(),
+        JSON,
+        Some("jwt"),
+    )
+    .unwrap();
     assert_eq!(b.expires_in, Some(30.0));
     assert_eq!(LIFETIME_FIELDS, ["expires_in", "expiresIn"]);
 }
@@ -315,11 +467,22 @@ fn c62_both_lifetime_fields_earlier_wins() {
     let o = opaque(4);
     for (a, b) in [(300, 60), (60, 300)] {
         let body = format!(r#"{{"access_token":"{o}","expires_in":{a},"expiresIn":{b}}}"#);
-        assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(60.0), "{body}");
+        assert_eq!(
+            parse_token_body(body.as_bytes(), JSON, None)
+                .unwrap()
+                .expires_in,
+            Some(60.0),
+            "{body}"
+        );
     }
     // An unusable one does not hide the other.
     let body = format!(r#"{{"access_token":"{o}","expires_in":null,"expiresIn":45}}"#);
-    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(45.0));
+    assert_eq!(
+        parse_token_body(body.as_bytes(), JSON, None)
+            .unwrap()
+            .expires_in,
+        Some(45.0)
+    );
 }
 
 #[test]
@@ -327,18 +490,37 @@ fn c62_expires_in_numeric_string() {
     let o = opaque(7);
     let read = |v: &str| {
         let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
-        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+        parse_token_body(body.as_bytes(), JSON, None)
+            .unwrap_or_else(|e| panic!("{v} refused: {e}"))
+            .expires_in
     };
     assert_eq!(read(r#""3600""#), Some(3600.0));
     assert_eq!(read(r#""90.5""#), Some(90.5));
     assert_eq!(read(r#""1e3""#), Some(1000.0));
     // Strings that are not exactly a JSON number count as absent; the answer is still used.
-    for v in [r#""soon""#, r#""""#, r#"" 60""#, r#""60 ""#, r#""60s""#, r#""0x10""#, r#""+60""#, r#""Infinity""#, r#""NaN""#, r#""1e400""#, r#""060""#] {
+    for v in [
+        r#""soon""#,
+        r#""""#,
+        r#"" 60""#,
+        r#""60 ""#,
+        r#""60s""#,
+        r#""0x10""#,
+        r#""+60""#,
+        r#""Infinity""#,
+        r#""NaN""#,
+        r#""1e400""#,
+        r#""060""#,
+    ] {
         assert_eq!(read(v), None, "{v}");
     }
     // The camelCase field alike.
     let body = format!(r#"{{"accessToken":"{o}","expiresIn":"120"}}"#);
-    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap().expires_in, Some(120.0));
+    assert_eq!(
+        parse_token_body(body.as_bytes(), JSON, None)
+            .unwrap()
+            .expires_in,
+        Some(120.0)
+    );
 }
 
 #[test]
@@ -347,7 +529,9 @@ fn c62_expires_in_fraction_zero_negative_huge() {
     let o = opaque(8);
     let read = |v: &str| {
         let body = format!(r#"{{"access_token":"{o}","expires_in":{v}}}"#);
-        parse_token_body(body.as_bytes(), JSON, None).unwrap_or_else(|e| panic!("{v} refused: {e}")).expires_in
+        parse_token_body(body.as_bytes(), JSON, None)
+            .unwrap_or_else(|e| panic!("{v} refused: {e}"))
+            .expires_in
     };
     let none = UnverifiedClaims::default();
     // A fraction is kept to the millisecond.
@@ -363,11 +547,22 @@ fn c62_expires_in_fraction_zero_negative_huge() {
         assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
     }
     // Over ten years is implausible (as for exp, C09): unknown, no timer; it never overrides exp.
-    for v in ["315576001", "1e12", "18446744073709551616", r#""99999999999""#] {
+    for v in [
+        "315576001",
+        "1e12",
+        "18446744073709551616",
+        r#""99999999999""#,
+    ] {
         assert!(read(v).is_some(), "{v}");
         assert_eq!(plan_expiry(&none, read(v), now, 60_000), None, "{v}");
         let claims = decode_unverified(&jwt(r#"{"exp":1700000300}"#)).unwrap();
-        assert_eq!(plan_expiry(&claims, read(v), now, 60_000).unwrap().expires_at, now + 300_000, "{v}");
+        assert_eq!(
+            plan_expiry(&claims, read(v), now, 60_000)
+                .unwrap()
+                .expires_at,
+            now + 300_000,
+            "{v}"
+        );
     }
     // 1e400 is not a finite JSON number: the strict reader refuses the whole answer (as serde_json does).
     let body = format!(r#"{{"access_token":"{o}","expires_in":1e400}}"#);
@@ -378,11 +573,20 @@ fn c62_expires_in_fraction_zero_negative_huge() {
 fn c58_token_type_bearer_in_any_case() {
     let o = opaque(10);
     for extra in [
-        r#","token_type":"Bearer""#, r#","token_type":"bearer""#, r#","token_type":"BEARER""#, r#","token_type":"bEaReR""#,
-        r#","tokenType":"Bearer""#, r#","token_type":null"#, "", r#","token_type":"Bearer","tokenType":"bearer""#,
+        r#","token_type":"Bearer""#,
+        r#","token_type":"bearer""#,
+        r#","token_type":"BEARER""#,
+        r#","token_type":"bEaReR""#,
+        r#","tokenType":"Bearer""#,
+        r#","token_type":null"#,
+        "",
+        r#","token_type":"Bearer","tokenType":"bearer""#,
     ] {
         let body = format!(r#"{{"access_token":"{o}"{extra}}}"#);
-        assert!(parse_token_body(body.as_bytes(), JSON, None).is_ok(), "{body} refused");
+        assert!(
+            parse_token_body(body.as_bytes(), JSON, None).is_ok(),
+            "{body} refused"
+        );
     }
     assert_eq!(TOKEN_TYPE_FIELDS, ["token_type", "tokenType"]);
 }
@@ -391,16 +595,28 @@ fn c58_token_type_bearer_in_any_case() {
 fn c58_other_token_types_refused_with_a_precise_message() {
     let o = opaque(11);
     for extra in [
-        r#""token_type":"DPoP""#, r#""token_type":"dpop""#, r#""token_type":"mac""#, r#""token_type":"N_A""#,
-        r#""token_type":"""#, r#""token_type":"Bearer ""#, r#""token_type":"Bearer, DPoP""#, r#""token_type":1"#,
-        r#""token_type":true"#, r#""token_type":["Bearer"]"#, r#""tokenType":"DPoP""#,
+        r#""token_type":"DPoP""#,
+        r#""token_type":"dpop""#,
+        r#""token_type":"mac""#,
+        r#""token_type":"N_A""#,
+        r#""token_type":"""#,
+        r#""token_type":"Bearer ""#,
+        r#""token_type":"Bearer, DPoP""#,
+        r#""token_type":1"#,
+        r#""token_type":true"#,
+        r#""token_type":["Bearer"]"#,
+        r#""tokenType":"DPoP""#,
         r#""token_type":"Bearer","tokenType":"DPoP""#,
     ] {
         let body = format!(r#"{{"access_token":"{o}",{extra},"expires_in":60}}"#);
         let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
         assert_eq!(e, BodyError::NotBearer, "{body}");
         assert_eq!(e.code(), ErrorCode::BadResponse);
-        assert!(e.message().contains("token_type is not Bearer"), "{}", e.message());
+        assert!(
+            e.message().contains("token_type is not Bearer"),
+            "{}",
+            e.message()
+        );
     }
 }
 
@@ -418,12 +634,16 @@ fn c58_scope_refresh_token_and_other_members_ignored() {
     // The refresh token in the body is never kept: the httpOnly cookie is the refresh credential.
     assert!(!format!("{b:?}").contains(rt));
     let mut s = Session::new(SessionConfig::default());
-    s.set_token_body(1_700_000_000_000, body.as_bytes(), JSON, TokenSource::Login).unwrap();
+    s.set_token_body(1_700_000_000_000, body.as_bytes(), JSON, TokenSource::Login)
+        .unwrap();
     let actions: Vec<Action> = std::iter::from_fn(|| s.poll_action()).collect();
     assert!(!format!("{s:?} {actions:?}").contains(rt));
     for a in &actions {
         if let Action::Broadcast(m) = a {
-            assert!(!m.encode().contains(rt), "the refresh token went to the other tabs");
+            assert!(
+                !m.encode().contains(rt),
+                "the refresh token went to the other tabs"
+            );
         }
     }
 }
@@ -435,41 +655,91 @@ fn c20_refusals_name_the_problem() {
         ("<html>", BodyError::NotObject, "not a JSON object"),
         ("[]", BodyError::NotObject, "not a JSON object"),
         ("\u{FEFF}{}", BodyError::NotObject, "not a JSON object"),
-        (r#"{"access_token":"a","access_token":"b"}"#, BodyError::NotObject, "repeated member"),
+        (
+            r#"{"access_token":"a","access_token":"b"}"#,
+            BodyError::NotObject,
+            "repeated member",
+        ),
         ("{}", BodyError::MissingToken, "no token field"),
-        (r#"{"token":"abc"}"#, BodyError::MissingToken, "no token field"),
-        (r#"{"access_token":42}"#, BodyError::TokenNotString, "not a non-empty string"),
-        (r#"{"accessToken":""}"#, BodyError::TokenNotString, "not a non-empty string"),
-        (r#"{"access_token":"a b"}"#, BodyError::Token(TokenError::BadCharacters), "b64token"),
+        (
+            r#"{"token":"abc"}"#,
+            BodyError::MissingToken,
+            "no token field",
+        ),
+        (
+            r#"{"access_token":42}"#,
+            BodyError::TokenNotString,
+            "not a non-empty string",
+        ),
+        (
+            r#"{"accessToken":""}"#,
+            BodyError::TokenNotString,
+            "not a non-empty string",
+        ),
+        (
+            r#"{"access_token":"a b"}"#,
+            BodyError::Token(TokenError::BadCharacters),
+            "b64token",
+        ),
     ];
     for (body, want, words) in cases {
         let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
         assert_eq!(e, want, "{body}");
         assert!(e.message().contains(words), "{body}: {}", e.message());
     }
-    assert_eq!(BodyError::Token(TokenError::BadCharacters).code(), ErrorCode::InvalidToken);
+    assert_eq!(
+        BodyError::Token(TokenError::BadCharacters).code(),
+        ErrorCode::InvalidToken
+    );
     let mut bad = format!(r#"{{"access_token":"{o}","x":"y"}}"#).into_bytes();
     bad.insert(bad.len() - 3, 0xFF);
-    assert_eq!(parse_token_body(&bad, JSON, None).unwrap_err(), BodyError::NotObject);
+    assert_eq!(
+        parse_token_body(&bad, JSON, None).unwrap_err(),
+        BodyError::NotObject
+    );
 }
 
 #[test]
 fn c19_html_body_rejected() {
-    let r = parse_token_body(b"<!doctype html><title>Sign in</title>", Some("text/html"), None);
+    let r = parse_token_body(
+        b"<!doctype html><title>Sign in</title>",
+        Some("text/html"),
+        None,
+    );
     assert_eq!(r.unwrap_err(), BodyError::NotJson);
-    assert_eq!(parse_token_body(b"<html>", JSON, None).unwrap_err(), BodyError::NotObject);
+    assert_eq!(
+        parse_token_body(b"<html>", JSON, None).unwrap_err(),
+        BodyError::NotObject
+    );
 }
 
 #[test]
 fn c20_missing_or_mistyped_token_rejected() {
-    for body in [r#"{}"#, r#"{"accessToken":null}"#, r#"{"accessToken":""}"#, r#"{"accessToken":42}"#, r#"{"accessToken":["a"]}"#, "[]", "null", r#"{"accessToken":"a b"}"#] {
-        assert!(parse_token_body(body.as_bytes(), JSON, None).is_err(), "{body} accepted");
+    for body in [
+        r#"{}"#,
+        r#"{"accessToken":null}"#,
+        r#"{"accessToken":""}"#,
+        r#"{"accessToken":42}"#,
+        r#"{"accessToken":["a"]}"#,
+        "[]",
+        "null",
+        r#"{"accessToken":"a b"}"#,
+    ] {
+        assert!(
+            parse_token_body(body.as_bytes(), JSON, None).is_err(),
+            "{body} accepted"
+        );
     }
     let t = jwt(r#"{"exp":1}"#);
     let dup = format!(r#"{{"accessToken":"{t}","accessToken":"{t}"}}"#);
     assert!(parse_token_body(dup.as_bytes(), JSON, None).is_err());
     // expires_in of the wrong type is ignored, not an error.
-    let b = parse_token_body(format!(r#"{{"accessToken":"{t}","expires_in":true}}"#).as_bytes(), JSON, None).unwrap();
+    let b = parse_token_body(
+        format!(r#"{{"accessToken":"{t}","expires_in":true}}"#).as_bytes(),
+        JSON,
+        None,
+    )
+    .unwrap();
     assert_eq!(b.expires_in, None);
 }
 
@@ -477,8 +747,16 @@ fn c20_missing_or_mistyped_token_rejected() {
 fn c21_wrong_content_type_rejected() {
     let t = jwt(r#"{"exp":1}"#);
     let body = format!(r#"{{"accessToken":"{t}"}}"#);
-    for ct in [Some("text/plain"), None, Some("application/jsonp"), Some("")] {
-        assert_eq!(parse_token_body(body.as_bytes(), ct, None).unwrap_err(), BodyError::NotJson);
+    for ct in [
+        Some("text/plain"),
+        None,
+        Some("application/jsonp"),
+        Some(""),
+    ] {
+        assert_eq!(
+            parse_token_body(body.as_bytes(), ct, None).unwrap_err(),
+            BodyError::NotJson
+        );
     }
 }
 
@@ -498,7 +776,8 @@ fn c21_json_media_types_accepted() {
         "application/vnd.example.token+JSON; charset=utf-8",
         "application/x-amz-json-1.1+json",
     ] {
-        let b = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_or_else(|e| panic!("{ct:?} refused: {e}"));
+        let b = parse_token_body(body.as_bytes(), Some(ct), None)
+            .unwrap_or_else(|e| panic!("{ct:?} refused: {e}"));
         assert_eq!(b.token.expose(), t);
     }
 }
@@ -507,9 +786,21 @@ fn c21_json_media_types_accepted() {
 fn c21_other_media_types_refused_naming_the_content_type() {
     let body = format!(r#"{{"access_token":"{}"}}"#, opaque(6));
     for ct in [
-        "text/json", "application/jsonp", "application/json5", "application/x-json", "application/+json", "application/json+xml",
-        "application/ json", "application /json", "application", "application/", "/json", "text/html; application/json",
-        "multipart/form-data", "application/x-www-form-urlencoded", "application/vnd api+json",
+        "text/json",
+        "application/jsonp",
+        "application/json5",
+        "application/x-json",
+        "application/+json",
+        "application/json+xml",
+        "application/ json",
+        "application /json",
+        "application",
+        "application/",
+        "/json",
+        "text/html; application/json",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "application/vnd api+json",
     ] {
         let e = parse_token_body(body.as_bytes(), Some(ct), None).unwrap_err();
         assert_eq!(e, BodyError::NotJson, "{ct:?}");
@@ -531,7 +822,10 @@ fn c22_expires_in_earlier_than_exp_wins() {
 fn c23_body_over_64_kib_rejected() {
     assert_eq!(MAX_BODY_BYTES, 64 * 1024);
     let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
-    assert_eq!(parse_token_body(body.as_bytes(), JSON, None).unwrap_err(), BodyError::TooLarge);
+    assert_eq!(
+        parse_token_body(body.as_bytes(), JSON, None).unwrap_err(),
+        BodyError::TooLarge
+    );
 }
 
 #[test]
@@ -587,7 +881,11 @@ fn c48_hostile_inputs_never_panic() {
         if let Some(byte) = b.get_mut((x as usize) % len) {
             *byte = (x >> 16) as u8;
         }
-        let cut = if i % 3 == 0 { (x as usize >> 8) % (len + 1) } else { len };
+        let cut = if i % 3 == 0 {
+            (x as usize >> 8) % (len + 1)
+        } else {
+            len
+        };
         b.truncate(cut);
         let _ = parse_token_body(&b, JSON, None);
         let _ = parse_retry_after(&String::from_utf8_lossy(&b), 0);
@@ -608,24 +906,51 @@ fn c48_hostile_inputs_never_panic() {
 #[test]
 fn json_reader_is_strict() {
     let ok = |payload: &str| decode_unverified(&jwt(payload)).is_ok();
-    assert!(ok(r#"{"exp":1,"a":[1,{"b":[true,false,null]}],"s":"\u00e9\ud83d\ude00\u0000\"\\\/\b\f\n\r\t"}"#));
+    assert!(ok(
+        r#"{"exp":1,"a":[1,{"b":[true,false,null]}],"s":"\u00e9\ud83d\ude00\u0000\"\\\/\b\f\n\r\t"}"#
+    ));
     assert!(ok(" {\"exp\" : -0.5e+3 } \n"));
     for bad in [
-        r#"{"exp":01}"#, r#"{"exp":1.}"#, r#"{"exp":.5}"#, r#"{"exp":+1}"#, r#"{"exp":-}"#, r#"{"exp":1e}"#,
-        r#"{"exp":NaN}"#, r#"{"exp":Infinity}"#, r#"{"exp":1,}"#, r#"{"exp" 1}"#, r#"{'exp':1}"#, r#"{"exp":tru}"#,
-        r#"{"a":"\x"}"#, r#"{"a":"\u12"}"#, r#"{"a":"\udc00"}"#, r#"{"a":"\ud800\u0041"}"#, r#"{"a":[1,]}"#,
-        r#"{"a":{"b":1,}}"#, r#"{"a":1}x"#, "{\"a\":\"tab\there\"}", r#"{"a":"unterminated}"#,
+        r#"{"exp":01}"#,
+        r#"{"exp":1.}"#,
+        r#"{"exp":.5}"#,
+        r#"{"exp":+1}"#,
+        r#"{"exp":-}"#,
+        r#"{"exp":1e}"#,
+        r#"{"exp":NaN}"#,
+        r#"{"exp":Infinity}"#,
+        r#"{"exp":1,}"#,
+        r#"{"exp" 1}"#,
+        r#"{'exp':1}"#,
+        r#"{"exp":tru}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"\u12"}"#,
+        r#"{"a":"\udc00"}"#,
+        r#"{"a":"\ud800\u0041"}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":{"b":1,}}"#,
+        r#"{"a":1}x"#,
+        "{\"a\":\"tab\there\"}",
+        r#"{"a":"unterminated}"#,
     ] {
         assert!(!ok(bad), "{bad} accepted");
     }
     // Deep nesting is refused, not a stack overflow.
     let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-    let t = format!("{}.{}.c2ln", b64(br#"{"alg":"x"}"#, true), b64(deep.as_bytes(), true));
+    let t = format!(
+        "{}.{}.c2ln",
+        b64(br#"{"alg":"x"}"#, true),
+        b64(deep.as_bytes(), true)
+    );
     assert!(t.len() > MAX_TOKEN_LEN);
     let nested = |n: usize| format!(r#"{{"exp":1,"a":{}{}}}"#, "[".repeat(n), "]".repeat(n));
     assert!(ok(&nested(60)));
     assert!(!ok(&nested(70)));
-    let deep_body = format!(r#"{{"accessToken":{}1{}}}"#, "[".repeat(50_000), "]".repeat(50_000));
+    let deep_body = format!(
+        r#"{{"accessToken":{}1{}}}"#,
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     assert!(parse_token_body(deep_body.as_bytes(), JSON, None).is_err());
 }
 
@@ -650,7 +975,11 @@ fn c02_base64url_decoder_is_canonical() {
 
 #[test]
 fn json_numbers_convert_exactly_for_timing_claims() {
-    let exp = |v: &str| decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#))).unwrap().exp;
+    let exp = |v: &str| {
+        decode_unverified(&jwt(&format!(r#"{{"exp":{v}}}"#)))
+            .unwrap()
+            .exp
+    };
     assert_eq!(exp("1700000000"), Some(1_700_000_000.0));
     assert_eq!(exp("1700000000.5"), Some(1_700_000_000.5));
     assert_eq!(exp("1.7e9"), Some(1_700_000_000.0));
@@ -660,8 +989,14 @@ fn json_numbers_convert_exactly_for_timing_claims() {
     assert_eq!(exp("0.000"), Some(0.0));
     assert_eq!(exp("-1700000000"), Some(-1_700_000_000.0));
     assert_eq!(exp("9007199254740993"), Some(9_007_199_254_740_992.0));
-    assert_eq!(exp("18446744073709551615"), Some(18_446_744_073_709_551_615.0));
-    assert_eq!(exp("123456789012345678901234567890"), Some(1.2345678901234568e29));
+    assert_eq!(
+        exp("18446744073709551615"),
+        Some(18_446_744_073_709_551_615.0)
+    );
+    assert_eq!(
+        exp("123456789012345678901234567890"),
+        Some(1.2345678901234568e29)
+    );
     assert_eq!(exp("1e-400"), Some(0.0));
     assert!(decode_unverified(&jwt(r#"{"exp":1e400}"#)).is_err());
     assert!(decode_unverified(&jwt(r#"{"exp":1e99999999999}"#)).is_err());

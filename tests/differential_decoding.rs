@@ -29,17 +29,61 @@ impl Rng {
     }
 }
 
-const KEYS: &[&str] = &["exp", "iat", "nbf", "sub", "jti", "e\\u0078p", "\\u00e9", "a", ""];
-const NUMBERS: &[&str] = &[
-    "0", "-0", "1", "1700000000", "1700000000.5", "1.7e9", "1.7E+9", "17e8", "9007199254740993", "1e-400",
-    "0.1", "123456789012345678901234567890", "2.2250738585072011e-308", "4.9406564584124654e-324",
-    "1.7976931348623157e308", "1.79769313486231580e308", "1700000000.123456789123456789", "-1700000000",
-    "3.0e2", "5e-1", "1e22", "1e23", "12345678901234567890e-10",
+const KEYS: &[&str] = &[
+    "exp",
+    "iat",
+    "nbf",
+    "sub",
+    "jti",
+    "e\\u0078p",
+    "\\u00e9",
+    "a",
+    "",
 ];
-const BAD_NUMBERS: &[&str] = &["01", "1.", ".5", "+1", "1e", "-", "0x10", "1_000", "Infinity", "NaN", "1e309", "-1e309"];
-const STRINGS: &[&str] =
-    &["\"\"", "\"abc\"", "\"\\u0041\"", "\"\\ud83d\\ude00\"", "\"\\n\\t\\\"\"", "\"é\"", "\"\\/\""];
-const BAD_STRINGS: &[&str] = &["\"\\ud800\"", "\"\\udc00x\"", "\"\\x41\"", "\"\t\"", "\"unterminated"];
+const NUMBERS: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "1700000000",
+    "1700000000.5",
+    "1.7e9",
+    "1.7E+9",
+    "17e8",
+    "9007199254740993",
+    "1e-400",
+    "0.1",
+    "123456789012345678901234567890",
+    "2.2250738585072011e-308",
+    "4.9406564584124654e-324",
+    "1.7976931348623157e308",
+    "1.79769313486231580e308",
+    "1700000000.123456789123456789",
+    "-1700000000",
+    "3.0e2",
+    "5e-1",
+    "1e22",
+    "1e23",
+    "12345678901234567890e-10",
+];
+const BAD_NUMBERS: &[&str] = &[
+    "01", "1.", ".5", "+1", "1e", "-", "0x10", "1_000", "Infinity", "NaN", "1e309", "-1e309",
+];
+const STRINGS: &[&str] = &[
+    "\"\"",
+    "\"abc\"",
+    "\"\\u0041\"",
+    "\"\\ud83d\\ude00\"",
+    "\"\\n\\t\\\"\"",
+    "\"é\"",
+    "\"\\/\"",
+];
+const BAD_STRINGS: &[&str] = &[
+    "\"\\ud800\"",
+    "\"\\udc00x\"",
+    "\"\\x41\"",
+    "\"\t\"",
+    "\"unterminated",
+];
 const WHITESPACE: &[&str] = &["", "", " ", "\n", "\t", "\r\n"];
 const BAD_WHITESPACE: &[&str] = &["\u{a0}", "\u{feff}", "\u{b}"];
 
@@ -56,7 +100,11 @@ fn value(rng: &mut Rng, depth: usize, out: &mut String) {
     match rng.below(if depth > 3 { 5 } else { 8 }) {
         0 | 1 | 4 => out.push_str(piece(rng, NUMBERS, BAD_NUMBERS)),
         2 => out.push_str(piece(rng, STRINGS, BAD_STRINGS)),
-        3 => out.push_str(piece(rng, &["true", "false", "null"], &["tru", "nul", "True"])),
+        3 => out.push_str(piece(
+            rng,
+            &["true", "false", "null"],
+            &["tru", "nul", "True"],
+        )),
         5 => {
             out.push('[');
             for i in 0..rng.below(4) {
@@ -195,9 +243,17 @@ fn claims_decoding_agrees_with_serde_json() {
             }
         }
     }
-    assert!(mismatches.is_empty(), "{} mismatches, the first:\n{}", mismatches.len(), mismatches[..mismatches.len().min(15)].join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, the first:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(15)].join("\n")
+    );
     // The generator must exercise both sides, or the comparison proves nothing.
-    assert!(accepted > 5_000 && refused > 3_000, "accepted {accepted}, refused {refused}");
+    assert!(
+        accepted > 5_000 && refused > 3_000,
+        "accepted {accepted}, refused {refused}"
+    );
 }
 
 #[test]
@@ -216,7 +272,14 @@ fn base64url_decoding_agrees_with_the_base64_crate() {
         let ours = b64url_decode(&s);
         let theirs = URL_SAFE_NO_PAD.decode(&s).ok();
         assert_eq!(ours, theirs, "case {case}: {s:?}");
-        if theirs.is_some() { decoded += 1 } else { refused += 1 }
+        if theirs.is_some() {
+            decoded += 1
+        } else {
+            refused += 1
+        }
     }
-    assert!(decoded > 5_000 && refused > 5_000, "decoded {decoded}, refused {refused}");
+    assert!(
+        decoded > 5_000 && refused > 5_000,
+        "decoded {decoded}, refused {refused}"
+    );
 }

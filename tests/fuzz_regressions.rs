@@ -10,10 +10,16 @@ use wasm_token_manager::session::Origin;
 /// when it holds a WHATWG forbidden domain code point (a colon only inside an IPv6 literal's brackets).
 #[test]
 fn c48_fuzz_origin_hosts_with_forbidden_code_points_are_refused() {
-    assert_eq!(Origin::parse_serialized("http://app.ex\0{\"username\":\"demo\",\"password\""), None);
+    assert_eq!(
+        Origin::parse_serialized("http://app.ex\0{\"username\":\"demo\",\"password\""),
+        None
+    );
     assert_eq!(Origin::parse_serialized("http://a:b:80"), None);
     assert_eq!(Origin::new("http", "a:b", ""), None);
-    for c in ['\0', '\t', '\n', '\r', ' ', '#', '/', ':', '<', '>', '?', '@', '[', '\\', ']', '^', '|', '%', '\u{7f}', '\u{1}'] {
+    for c in [
+        '\0', '\t', '\n', '\r', ' ', '#', '/', ':', '<', '>', '?', '@', '[', '\\', ']', '^', '|',
+        '%', '\u{7f}', '\u{1}',
+    ] {
         let host = format!("api{c}example.com");
         assert_eq!(Origin::new("https", &host, ""), None, "{host:?} accepted");
     }
@@ -21,7 +27,13 @@ fn c48_fuzz_origin_hosts_with_forbidden_code_points_are_refused() {
         assert_eq!(Origin::new("https", host, ""), None, "{host:?} accepted");
     }
     // What browsers give as URL.hostname still works, and every accepted origin parses back to itself.
-    for s in ["http://[::1]:8080", "https://[2001:db8::1]", "https://api.example.com:8443", "http://127.0.0.1", "https://xn--bcher-kva.example"] {
+    for s in [
+        "http://[::1]:8080",
+        "https://[2001:db8::1]",
+        "https://api.example.com:8443",
+        "http://127.0.0.1",
+        "https://xn--bcher-kva.example",
+    ] {
         let o = Origin::parse_serialized(s).unwrap_or_else(|| panic!("{s} refused"));
         assert_eq!(o.serialize(), s);
         assert_eq!(Origin::parse_serialized(&o.serialize()), Some(o));
@@ -54,9 +66,18 @@ fn c25_fuzz_http_dates_are_read_strictly() {
     ] {
         assert_eq!(parse_http_date(bad), None, "{bad:?}");
     }
-    for good in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun Nov 06 08:49:37 1994"] {
+    for good in [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Sun Nov 06 08:49:37 1994",
+    ] {
         assert_eq!(parse_http_date(good), Some(784_111_777_000), "{good:?}");
     }
-    assert_eq!(parse_retry_after("\u{b}120", 0), None, "a vertical tab is not optional whitespace");
+    assert_eq!(
+        parse_retry_after("\u{b}120", 0),
+        None,
+        "a vertical tab is not optional whitespace"
+    );
     assert_eq!(parse_retry_after("\t120 ", 0), Some(120_000));
 }

@@ -1281,7 +1281,10 @@ async fn scenario(name: &str) {
     });
     let result = JsFuture::from(run(name, make.as_ref().unchecked_ref())).await;
     if let Err(e) = result {
-        panic!("{name}: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")));
+        panic!(
+            "{name}: {}",
+            e.as_string().unwrap_or_else(|| format!("{e:?}"))
+        );
     }
 }
 
@@ -1552,12 +1555,17 @@ async fn body_chunks_from_another_realm_are_read() {
 
 /// `new BroadcastChannel(name)`, and whether posting on it throws (it does once the channel is closed).
 fn open_channel(name: &str) -> JsValue {
-    let ctor: js_sys::Function = js_sys::Reflect::get(&js_sys::global(), &"BroadcastChannel".into()).unwrap().unchecked_into();
+    let ctor: js_sys::Function =
+        js_sys::Reflect::get(&js_sys::global(), &"BroadcastChannel".into())
+            .unwrap()
+            .unchecked_into();
     js_sys::Reflect::construct(&ctor, &js_sys::Array::of1(&name.into())).unwrap()
 }
 
 fn is_closed(channel: &JsValue) -> bool {
-    let post: js_sys::Function = js_sys::Reflect::get(channel, &"postMessage".into()).unwrap().unchecked_into();
+    let post: js_sys::Function = js_sys::Reflect::get(channel, &"postMessage".into())
+        .unwrap()
+        .unchecked_into();
     post.call1(channel, &"{}".into()).is_err()
 }
 
@@ -1565,7 +1573,12 @@ fn early_manager(cross_tab: &str, handed: &JsValue) -> TokenManager {
     let opts = js_sys::Object::new();
     js_sys::Reflect::set(&opts, &"refreshUrl".into(), &"/auth/refresh".into()).unwrap();
     js_sys::Reflect::set(&opts, &"crossTab".into(), &cross_tab.into()).unwrap();
-    TokenManager::new(opts.unchecked_into(), None, Some(handed.clone().unchecked_into())).unwrap()
+    TokenManager::new(
+        opts.unchecked_into(),
+        None,
+        Some(handed.clone().unchecked_into()),
+    )
+    .unwrap()
 }
 
 /// The package entry opens the channel at construction and hands it over with the messages it kept: the manager
@@ -1573,16 +1586,30 @@ fn early_manager(cross_tab: &str, handed: &JsValue) -> TokenManager {
 /// disposed, and closes one of another name (its kept messages then belong to no channel of this manager).
 #[wasm_bindgen_test]
 fn a_handed_over_channel_is_kept_only_when_the_options_name_it() {
-    let token_message = JsValue::from_str(r#"{"v":1,"type":"token","epoch":1,"source":"login","token":"an-opaque-token"}"#);
+    let token_message = JsValue::from_str(
+        r#"{"v":1,"type":"token","epoch":1,"source":"login","token":"an-opaque-token"}"#,
+    );
     let right = open_channel("handed-right");
     let tm = early_manager("handed-right", &right);
-    assert!(!is_closed(&right), "the channel the options name is kept open");
+    assert!(
+        !is_closed(&right),
+        "the channel the options name is kept open"
+    );
     tm.receive_early(js_sys::Date::now(), token_message.clone());
     assert!(tm.is_authenticated(), "a kept token message is applied");
-    tm.receive_early(js_sys::Date::now(), JsValue::from_str(r#"{"v":2,"type":"logout","epoch":9}"#));
-    assert!(tm.is_authenticated(), "a malformed one is dropped, as a live one is");
+    tm.receive_early(
+        js_sys::Date::now(),
+        JsValue::from_str(r#"{"v":2,"type":"logout","epoch":9}"#),
+    );
+    assert!(
+        tm.is_authenticated(),
+        "a malformed one is dropped, as a live one is"
+    );
     tm.dispose();
-    assert!(is_closed(&right), "dispose() closes the channel it took over");
+    assert!(
+        is_closed(&right),
+        "dispose() closes the channel it took over"
+    );
 
     let wrong = open_channel("handed-wrong");
     let tm = early_manager("handed-elsewhere", &wrong);

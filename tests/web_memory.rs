@@ -67,7 +67,10 @@ extern "C" {
 }
 
 fn number(v: &JsValue, key: &str) -> f64 {
-    js_sys::Reflect::get(v, &JsValue::from_str(key)).ok().and_then(|n| n.as_f64()).unwrap_or(f64::NAN)
+    js_sys::Reflect::get(v, &JsValue::from_str(key))
+        .ok()
+        .and_then(|n| n.as_f64())
+        .unwrap_or(f64::NAN)
 }
 
 /// 300 warm-up requests, then 3,000 more (with about 430 replayed POSTs and 490 refreshes): the memory the
@@ -77,12 +80,28 @@ async fn memory_stays_bounded_over_thousands_of_requests() {
     let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
         TokenManager::new(opts.unchecked_into(), None, None).map(JsValue::from)
     });
-    let result = JsFuture::from(run(make.as_ref().unchecked_ref(), &wasm_bindgen::memory(), 300, 3_000)).await;
+    let result = JsFuture::from(run(
+        make.as_ref().unchecked_ref(),
+        &wasm_bindgen::memory(),
+        300,
+        3_000,
+    ))
+    .await;
     let result = match result {
         Ok(r) => r,
         Err(e) => panic!("workload failed: {e:?}"),
     };
-    let (warm, after, refreshes) = (number(&result, "warm"), number(&result, "after"), number(&result, "refreshes"));
-    assert!(refreshes > 400.0, "the workload did not refresh: {refreshes} refresh calls");
-    assert_eq!(after, warm, "the wasm memory grew from {warm} B to {after} B over 3,000 requests after warm-up");
+    let (warm, after, refreshes) = (
+        number(&result, "warm"),
+        number(&result, "after"),
+        number(&result, "refreshes"),
+    );
+    assert!(
+        refreshes > 400.0,
+        "the workload did not refresh: {refreshes} refresh calls"
+    );
+    assert_eq!(
+        after, warm,
+        "the wasm memory grew from {warm} B to {after} B over 3,000 requests after warm-up"
+    );
 }

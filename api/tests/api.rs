@@ -14,12 +14,19 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 async fn api(v: Arc<token_verifier::Verifier>, origins: &[String]) -> demo_api::Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     demo_api::start_on(listener, v, origins).expect("api starts")
 }
 
 async fn me(s: &Srv, a: &demo_api::Running, token: &str) -> reqwest::Response {
-    s.http.get(a.url("/api/me")).bearer_auth(token).send().await.expect("GET /api/me")
+    s.http
+        .get(a.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET /api/me")
 }
 
 #[tokio::test]
@@ -35,7 +42,10 @@ async fn f14_key_rotation_at_the_auth_server_fails_no_request_at_the_api() {
     let a = api(verifier(config(&s, s.url("/.well-known/jwks.json"))), &[]).await;
     let login = s.login().await;
     let (mut rt, mut previous) = (login.rt, login.at);
-    let first_kid = segment(&previous, 0)["kid"].as_str().expect("kid").to_string();
+    let first_kid = segment(&previous, 0)["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
     let (mut kids, mut requests, mut failed) = (BTreeSet::new(), 0, Vec::new());
     // 400 s in steps of 5 s: each step the maintenance runs (rotations start on schedule), the client
     // refreshes, and the API sees the new token 10 times at once and the previous one once.
@@ -48,7 +58,14 @@ async fn f14_key_rotation_at_the_auth_server_fails_no_request_at_the_api() {
         let mut set = tokio::task::JoinSet::new();
         for t in std::iter::repeat_n(at.clone(), 10).chain([previous.clone()]) {
             let (http, url) = (s.http.clone(), a.url("/api/me"));
-            set.spawn(async move { http.get(url).bearer_auth(t).send().await.expect("send").status() });
+            set.spawn(async move {
+                http.get(url)
+                    .bearer_auth(t)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+            });
         }
         while let Some(st) = set.join_next().await {
             requests += 1;
@@ -59,21 +76,52 @@ async fn f14_key_rotation_at_the_auth_server_fails_no_request_at_the_api() {
         }
         previous = at;
     }
-    assert_eq!(failed, vec![], "requests refused at the API during rotation");
+    assert_eq!(
+        failed,
+        vec![],
+        "requests refused at the API during rotation"
+    );
     assert_eq!(requests, 880);
-    assert!(kids.len() >= 4, "the tokens were signed by at least 4 keys in turn: {kids:?}");
-    let jwks: Value = s.http.get(s.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json");
-    let published: Vec<&str> = jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
-    assert!(!published.contains(&first_kid.as_str()), "the first key was retired: {published:?}");
+    assert!(
+        kids.len() >= 4,
+        "the tokens were signed by at least 4 keys in turn: {kids:?}"
+    );
+    let jwks: Value = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(
+        !published.contains(&first_kid.as_str()),
+        "the first key was retired: {published:?}"
+    );
 }
 
 /// A refusal's status, challenge, `Retry-After` (exactly on 503) and JSON body.
 async fn check(r: reqwest::Response, status: StatusCode, challenge: Option<&str>, error: &str) {
     assert_eq!(r.status(), status);
-    assert_eq!(r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), challenge);
+    assert_eq!(
+        r.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        challenge
+    );
     let retry = r.headers().get("retry-after").is_some();
     assert_eq!(retry, status == StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.json::<Value>().await.expect("json"), json!({"error": error}));
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"error": error})
+    );
 }
 
 #[tokio::test]
@@ -87,51 +135,124 @@ async fn refusals_are_rfc6750_answers() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let sid = s.sid_of(&login.at).await;
-    assert_eq!(r.json::<Value>().await.expect("json"), json!({"sub": "demo", "sid": sid}), "as the auth server's /api/me");
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"sub": "demo", "sid": sid}),
+        "as the auth server's /api/me"
+    );
 
-    let r = s.http.post(a.url("/api/echo")).bearer_auth(&login.at).header("content-type", "text/plain").body("hello").send().await.expect("echo");
+    let r = s
+        .http
+        .post(a.url("/api/echo"))
+        .bearer_auth(&login.at)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("echo");
     assert_eq!(r.status(), StatusCode::OK);
     let e: Value = r.json().await.expect("json");
-    assert_eq!((e["length"].as_u64(), e["contentType"].as_str()), (Some(5), Some("text/plain")));
-    assert_eq!(e["sha256"], "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    assert_eq!(
+        (e["length"].as_u64(), e["contentType"].as_str()),
+        (Some(5), Some("text/plain"))
+    );
+    assert_eq!(
+        e["sha256"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
 
     let r = s.http.get(a.url("/api/me")).send().await.expect("send");
-    check(r, StatusCode::UNAUTHORIZED, Some("Bearer realm=\"demo-api\""), "unauthorized").await;
+    check(
+        r,
+        StatusCode::UNAUTHORIZED,
+        Some("Bearer realm=\"demo-api\""),
+        "unauthorized",
+    )
+    .await;
     let r = me(&s, &a, "not.a.token").await;
     let challenge = "Bearer realm=\"demo-api\", error=\"invalid_token\", error_description=\"the token is not a well-formed JWS\"";
-    check(r, StatusCode::UNAUTHORIZED, Some(challenge), "invalid_token").await;
-    let r = s.http.get(a.url("/api/me")).header("authorization", format!("Bearer {}", login.at))
-        .header("authorization", format!("Bearer {}", login.at)).send().await.expect("send");
+    check(
+        r,
+        StatusCode::UNAUTHORIZED,
+        Some(challenge),
+        "invalid_token",
+    )
+    .await;
+    let r = s
+        .http
+        .get(a.url("/api/me"))
+        .header("authorization", format!("Bearer {}", login.at))
+        .header("authorization", format!("Bearer {}", login.at))
+        .send()
+        .await
+        .expect("send");
     let challenge = "Bearer realm=\"demo-api\", error=\"invalid_request\", error_description=\"more than one Authorization header\"";
-    check(r, StatusCode::BAD_REQUEST, Some(challenge), "invalid_request").await;
+    check(
+        r,
+        StatusCode::BAD_REQUEST,
+        Some(challenge),
+        "invalid_request",
+    )
+    .await;
     // The echo body is not read for a refused token.
-    let r = s.http.post(a.url("/api/echo")).bearer_auth("x.y.z").body(vec![0u8; 1 << 20]).send().await.expect("echo");
+    let r = s
+        .http
+        .post(a.url("/api/echo"))
+        .bearer_auth("x.y.z")
+        .body(vec![0u8; 1 << 20])
+        .send()
+        .await
+        .expect("echo");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // JWKS down past its max age: 503 + Retry-After, no challenge (the token is not at fault).
     tap.set_down(true);
     s.advance(s.running.state.config.jwks_max_age);
-    check(me(&s, &a, &login.at).await, StatusCode::SERVICE_UNAVAILABLE, None, "temporarily_unavailable").await;
+    check(
+        me(&s, &a, &login.at).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "temporarily_unavailable",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_logged_out_session_is_refused_at_the_api_within_a_second() {
     let s = server(|_| {}).await;
-    let a = api(verifier(with_revocation(config(&s, s.url("/.well-known/jwks.json")), &s, 1)), &[]).await;
+    let a = api(
+        verifier(with_revocation(
+            config(&s, s.url("/.well-known/jwks.json")),
+            &s,
+            1,
+        )),
+        &[],
+    )
+    .await;
     let login = s.login().await;
     assert_eq!(me(&s, &a, &login.at).await.status(), StatusCode::OK);
     assert_eq!(s.logout(Some(&login.rt)).await.status(), StatusCode::OK);
     s.advance(1);
     let r = me(&s, &a, &login.at).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let challenge = r.headers()["www-authenticate"].to_str().expect("ascii").to_string();
-    assert!(challenge.contains("error=\"invalid_token\"") && challenge.contains("revoked"), "{challenge}");
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        challenge.contains("error=\"invalid_token\"") && challenge.contains("revoked"),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
 async fn cors_only_for_listed_origins() {
     let s = server(|_| {}).await;
     let origin = "http://app.test:8080".to_string();
-    let a = api(verifier(config(&s, s.url("/.well-known/jwks.json"))), std::slice::from_ref(&origin)).await;
+    let a = api(
+        verifier(config(&s, s.url("/.well-known/jwks.json"))),
+        std::slice::from_ref(&origin),
+    )
+    .await;
     let preflight = |o: &str| {
         s.http
             .request(reqwest::Method::OPTIONS, a.url("/api/me"))
@@ -144,17 +265,42 @@ async fn cors_only_for_listed_origins() {
     assert!(r.status().is_success());
     assert_eq!(r.headers()["access-control-allow-origin"], origin.as_str());
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert!(r.headers()["access-control-allow-headers"].to_str().expect("ascii").contains("authorization"));
-    for other in ["http://evil.example", "http://app.test:8080.evil.example", "null"] {
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .contains("authorization"));
+    for other in [
+        "http://evil.example",
+        "http://app.test:8080.evil.example",
+        "null",
+    ] {
         let r = preflight(other).await.expect("preflight");
-        assert!(r.headers().get("access-control-allow-origin").is_none(), "{other}");
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{other}"
+        );
     }
     let login = s.login().await;
-    let r = s.http.get(a.url("/api/me")).bearer_auth(&login.at).header("origin", &origin).send().await.expect("get");
+    let r = s
+        .http
+        .get(a.url("/api/me"))
+        .bearer_auth(&login.at)
+        .header("origin", &origin)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.headers()["access-control-allow-origin"], origin.as_str());
-    let exposed = r.headers()["access-control-expose-headers"].to_str().expect("ascii").to_ascii_lowercase();
-    assert!(exposed.contains("www-authenticate") && exposed.contains("retry-after"), "{exposed}");
-    assert!(r.headers().get_all("vary").iter().any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("origin"))));
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("www-authenticate") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    assert!(r.headers().get_all("vary").iter().any(|v| v
+        .to_str()
+        .is_ok_and(|v| v.to_ascii_lowercase().contains("origin"))));
 }
 
 /// The `demo-api` binary, configured by its flags, next to an auth server on the wall clock.
@@ -167,10 +313,24 @@ async fn the_demo_api_process_verifies_through_the_jwks_url_it_is_given() {
         audience: "urn:test:api".into(),
         ..Default::default()
     };
-    let auth = auth_server::start(cfg, Arc::new(auth_server::clock::SystemClock)).await.expect("auth server");
+    let auth = auth_server::start(cfg, Arc::new(auth_server::clock::SystemClock))
+        .await
+        .expect("auth server");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo-api"))
-        .args(["--addr", "127.0.0.1:0", "--jwks-url", &auth.url("/.well-known/jwks.json")])
-        .args(["--iss", "urn:test:issuer", "--aud", "urn:test:api", "--log", "warn"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--jwks-url",
+            &auth.url("/.well-known/jwks.json"),
+        ])
+        .args([
+            "--iss",
+            "urn:test:issuer",
+            "--aud",
+            "urn:test:api",
+            "--log",
+            "warn",
+        ])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -181,8 +341,14 @@ async fn the_demo_api_process_verifies_through_the_jwks_url_it_is_given() {
         .expect("a line within 30 s")
         .expect("read")
         .expect("a line");
-    let base = line.strip_prefix("listening on ").expect("the listening line").to_string();
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let base = line
+        .strip_prefix("listening on ")
+        .expect("the listening line")
+        .to_string();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let login: Value = http
         .post(auth.url("/auth/login"))
         .json(&json!({"username": "bob", "password": "bob"}))
@@ -193,10 +359,20 @@ async fn the_demo_api_process_verifies_through_the_jwks_url_it_is_given() {
         .await
         .expect("json");
     let at = login["accessToken"].as_str().expect("token");
-    let r = http.get(format!("{base}/api/me")).bearer_auth(at).send().await.expect("me");
+    let r = http
+        .get(format!("{base}/api/me"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("me");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["sub"], "bob");
-    let r = http.get(format!("{base}/api/me")).bearer_auth(format!("{at}x")).send().await.expect("me");
+    let r = http
+        .get(format!("{base}/api/me"))
+        .bearer_auth(format!("{at}x"))
+        .send()
+        .await
+        .expect("me");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     child.kill().await.expect("stop demo-api");
     auth.shutdown();

@@ -671,9 +671,17 @@ mod tests {
         let c = Config::from(a);
         assert_eq!(c.dpop, crate::dpop::DpopMode::Required);
         assert_eq!(c.dpop_proof_window, 120);
-        assert_eq!(c.dpop_htu_base.as_deref(), Some("https://api.example/backend"));
+        assert_eq!(
+            c.dpop_htu_base.as_deref(),
+            Some("https://api.example/backend")
+        );
         assert!(Args::try_parse_from(["auth-server", "--dpop", "on"]).is_err());
-        for bad in ["/backend", "ftp://a.example", "https://a.example/?q", "https://u:p@a.example"] {
+        for bad in [
+            "/backend",
+            "ftp://a.example",
+            "https://a.example/?q",
+            "https://u:p@a.example",
+        ] {
             assert!(parse_htu_base(bad).is_err(), "{bad}");
         }
     }

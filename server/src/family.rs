@@ -606,9 +606,18 @@ mod tests {
         rec.jkt = Some(key);
         let with = |jkt| RefreshPolicy { jkt, ..policy(1) };
         for other in [None, Some(crate::tokens::sha256(b"another key"))] {
-            let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(other), never);
+            let d = decide(
+                Some(&rec),
+                &t0.hash(),
+                &RefreshToken::generate(),
+                with(other),
+                never,
+            );
             assert_eq!(d.outcome, RefreshOutcome::Invalid(Rejection::KeyMismatch));
-            assert_eq!(d.record, None, "nothing changes: the legitimate client keeps its session");
+            assert_eq!(
+                d.record, None,
+                "nothing changes: the legitimate client keeps its session"
+            );
         }
         let child = RefreshToken::generate();
         let d = decide(Some(&rec), &t0.hash(), &child, with(Some(key)), ok);
@@ -616,17 +625,44 @@ mod tests {
         let rec = d.record.expect("rotated");
         assert_eq!(rec.jkt, Some(key), "the binding survives rotation");
         // The parent within grace: also only with the key.
-        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(None), never);
+        let d = decide(
+            Some(&rec),
+            &t0.hash(),
+            &RefreshToken::generate(),
+            with(None),
+            never,
+        );
         assert_eq!(d.outcome, RefreshOutcome::Invalid(Rejection::KeyMismatch));
-        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), with(Some(key)), never);
+        let d = decide(
+            Some(&rec),
+            &t0.hash(),
+            &RefreshToken::generate(),
+            with(Some(key)),
+            never,
+        );
         assert_eq!(d.outcome, RefreshOutcome::Grace(rec.info(), child.clone()));
         // Outside grace the parent is reuse, whoever presents it: the family is revoked.
-        let late = RefreshPolicy { jkt: None, ..policy(1 + GRACE) };
-        let d = decide(Some(&rec), &t0.hash(), &RefreshToken::generate(), late, never);
+        let late = RefreshPolicy {
+            jkt: None,
+            ..policy(1 + GRACE)
+        };
+        let d = decide(
+            Some(&rec),
+            &t0.hash(),
+            &RefreshToken::generate(),
+            late,
+            never,
+        );
         assert!(matches!(d.outcome, RefreshOutcome::Reused(_)), "{d:?}");
         // An unbound family takes any proof, or none (`--dpop allowed`).
         let (plain, t0) = fresh();
-        let d = decide(Some(&plain), &t0.hash(), &RefreshToken::generate(), with(Some(key)), ok);
+        let d = decide(
+            Some(&plain),
+            &t0.hash(),
+            &RefreshToken::generate(),
+            with(Some(key)),
+            ok,
+        );
         assert!(matches!(d.outcome, RefreshOutcome::Rotated(_)), "{d:?}");
     }
 }

@@ -47,10 +47,10 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::keys::KeyError;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limits;
-use crate::keys::KeyError;
 use crate::store::{MemoryStore, Retention, SessionStore, StoreError};
 use crate::tokens::{AccessClaims, VerifyError};
 
@@ -168,8 +168,12 @@ impl AppState {
     ) -> Result<Self, StartError> {
         config::parse_cookie_path(&config.cookie_path).map_err(StartError::Config)?;
         config::parse_cookie_name(&config.cookie_name).map_err(StartError::Config)?;
-        config::check_cookie_prefix(&config.cookie_name, !config.insecure_cookie, &config.cookie_path)
-            .map_err(StartError::Config)?;
+        config::check_cookie_prefix(
+            &config.cookie_name,
+            !config.insecure_cookie,
+            &config.cookie_path,
+        )
+        .map_err(StartError::Config)?;
         let now = clock.now();
         let keys = KeyRing::new(now).map_err(StartError::Keys)?;
         let migration = legacy::Migration::new(
@@ -186,10 +190,9 @@ impl AppState {
             config.refresh_ip_rate_per_5min,
         );
         let introspection_secret = match &config.introspection_secret_file {
-            Some(p) => Some(tokens::sha256(
-                &legacy::read_secret_file(p)
-                    .map_err(|e| StartError::Config(format!("--introspection-secret-file: {e}")))?,
-            )),
+            Some(p) => Some(tokens::sha256(&legacy::read_secret_file(p).map_err(
+                |e| StartError::Config(format!("--introspection-secret-file: {e}")),
+            )?)),
             None => None,
         };
         let budget = usize::try_from(config.max_buffered_bytes)
@@ -287,7 +290,9 @@ impl AppState {
             };
             match shared.tick(now, schedule, false).await {
                 Ok((ring, _)) => *self.keys_write() = ring,
-                Err(e) => tracing::warn!(error = %e, "shared key ring not reloaded: keeping the last one"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared key ring not reloaded: keeping the last one")
+                }
             }
         } else if let Some(kid) = self.keys_write().maintain(now, every, lead, retire) {
             tracing::info!(kid = %kid, "signing key rotation started");
@@ -362,7 +367,10 @@ impl AppState {
             .map_err(AuthError::Rejected)?
         };
         if self.store.session_rejected(&claims.sid).await?
-            || self.store.jti_blocked(&claims.iss, &claims.jti, now).await?
+            || self
+                .store
+                .jti_blocked(&claims.iss, &claims.jti, now)
+                .await?
         {
             return Err(AuthError::Rejected(VerifyError::Revoked));
         }
@@ -497,10 +505,9 @@ pub async fn app_for_config(config: Config, clock: Arc<dyn Clock>) -> Result<App
         .await
         .map_err(StartError::Store)?;
     let shared = redis_store::SharedKeys::new(conn.clone(), kek.clone());
-    let ring = shared
-        .bootstrap(clock.now())
-        .await
-        .map_err(|e| StartError::Store(format!("--store {}: {e}", redis_store::redacted_url(&url))))?;
+    let ring = shared.bootstrap(clock.now()).await.map_err(|e| {
+        StartError::Store(format!("--store {}: {e}", redis_store::redacted_url(&url)))
+    })?;
     let store = redis_store::RedisStore::new(conn, kek, Retention::from_config(&config));
     let mut state = AppState::new(config, clock, Arc::new(store))?;
     state.keys = RwLock::new(ring);

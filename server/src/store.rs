@@ -765,7 +765,10 @@ mod tests {
             .await
             .expect("answers");
         assert_eq!(out, RefreshOutcome::Invalid(Rejection::KeyMismatch));
-        let bound = RefreshPolicy { jkt: Some(key), ..policy(1) };
+        let bound = RefreshPolicy {
+            jkt: Some(key),
+            ..policy(1)
+        };
         let out = s
             .refresh(&t0.hash(), RefreshToken::generate(), bound, &ok)
             .await

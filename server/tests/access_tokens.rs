@@ -416,7 +416,10 @@ async fn s23_revoked_access_token_blocked_exactly_until_it_would_expire() {
     );
     let store = &s.running.state.store;
     assert!(
-        store.jti_blocked(iss, jti, exp + 30 - 1).await.expect("store"),
+        store
+            .jti_blocked(iss, jti, exp + 30 - 1)
+            .await
+            .expect("store"),
         "entry outlives the acceptance window"
     );
     assert!(
@@ -425,8 +428,14 @@ async fn s23_revoked_access_token_blocked_exactly_until_it_would_expire() {
     );
     // Revoking an already expired token is a no-op success: no entry is stored.
     let before = store.stats(s.now()).await.expect("store").blocked_jtis;
-    assert!(!store.block_jti(iss, "expired-jti", s.now(), s.now()).await.expect("store"));
-    assert_eq!(store.stats(s.now()).await.expect("store").blocked_jtis, before);
+    assert!(!store
+        .block_jti(iss, "expired-jti", s.now(), s.now())
+        .await
+        .expect("store"));
+    assert_eq!(
+        store.stats(s.now()).await.expect("store").blocked_jtis,
+        before
+    );
     assert_eq!(s.metric("auth_revocations_total").await, 1);
 }
 

@@ -208,7 +208,16 @@ async fn issue8_an_invalid_cookie_path_is_refused_at_start() {
 /// cookie's attributes cannot honour would make every browser drop the cookie. All are refused at start.
 #[tokio::test]
 async fn an_invalid_cookie_name_is_refused_at_start() {
-    let bad_names = ["", "rt; Domain=evil.example", "r t", "rt=1", "rt\r\nX: y", "ŕt", "r\"t", "__Host-rt"];
+    let bad_names = [
+        "",
+        "rt; Domain=evil.example",
+        "r t",
+        "rt=1",
+        "rt\r\nX: y",
+        "ŕt",
+        "r\"t",
+        "__Host-rt",
+    ];
     for bad in bad_names {
         let cfg = auth_server::config::Config {
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -226,7 +235,10 @@ async fn an_invalid_cookie_name_is_refused_at_start() {
         ..Default::default()
     };
     let clock = std::sync::Arc::new(auth_server::clock::ManualClock::new(T0));
-    assert!(auth_server::start(cfg, clock).await.is_err(), "__Secure- without Secure");
+    assert!(
+        auth_server::start(cfg, clock).await.is_err(),
+        "__Secure- without Secure"
+    );
     // A __Host- cookie is fine with Secure and Path=/.
     let cfg = auth_server::config::Config {
         addr: "127.0.0.1:0".parse().expect("addr"),
@@ -235,6 +247,8 @@ async fn an_invalid_cookie_name_is_refused_at_start() {
         ..Default::default()
     };
     let clock = std::sync::Arc::new(auth_server::clock::ManualClock::new(T0));
-    let srv = auth_server::start(cfg, clock).await.expect("__Host- with Secure and Path=/ starts");
+    let srv = auth_server::start(cfg, clock)
+        .await
+        .expect("__Host- with Secure and Path=/ starts");
     drop(srv);
 }

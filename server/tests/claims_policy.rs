@@ -36,7 +36,11 @@ async fn s29_nbf_and_iat_are_accepted_up_to_the_leeway_and_refused_one_second_la
     let (h, good, now) = (header(&s.kid()), s.claims(&sid), s.now());
     assert_eq!(status(&s, &h, &good).await, StatusCode::OK);
     for claim in ["nbf", "iat"] {
-        assert_eq!(status(&s, &h, &with(&good, claim, json!(now + 30))).await, StatusCode::OK, "{claim} = now + leeway");
+        assert_eq!(
+            status(&s, &h, &with(&good, claim, json!(now + 30))).await,
+            StatusCode::OK,
+            "{claim} = now + leeway"
+        );
         assert_eq!(
             status(&s, &h, &with(&good, claim, json!(now + 31))).await,
             StatusCode::UNAUTHORIZED,
@@ -45,7 +49,10 @@ async fn s29_nbf_and_iat_are_accepted_up_to_the_leeway_and_refused_one_second_la
     }
     // No maximum token age: an `iat` far in the past is accepted while `exp` is ahead (the lifetime is `exp`'s
     // job; legacy tokens without `exp` are never access tokens, S36).
-    assert_eq!(status(&s, &h, &with(&good, "iat", json!(now - 365 * 86_400))).await, StatusCode::OK);
+    assert_eq!(
+        status(&s, &h, &with(&good, "iat", json!(now - 365 * 86_400))).await,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -56,18 +63,52 @@ async fn s30_issuer_and_audience_must_be_exactly_ours_and_aud_a_single_string() 
     let (iss, aud) = (good["iss"].clone(), good["aud"].clone());
     assert_eq!(status(&s, &h, &good).await, StatusCode::OK);
     let cases = [
-        ("staging issuer", with(&good, "iss", json!("urn:wasm-token-manager:auth-server-staging"))),
-        ("issuer differing in case", with(&good, "iss", json!(iss.as_str().expect("iss").to_uppercase()))),
-        ("issuer with a trailing slash", with(&good, "iss", json!(format!("{}/", iss.as_str().expect("iss"))))),
-        ("another service's audience", with(&good, "aud", json!("urn:wasm-token-manager:billing"))),
+        (
+            "staging issuer",
+            with(
+                &good,
+                "iss",
+                json!("urn:wasm-token-manager:auth-server-staging"),
+            ),
+        ),
+        (
+            "issuer differing in case",
+            with(
+                &good,
+                "iss",
+                json!(iss.as_str().expect("iss").to_uppercase()),
+            ),
+        ),
+        (
+            "issuer with a trailing slash",
+            with(
+                &good,
+                "iss",
+                json!(format!("{}/", iss.as_str().expect("iss"))),
+            ),
+        ),
+        (
+            "another service's audience",
+            with(&good, "aud", json!("urn:wasm-token-manager:billing")),
+        ),
         ("empty audience array", with(&good, "aud", json!([]))),
         // Policy: `aud` is one string. An array is refused even when it holds ours, alone or among others.
-        ("audience array with ours and others", with(&good, "aud", json!([aud.clone(), "urn:other"]))),
-        ("audience array of ours alone", with(&good, "aud", json!([aud.clone()]))),
+        (
+            "audience array with ours and others",
+            with(&good, "aud", json!([aud.clone(), "urn:other"])),
+        ),
+        (
+            "audience array of ours alone",
+            with(&good, "aud", json!([aud.clone()])),
+        ),
         ("audience null", with(&good, "aud", Value::Null)),
     ];
     for (what, claims) in cases {
-        assert_eq!(status(&s, &h, &claims).await, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(
+            status(&s, &h, &claims).await,
+            StatusCode::UNAUTHORIZED,
+            "{what}"
+        );
     }
 }
 
@@ -89,22 +130,48 @@ async fn s31_id_tokens_refresh_jwts_and_legacy_tokens_are_not_access_tokens() {
     });
     for typ in [json!("JWT"), Value::Null] {
         let h = json!({ "alg": "ES256", "typ": typ, "kid": kid });
-        assert_eq!(status(&s, &h, &id_token).await, StatusCode::UNAUTHORIZED, "ID token, typ {typ}");
+        assert_eq!(
+            status(&s, &h, &id_token).await,
+            StatusCode::UNAUTHORIZED,
+            "ID token, typ {typ}"
+        );
     }
     // Even with our audience, an ID token's `typ` keeps it out.
     let h = json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
-    assert_eq!(status(&s, &h, &good).await, StatusCode::UNAUTHORIZED, "typ JWT with access-token claims");
+    assert_eq!(
+        status(&s, &h, &good).await,
+        StatusCode::UNAUTHORIZED,
+        "typ JWT with access-token claims"
+    );
     // A refresh token minted as a JWT.
     for typ in ["rt+jwt", "refresh+jwt", "JWT"] {
         let h = json!({ "alg": "ES256", "typ": typ, "kid": kid });
         let rt = with(&good, "token_use", json!("refresh"));
-        assert_eq!(status(&s, &h, &rt).await, StatusCode::UNAUTHORIZED, "refresh JWT, typ {typ}");
+        assert_eq!(
+            status(&s, &h, &rt).await,
+            StatusCode::UNAUTHORIZED,
+            "refresh JWT, typ {typ}"
+        );
     }
     // A legacy never-expiring token, minted as the old system did (legacy kid, typ JWT, no exp).
-    let legacy = s.running.state.mint_legacy_token("demo", true).expect("legacy token");
-    assert!(s.running.state.verify_legacy(&legacy).is_ok(), "a valid legacy token");
-    assert!(s.running.state.authenticate(&legacy).await.is_err(), "a legacy token is no access token");
-    assert_eq!(s.me_status(&legacy).await, StatusCode::UNAUTHORIZED, "legacy token at the API");
+    let legacy = s
+        .running
+        .state
+        .mint_legacy_token("demo", true)
+        .expect("legacy token");
+    assert!(
+        s.running.state.verify_legacy(&legacy).is_ok(),
+        "a valid legacy token"
+    );
+    assert!(
+        s.running.state.authenticate(&legacy).await.is_err(),
+        "a legacy token is no access token"
+    );
+    assert_eq!(
+        s.me_status(&legacy).await,
+        StatusCode::UNAUTHORIZED,
+        "legacy token at the API"
+    );
 }
 
 #[tokio::test]
@@ -122,6 +189,10 @@ async fn s32_crit_and_unencoded_payload_headers_are_refused() {
         json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid, "b64": true }),
     ];
     for h in headers {
-        assert_eq!(status(&s, &h, &good).await, StatusCode::UNAUTHORIZED, "header {h}");
+        assert_eq!(
+            status(&s, &h, &good).await,
+            StatusCode::UNAUTHORIZED,
+            "header {h}"
+        );
     }
 }

@@ -364,8 +364,16 @@ async fn s18_family_rate_limit_is_429_and_never_consumes_the_token() {
     assert!(!sid.is_empty());
     let store = &s.running.state.store;
     let me: Value = s.me(&l.at).await.json().await.expect("json");
-    assert_eq!(store.generation(me["sid"].as_str().expect("sid")).await, Ok(Some(3)));
-    assert_eq!(store.session_rejected(me["sid"].as_str().expect("sid")).await, Ok(false));
+    assert_eq!(
+        store.generation(me["sid"].as_str().expect("sid")).await,
+        Ok(Some(3))
+    );
+    assert_eq!(
+        store
+            .session_rejected(me["sid"].as_str().expect("sid"))
+            .await,
+        Ok(false)
+    );
     assert_eq!(s.refresh_metric("rate_limited").await, 1);
     assert_eq!(
         s.metric("auth_rate_limited_total{route=\"refresh\"}").await,

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 const SECRET: &str = "introspection-test-secret";
 
 async fn server() -> Srv {
-    let dir = std::env::temp_dir().join(format!("wtm-introspection-{}", auth_server::tokens::random_id()));
+    let dir = std::env::temp_dir().join(format!(
+        "wtm-introspection-{}",
+        auth_server::tokens::random_id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("secret");
     std::fs::write(&file, format!("{SECRET}\n")).expect("write");
@@ -38,7 +41,12 @@ async fn introspect(s: &Srv, token: &str) -> Value {
 #[tokio::test]
 async fn absent_without_the_secret_file() {
     let s = Srv::start().await;
-    let r = s.http.post(s.url("/auth/introspect")).send().await.expect("post");
+    let r = s
+        .http
+        .post(s.url("/auth/introspect"))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -49,7 +57,14 @@ async fn active_until_logout_revocation_or_expiry() {
     let (second, rt) = s.refresh_ok(&login.rt).await;
     let a = introspect(&s, &login.at).await;
     let sid = s.sid_of(&login.at).await;
-    assert_eq!((a["active"].as_bool(), a["sid"].as_str(), a["token_type"].as_str()), (Some(true), Some(sid.as_str()), Some("Bearer")));
+    assert_eq!(
+        (
+            a["active"].as_bool(),
+            a["sid"].as_str(),
+            a["token_type"].as_str()
+        ),
+        (Some(true), Some(sid.as_str()), Some("Bearer"))
+    );
     assert_eq!(a["aud"], json!(s.running.state.config.audience));
     // One token revoked by its jti: inactive; the session's other token stays active.
     assert_eq!(s.revoke_access(&login.at).await.status(), StatusCode::OK);

@@ -341,7 +341,16 @@ async fn s37_two_exchanges_of_one_token_at_once_make_one_session_and_no_security
         sids.push(s.sid_of(&at).await);
     }
     assert_eq!(sids[0], sids[1], "both answers belong to one session");
-    assert_eq!(s.running.state.store.stats(s.now()).await.expect("store").live_sessions, 1);
+    assert_eq!(
+        s.running
+            .state
+            .store
+            .stats(s.now())
+            .await
+            .expect("store")
+            .live_sessions,
+        1
+    );
     assert_eq!(s.metric("auth_legacy_security_events_total").await, 0);
     assert_eq!(
         s.metric("auth_legacy_exchanges_total{outcome=\"repeat\"}")

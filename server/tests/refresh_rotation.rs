@@ -319,7 +319,16 @@ async fn s22_logout_racing_refresh_leaves_no_live_token() {
             assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
         }
         assert_eq!(s.refresh(&l.rt).await.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(s.running.state.store.stats(s.now()).await.expect("store").live_sessions, 0);
+        assert_eq!(
+            s.running
+                .state
+                .store
+                .stats(s.now())
+                .await
+                .expect("store")
+                .live_sessions,
+            0
+        );
     }
 }
 

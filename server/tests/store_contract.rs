@@ -267,15 +267,38 @@ async fn a_dpop_bound_family_keeps_its_key_across_rotations(s: &dyn SessionStore
     .expect("created");
     let with = |t: u64, jkt| RefreshPolicy { jkt, ..policy(t) };
     let child = RefreshToken::generate();
-    let out = s.refresh(&t0.hash(), child.clone(), with(1, Some(key)), &ok).await;
+    let out = s
+        .refresh(&t0.hash(), child.clone(), with(1, Some(key)), &ok)
+        .await;
     assert!(matches!(out, Ok(RefreshOutcome::Rotated(_))), "{out:?}");
     for (at, jkt) in [(2, Some(other)), (3, None)] {
-        let out = s.refresh(&child.hash(), RefreshToken::generate(), with(at, jkt), &ok).await;
-        assert_eq!(out, Ok(RefreshOutcome::Invalid(Rejection::KeyMismatch)), "{jkt:?}");
+        let out = s
+            .refresh(&child.hash(), RefreshToken::generate(), with(at, jkt), &ok)
+            .await;
+        assert_eq!(
+            out,
+            Ok(RefreshOutcome::Invalid(Rejection::KeyMismatch)),
+            "{jkt:?}"
+        );
     }
-    assert_eq!(s.generation("d1").await, Ok(Some(1)), "a refused key mints nothing");
-    assert_eq!(s.session_rejected("d1").await, Ok(false), "nor revokes the session");
-    let out = s.refresh(&child.hash(), RefreshToken::generate(), with(4, Some(key)), &ok).await;
+    assert_eq!(
+        s.generation("d1").await,
+        Ok(Some(1)),
+        "a refused key mints nothing"
+    );
+    assert_eq!(
+        s.session_rejected("d1").await,
+        Ok(false),
+        "nor revokes the session"
+    );
+    let out = s
+        .refresh(
+            &child.hash(),
+            RefreshToken::generate(),
+            with(4, Some(key)),
+            &ok,
+        )
+        .await;
     assert!(matches!(out, Ok(RefreshOutcome::Rotated(_))), "{out:?}");
 }
 

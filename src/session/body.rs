@@ -27,7 +27,10 @@ impl CappedBody {
 
     /// Whether `len` more bytes still fit under the cap.
     pub fn fits(&self, len: usize) -> bool {
-        self.bytes.len().checked_add(len).is_some_and(|n| n <= MAX_BODY_BYTES)
+        self.bytes
+            .len()
+            .checked_add(len)
+            .is_some_and(|n| n <= MAX_BODY_BYTES)
     }
 
     /// Appends a chunk, or refuses it with [`BodyError::TooLarge`] when the body would exceed the cap (then
@@ -78,8 +81,11 @@ pub struct TokenBody {
 /// (`charset=utf-8`, ignored: JSON is UTF-8, RFC 8259 §8.1) and whitespace around them (RFC 9110 §8.3).
 pub fn is_json_content_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or("").trim().as_bytes();
-    let Some(subtype) = essence.get(12..).filter(|_| essence.get(..12).is_some_and(|t| t.eq_ignore_ascii_case(b"application/")))
-    else {
+    let Some(subtype) = essence.get(12..).filter(|_| {
+        essence
+            .get(..12)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"application/"))
+    }) else {
         return false;
     };
     if subtype.eq_ignore_ascii_case(b"json") {
@@ -91,7 +97,13 @@ pub fn is_json_content_type(value: &str) -> bool {
         (Some(name), Some(suffix)) => {
             !name.is_empty()
                 && suffix.eq_ignore_ascii_case(b"+json")
-                && name.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'))
+                && name.iter().all(|&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'
+                        )
+                })
         }
         _ => false,
     }
@@ -116,7 +128,10 @@ pub fn parse_token_body(
     if body.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
-    let obj = core::str::from_utf8(body).ok().and_then(|text| parse_object(text).ok()).ok_or(BodyError::NotObject)?;
+    let obj = core::str::from_utf8(body)
+        .ok()
+        .and_then(|text| parse_object(text).ok())
+        .ok_or(BodyError::NotObject)?;
     let field = |name: &str| -> Result<Option<String>, BodyError> {
         match obj.get(name) {
             None => Ok(None),
@@ -151,5 +166,9 @@ pub fn parse_token_body(
             expires_in = Some(expires_in.map_or(e, |x| x.min(e)));
         }
     }
-    Ok(TokenBody { token, claims, expires_in })
+    Ok(TokenBody {
+        token,
+        claims,
+        expires_in,
+    })
 }

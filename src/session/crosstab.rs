@@ -109,16 +109,36 @@ impl Message {
     pub fn encode(&self) -> String {
         let (kind, fields) = match self {
             // The token passed the RFC 6750 character check: it needs no JSON escaping.
-            Message::Token { source, token, .. } => {
-                ("token", [r#","source":""#, source.as_str(), r#"","token":""#, token.expose(), "\""].concat())
-            }
+            Message::Token { source, token, .. } => (
+                "token",
+                [
+                    r#","source":""#,
+                    source.as_str(),
+                    r#"","token":""#,
+                    token.expose(),
+                    "\"",
+                ]
+                .concat(),
+            ),
             Message::Logout { .. } => ("logout", String::new()),
             Message::Ended { .. } => ("ended", String::new()),
             Message::Refreshing { .. } => ("refreshing", String::new()),
-            Message::Failed { retry_at, .. } => ("failed", [r#","retryAt":"#, &retry_at.to_string()].concat()),
+            Message::Failed { retry_at, .. } => {
+                ("failed", [r#","retryAt":"#, &retry_at.to_string()].concat())
+            }
         };
         let (version, epoch) = (PROTOCOL_VERSION.to_string(), self.epoch().to_string());
-        [r#"{"v":"#, &version, r#","type":""#, kind, r#"","epoch":"#, &epoch, &fields, "}"].concat()
+        [
+            r#"{"v":"#,
+            &version,
+            r#","type":""#,
+            kind,
+            r#"","epoch":"#,
+            &epoch,
+            &fields,
+            "}",
+        ]
+        .concat()
     }
 
     /// Parses and validates a received message; anything malformed gives `None`.
@@ -138,14 +158,20 @@ impl Message {
             ("token", Some(Some(source)), Some(Some(token))) => {
                 let source = TokenSource::from_name(source)?;
                 let (token, claims) = AccessToken::parse(token).ok()?;
-                Some(Message::Token { epoch, source, token, claims })
+                Some(Message::Token {
+                    epoch,
+                    source,
+                    token,
+                    claims,
+                })
             }
             ("logout", None, None) => Some(Message::Logout { epoch }),
             ("ended", None, None) => Some(Message::Ended { epoch }),
             ("refreshing", None, None) => Some(Message::Refreshing { epoch }),
-            ("failed", None, None) => {
-                Some(Message::Failed { epoch, retry_at: obj.get("retryAt")?.integer(MAX_EPOCH)? })
-            }
+            ("failed", None, None) => Some(Message::Failed {
+                epoch,
+                retry_at: obj.get("retryAt")?.integer(MAX_EPOCH)?,
+            }),
             _ => None,
         }
     }

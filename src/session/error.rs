@@ -68,10 +68,14 @@ impl TokenError {
     pub const fn message(self) -> &'static str {
         match self {
             TokenError::TooLong => "access token is longer than 8 KiB",
-            TokenError::BadCharacters => "access token is empty or contains characters outside the RFC 6750 b64token set",
+            TokenError::BadCharacters => {
+                "access token is empty or contains characters outside the RFC 6750 b64token set"
+            }
             TokenError::WrongShape => "access token is not a JWT of three segments",
             TokenError::BadBase64 => "access token segment is not strict unpadded base64url",
-            TokenError::BadJson => "access token header or payload is not a JSON object with unique claims",
+            TokenError::BadJson => {
+                "access token header or payload is not a JSON object with unique claims"
+            }
         }
     }
 }
@@ -179,12 +183,18 @@ impl std::error::Error for LogoutError {}
 pub fn logout_result(status: Option<u16>) -> Result<(), LogoutError> {
     match status {
         Some(200..=299) => Ok(()),
-        _ => Err(LogoutError { status, no_logout_url: false }),
+        _ => Err(LogoutError {
+            status,
+            no_logout_url: false,
+        }),
     }
 }
 
 /// The answer of `logout()` when no `logoutUrl` is configured: the local logout happened, but the server still
 /// holds the session, so this is a [`LogoutError`] (C61 kind: a misconfiguration must not be silent).
 pub const fn logout_without_url() -> LogoutError {
-    LogoutError { status: None, no_logout_url: true }
+    LogoutError {
+        status: None,
+        no_logout_url: true,
+    }
 }

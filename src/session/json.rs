@@ -31,7 +31,10 @@ impl Scalar {
     /// A non-negative integer written as such, up to `max`.
     pub(crate) fn integer(&self, max: u64) -> Option<u64> {
         match self {
-            Scalar::Num { value, integer: true } if *value >= 0.0 && *value <= max as f64 => Some(*value as u64),
+            Scalar::Num {
+                value,
+                integer: true,
+            } if *value >= 0.0 && *value <= max as f64 => Some(*value as u64),
             _ => None,
         }
     }
@@ -56,7 +59,10 @@ impl Object {
 
 /// Parses `text` as one JSON object.
 pub(crate) fn parse_object(text: &str) -> Result<Object, ()> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        b: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     let obj = p.object_top()?;
     p.ws();
@@ -68,7 +74,10 @@ pub(crate) fn parse_object(text: &str) -> Result<Object, ()> {
 
 /// Reads `text` as exactly one JSON number (RFC 8259 §6), e.g. a number a server sent as a string.
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
-    let mut p = Parser { b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        b: text.as_bytes(),
+        i: 0,
+    };
     match p.number() {
         Ok(Scalar::Num { value, .. }) if p.i == p.b.len() => Some(value),
         _ => None,

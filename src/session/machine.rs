@@ -3,11 +3,14 @@
 use std::collections::VecDeque;
 
 use super::body::{parse_token_body, TokenBody};
-use super::json::parse_object;
 use super::crosstab::Message;
 use super::election::{Coordination, LockOutcome, HOLD_LOCK_MS};
 use super::error::{BodyError, TokenError};
-use super::policy::{backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS};
+use super::json::parse_object;
+use super::policy::{
+    backoff_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_CAP_MS,
+    DEFAULT_MARGIN_MS, DEFAULT_REFRESH_TIMEOUT_MS,
+};
 use super::retry_after::{parse_retry_after, MAX_RETRY_AFTER_MS};
 use super::token::{AccessToken, TokenSource, UnverifiedClaims};
 
@@ -298,8 +301,15 @@ pub enum RefreshResponse<'a> {
 enum Flight {
     Idle,
     /// A refresh call, or (`legacy`) the legacy exchange: one flight at a time, the same waiting machinery.
-    Running { id: RefreshId, deadline: u64, stage: Stage, legacy: bool },
-    Backoff { until: u64 },
+    Running {
+        id: RefreshId,
+        deadline: u64,
+        stage: Stage,
+        legacy: bool,
+    },
+    Backoff {
+        until: u64,
+    },
 }
 
 /// Where a flight stands: in the cross-tab election, elected, or calling.
@@ -323,7 +333,10 @@ enum Stage {
 enum Legacy {
     None,
     /// Held in memory only; `auto_tried`: an automatic exchange already failed retryably (no automatic retry).
-    Held { token: AccessToken, auto_tried: bool },
+    Held {
+        token: AccessToken,
+        auto_tried: bool,
+    },
     Upgraded,
     Failed,
 }
@@ -338,7 +351,10 @@ enum Outcome {
     Success(TokenBody),
     /// A failure that retrying the same call cannot mend (see [`refresh_status_retryable`]).
     Terminal(Option<u16>),
-    Retryable { status: Option<u16>, retry_after_ms: Option<u64> },
+    Retryable {
+        status: Option<u16>,
+        retry_after_ms: Option<u64>,
+    },
 }
 
 /// The pure session state machine.
@@ -425,12 +441,17 @@ impl Session {
     /// expiry counts while held). An expired token that cannot be renewed (the refresh endpoint down) is held
     /// for the 401 path, but does not count.
     pub fn is_authenticated(&self, now_ms: u64) -> bool {
-        self.token.as_ref().is_some_and(|h| !h.expiry.is_some_and(|e| e.is_expired(now_ms)))
+        self.token
+            .as_ref()
+            .is_some_and(|h| !h.expiry.is_some_and(|e| e.is_expired(now_ms)))
     }
 
     /// The held token's estimated expiry (ms since the epoch), when known.
     pub fn expires_at(&self) -> Option<u64> {
-        self.token.as_ref().and_then(|h| h.expiry).map(|e| e.expires_at)
+        self.token
+            .as_ref()
+            .and_then(|h| h.expiry)
+            .map(|e| e.expires_at)
     }
 
     /// The current token generation (incremented on every token change).
@@ -463,7 +484,10 @@ impl Session {
         if let Some((id, called)) = self.lock {
             if self.refresh_in_flight() != Some(id) {
                 self.lock = None;
-                self.actions.push_back(Action::ReleaseLock { id, delay_ms: if called { HOLD_LOCK_MS } else { 0 } });
+                self.actions.push_back(Action::ReleaseLock {
+                    id,
+                    delay_ms: if called { HOLD_LOCK_MS } else { 0 },
+                });
             }
         }
         self.actions.pop_front()
@@ -472,12 +496,18 @@ impl Session {
     /// When [`handle_timeout`](Self::handle_timeout) should be called next (ms since the epoch).
     pub fn poll_timeout(&self) -> Option<u64> {
         match self.flight {
-            Flight::Running { stage: Stage::WaitLock { until } | Stage::WaitPeer { until }, deadline, .. } => Some(until.min(deadline)),
+            Flight::Running {
+                stage: Stage::WaitLock { until } | Stage::WaitPeer { until },
+                deadline,
+                ..
+            } => Some(until.min(deadline)),
             Flight::Running { deadline, .. } => Some(deadline),
             Flight::Backoff { until } => Some(until),
-            Flight::Idle if self.visible && !self.ended => {
-                self.token.as_ref().and_then(|h| h.expiry).and_then(|e| e.refresh_at)
-            }
+            Flight::Idle if self.visible && !self.ended => self
+                .token
+                .as_ref()
+                .and_then(|h| h.expiry)
+                .and_then(|e| e.refresh_at),
             Flight::Idle => None,
         }
     }
@@ -501,7 +531,10 @@ impl Session {
 
     /// The current token and generation.
     pub fn current_token(&self) -> (Option<AccessToken>, u64) {
-        (self.token.as_ref().map(|h| h.token.clone()), self.generation)
+        (
+            self.token.as_ref().map(|h| h.token.clone()),
+            self.generation,
+        )
     }
 
     fn reset_breaker(&mut self) {
@@ -525,19 +558,29 @@ impl Session {
         }
         let id = RefreshId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
-        let deadline = now_ms.saturating_add(self.cfg.election_ms).saturating_add(self.cfg.refresh_timeout_ms);
+        let deadline = now_ms
+            .saturating_add(self.cfg.election_ms)
+            .saturating_add(self.cfg.refresh_timeout_ms);
         let stage = match self.cfg.coordination {
             Coordination::Alone => self.elect(id),
             Coordination::Announce if self.peer_refreshing(now_ms, self.cfg.election_ms) => {
-                Stage::WaitPeer { until: now_ms.saturating_add(self.cfg.election_ms) }
+                Stage::WaitPeer {
+                    until: now_ms.saturating_add(self.cfg.election_ms),
+                }
             }
             Coordination::Announce => self.announce_and_elect(id),
             Coordination::Locks => {
-                self.actions.push_back(Action::RequestLock { id, wait: false });
+                self.actions
+                    .push_back(Action::RequestLock { id, wait: false });
                 Stage::TryLock
             }
         };
-        self.flight = Flight::Running { id, deadline, stage, legacy: false };
+        self.flight = Flight::Running {
+            id,
+            deadline,
+            stage,
+            legacy: false,
+        };
         id
     }
 
@@ -549,7 +592,8 @@ impl Session {
 
     /// Without Web Locks: tells the other tabs this tab calls now, then calls.
     fn announce_and_elect(&mut self, id: RefreshId) -> Stage {
-        self.actions.push_back(Action::Broadcast(Message::Refreshing { epoch: self.epoch }));
+        self.actions
+            .push_back(Action::Broadcast(Message::Refreshing { epoch: self.epoch }));
         self.elect(id)
     }
 
@@ -562,7 +606,9 @@ impl Session {
     /// The stage of refresh `id`, when it is the one in flight.
     fn stage_of(&self, id: RefreshId) -> Option<Stage> {
         match self.flight {
-            Flight::Running { id: current, stage, .. } if current == id => Some(stage),
+            Flight::Running {
+                id: current, stage, ..
+            } if current == id => Some(stage),
             _ => None,
         }
     }
@@ -582,8 +628,11 @@ impl Session {
                 self.set_stage(stage);
             }
             (Some(Stage::TryLock), LockOutcome::Unavailable) => {
-                self.set_stage(Stage::WaitLock { until: now_ms.saturating_add(self.cfg.election_ms) });
-                self.actions.push_back(Action::RequestLock { id, wait: true });
+                self.set_stage(Stage::WaitLock {
+                    until: now_ms.saturating_add(self.cfg.election_ms),
+                });
+                self.actions
+                    .push_back(Action::RequestLock { id, wait: true });
             }
             (Some(Stage::WaitLock { .. }), LockOutcome::Granted) => {
                 self.lock = Some((id, false));
@@ -594,7 +643,9 @@ impl Session {
                 let stage = self.elect(id);
                 self.set_stage(stage);
             }
-            (_, LockOutcome::Granted) => self.actions.push_back(Action::ReleaseLock { id, delay_ms: 0 }),
+            (_, LockOutcome::Granted) => self
+                .actions
+                .push_back(Action::ReleaseLock { id, delay_ms: 0 }),
             _ => {}
         }
     }
@@ -643,7 +694,14 @@ impl Session {
         self.cancel_flight();
     }
 
-    fn install(&mut self, now_ms: u64, token: AccessToken, claims: &UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
+    fn install(
+        &mut self,
+        now_ms: u64,
+        token: AccessToken,
+        claims: &UnverifiedClaims,
+        expires_in: Option<f64>,
+        source: TokenSource,
+    ) {
         let expiry = plan_expiry(claims, expires_in, now_ms, self.cfg.margin_ms);
         self.token = Some(Held { token, expiry });
         // A new-session token supersedes a legacy token: it is dropped, never sent again.
@@ -654,19 +712,40 @@ impl Session {
         }
         self.generation = self.generation.saturating_add(1);
         self.ended = false;
-        self.actions.push_back(Action::Event(Event::TokenChange { expires_at: expiry.map(|e| e.expires_at), source }));
+        self.actions.push_back(Action::Event(Event::TokenChange {
+            expires_at: expiry.map(|e| e.expires_at),
+            source,
+        }));
     }
 
     /// Installs a token this tab obtained (login, `setAccessToken`, refresh, legacy exchange) and tells the other
     /// tabs, at the current epoch.
-    fn install_and_tell(&mut self, now_ms: u64, token: AccessToken, claims: UnverifiedClaims, expires_in: Option<f64>, source: TokenSource) {
+    fn install_and_tell(
+        &mut self,
+        now_ms: u64,
+        token: AccessToken,
+        claims: UnverifiedClaims,
+        expires_in: Option<f64>,
+        source: TokenSource,
+    ) {
         self.install(now_ms, token.clone(), &claims, expires_in, source);
-        self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token, claims }));
+        self.actions.push_back(Action::Broadcast(Message::Token {
+            epoch: self.epoch,
+            source,
+            token,
+            claims,
+        }));
     }
 
     /// Stores a token handed over by the application (`setAccessToken`) or a login. Cancels any refresh in
     /// flight (its result would belong to an older session, C43) and re-enables automatic refreshes.
-    pub fn set_token(&mut self, now_ms: u64, token: &str, expires_in: Option<f64>, source: TokenSource) -> Result<(), TokenError> {
+    pub fn set_token(
+        &mut self,
+        now_ms: u64,
+        token: &str,
+        expires_in: Option<f64>,
+        source: TokenSource,
+    ) -> Result<(), TokenError> {
         let (token, claims) = AccessToken::parse(token)?;
         self.abort_flight();
         self.bump_epoch(now_ms);
@@ -675,7 +754,13 @@ impl Session {
     }
 
     /// Stores the token from a login answer's body (see [`parse_token_body`]).
-    pub fn set_token_body(&mut self, now_ms: u64, body: &[u8], content_type: Option<&str>, source: TokenSource) -> Result<(), BodyError> {
+    pub fn set_token_body(
+        &mut self,
+        now_ms: u64,
+        body: &[u8],
+        content_type: Option<&str>,
+        source: TokenSource,
+    ) -> Result<(), BodyError> {
         let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
         self.abort_flight();
         self.bump_epoch(now_ms);
@@ -692,7 +777,10 @@ impl Session {
         self.legacy = Legacy::None;
         self.generation = self.generation.saturating_add(1);
         self.ended = true;
-        self.actions.push_back(Action::Event(Event::TokenChange { expires_at: None, source: TokenSource::Set }));
+        self.actions.push_back(Action::Event(Event::TokenChange {
+            expires_at: None,
+            source: TokenSource::Set,
+        }));
     }
 
     /// Logs out: clears the token, cancels timers and any refresh in flight (its result is dropped, C42),
@@ -704,7 +792,8 @@ impl Session {
         self.bump_epoch(now_ms);
         let changed = self.end_locally(reason);
         if changed && reason == LogoutReason::User {
-            self.actions.push_back(Action::Broadcast(Message::Logout { epoch: self.epoch }));
+            self.actions
+                .push_back(Action::Broadcast(Message::Logout { epoch: self.epoch }));
         }
         changed
     }
@@ -720,7 +809,8 @@ impl Session {
         }
         self.ended = true;
         if changed {
-            self.actions.push_back(Action::Event(Event::Logout { reason }));
+            self.actions
+                .push_back(Action::Event(Event::Logout { reason }));
         }
         changed
     }
@@ -747,10 +837,15 @@ impl Session {
             }
         } else if let (None, Legacy::Held { token, .. }) = (&self.token, &self.legacy) {
             // A legacy token is sent until its exchange succeeds (phases 0–1 accept it); no cookie refresh.
-            return Prepare::Send { token: Some(token.clone()), generation: self.generation };
+            return Prepare::Send {
+                token: Some(token.clone()),
+                generation: self.generation,
+            };
         } else if !waited && !self.ended && !self.in_backoff(now_ms) {
             let due = match &self.token {
-                Some(h) => h.expiry.is_some_and(|e| e.refresh_at.is_some() && e.is_expired(now_ms)),
+                Some(h) => h
+                    .expiry
+                    .is_some_and(|e| e.refresh_at.is_some() && e.is_expired(now_ms)),
                 None => true,
             };
             if due {
@@ -776,7 +871,10 @@ impl Session {
         }
         if sent_generation != self.generation {
             return match (&self.token, self.flight) {
-                (Some(h), _) => Unauthorized::Retry { token: h.token.clone(), generation: self.generation },
+                (Some(h), _) => Unauthorized::Retry {
+                    token: h.token.clone(),
+                    generation: self.generation,
+                },
                 (None, Flight::Running { id, .. }) => Unauthorized::Wait(id),
                 (None, _) => Unauthorized::GiveUp,
             };
@@ -800,7 +898,8 @@ impl Session {
             return;
         }
         self.last_strike_generation = generation;
-        self.strikes.retain(|t| now_ms.saturating_sub(*t) < BREAKER_WINDOW_MS);
+        self.strikes
+            .retain(|t| now_ms.saturating_sub(*t) < BREAKER_WINDOW_MS);
         self.strikes.push(now_ms);
         if self.strikes.len() > BREAKER_STRIKES {
             self.suspended_until = now_ms.saturating_add(BREAKER_SUSPEND_MS);
@@ -810,9 +909,19 @@ impl Session {
 
     /// The refresh call `id` ended. Results for ids no longer in flight are dropped. `jitter` is a number in
     /// `[0, 1)` for the backoff (`Math.random()`).
-    pub fn handle_refresh_response(&mut self, now_ms: u64, id: RefreshId, response: RefreshResponse<'_>, jitter: f64) {
+    pub fn handle_refresh_response(
+        &mut self,
+        now_ms: u64,
+        id: RefreshId,
+        response: RefreshResponse<'_>,
+        jitter: f64,
+    ) {
         match self.flight {
-            Flight::Running { id: current, legacy: true, .. } if current == id => {
+            Flight::Running {
+                id: current,
+                legacy: true,
+                ..
+            } if current == id => {
                 return self.settle_legacy(now_ms, id, response);
             }
             Flight::Running { id: current, .. } if current == id => {}
@@ -824,9 +933,18 @@ impl Session {
 
     fn classify(&mut self, now_ms: u64, response: RefreshResponse<'_>) -> Outcome {
         match response {
-            RefreshResponse::NetworkError => Outcome::Retryable { status: None, retry_after_ms: None },
+            RefreshResponse::NetworkError => Outcome::Retryable {
+                status: None,
+                retry_after_ms: None,
+            },
             RefreshResponse::Redirected => Outcome::Terminal(None),
-            RefreshResponse::Http { status, content_type, retry_after, body, body_too_large } => match status {
+            RefreshResponse::Http {
+                status,
+                content_type,
+                retry_after,
+                body,
+                body_too_large,
+            } => match status {
                 200..=299 => {
                     let parsed = if body_too_large {
                         Err(BodyError::TooLarge)
@@ -842,7 +960,10 @@ impl Session {
                             if self.malformed_streak >= 2 {
                                 Outcome::Terminal(Some(status))
                             } else {
-                                Outcome::Retryable { status: Some(status), retry_after_ms: None }
+                                Outcome::Retryable {
+                                    status: Some(status),
+                                    retry_after_ms: None,
+                                }
                             }
                         }
                     }
@@ -862,7 +983,13 @@ impl Session {
             Outcome::Success(b) => {
                 self.attempts = 0;
                 self.malformed_streak = 0;
-                self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, TokenSource::Refresh);
+                self.install_and_tell(
+                    now_ms,
+                    b.token,
+                    b.claims,
+                    b.expires_in,
+                    TokenSource::Refresh,
+                );
             }
             Outcome::Terminal(status) => {
                 self.attempts = 0;
@@ -872,20 +999,37 @@ impl Session {
                 if had {
                     self.generation = self.generation.saturating_add(1);
                 }
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: false, retry_at: None, had_token: had }));
+                self.actions.push_back(Action::Event(Event::RefreshFailed {
+                    status,
+                    retryable: false,
+                    retry_at: None,
+                    had_token: had,
+                }));
                 if had {
                     self.actions.push_back(Action::Event(Event::SessionExpired));
                 }
-                self.actions.push_back(Action::Broadcast(Message::Ended { epoch: self.epoch }));
+                self.actions
+                    .push_back(Action::Broadcast(Message::Ended { epoch: self.epoch }));
             }
-            Outcome::Retryable { status, retry_after_ms } => {
+            Outcome::Retryable {
+                status,
+                retry_after_ms,
+            } => {
                 let delay = backoff_delay(self.attempts, jitter, retry_after_ms);
                 self.attempts = self.attempts.saturating_add(1);
                 let until = now_ms.saturating_add(delay);
                 self.flight = Flight::Backoff { until };
                 let had_token = self.token.is_some();
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status, retryable: true, retry_at: Some(until), had_token }));
-                self.actions.push_back(Action::Broadcast(Message::Failed { epoch: self.epoch, retry_at: until }));
+                self.actions.push_back(Action::Event(Event::RefreshFailed {
+                    status,
+                    retryable: true,
+                    retry_at: Some(until),
+                    had_token,
+                }));
+                self.actions.push_back(Action::Broadcast(Message::Failed {
+                    epoch: self.epoch,
+                    retry_at: until,
+                }));
             }
         }
         self.actions.push_back(Action::RefreshSettled { id });
@@ -895,21 +1039,42 @@ impl Session {
     /// proactive refresh. Doing nothing when nothing is due is correct: timers are hints.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         match self.flight {
-            Flight::Running { id, deadline, legacy: true, .. } if now_ms >= deadline => {
+            Flight::Running {
+                id,
+                deadline,
+                legacy: true,
+                ..
+            } if now_ms >= deadline => {
                 self.actions.push_back(Action::AbortRefresh { id });
                 self.settle_legacy(now_ms, id, RefreshResponse::NetworkError);
                 return;
             }
             Flight::Running { id, deadline, .. } if now_ms >= deadline => {
                 self.actions.push_back(Action::AbortRefresh { id });
-                self.settle(now_ms, id, Outcome::Retryable { status: None, retry_after_ms: None }, 0.5);
+                self.settle(
+                    now_ms,
+                    id,
+                    Outcome::Retryable {
+                        status: None,
+                        retry_after_ms: None,
+                    },
+                    0.5,
+                );
                 return;
             }
-            Flight::Running { id, stage: Stage::WaitPeer { until }, .. } if now_ms >= until => {
+            Flight::Running {
+                id,
+                stage: Stage::WaitPeer { until },
+                ..
+            } if now_ms >= until => {
                 let stage = self.announce_and_elect(id);
                 self.set_stage(stage);
             }
-            Flight::Running { id, stage: Stage::WaitLock { until }, .. } if now_ms >= until => {
+            Flight::Running {
+                id,
+                stage: Stage::WaitLock { until },
+                ..
+            } if now_ms >= until => {
                 self.actions.push_back(Action::CancelLockWait { id });
                 let stage = self.elect(id);
                 self.set_stage(stage);
@@ -934,7 +1099,8 @@ impl Session {
     /// `within_ms` ago and nothing was heard from it since: this tab should wait for its token (bounded)
     /// before calling `/refresh` itself.
     pub fn peer_refreshing(&self, now_ms: u64, within_ms: u64) -> bool {
-        self.peer_refreshing_at.is_some_and(|at| now_ms.saturating_sub(at) < within_ms)
+        self.peer_refreshing_at
+            .is_some_and(|at| now_ms.saturating_sub(at) < within_ms)
     }
 
     /// The shell's own refresh call for `id` starts now (after any cross-tab election): the refresh
@@ -944,7 +1110,12 @@ impl Session {
             if current == id {
                 if let Flight::Running { legacy, .. } = self.flight {
                     let deadline = now_ms.saturating_add(self.cfg.refresh_timeout_ms);
-                    self.flight = Flight::Running { id, deadline, stage: Stage::Calling, legacy };
+                    self.flight = Flight::Running {
+                        id,
+                        deadline,
+                        stage: Stage::Calling,
+                        legacy,
+                    };
                 }
             }
         }
@@ -970,7 +1141,12 @@ impl Session {
             self.peer_refreshing_at = None;
         }
         match msg {
-            Message::Token { epoch, source, token, claims } => {
+            Message::Token {
+                epoch,
+                source,
+                token,
+                claims,
+            } => {
                 self.adopt_epoch(epoch);
                 if self.token.as_ref().is_some_and(|h| h.token == token) {
                     return false;
@@ -981,7 +1157,9 @@ impl Session {
                 };
                 // Another tab signed in (or was handed a token): this tab's call belongs to the previous
                 // session, and its answer must not store that session's cookie over the new one (C60).
-                if let (Some(id), TokenSource::Login | TokenSource::Set | TokenSource::Legacy) = (settled, source) {
+                if let (Some(id), TokenSource::Login | TokenSource::Set | TokenSource::Legacy) =
+                    (settled, source)
+                {
                     self.actions.push_back(Action::AbortRefresh { id });
                 }
                 self.flight = Flight::Idle;
@@ -992,7 +1170,12 @@ impl Session {
                     // and the answer of a superseded call is dropped: tell the tabs the announcement is answered
                     // by passing the token on. A tab that holds it already changes nothing but its wait
                     // (F4: otherwise a tab whose call raced ours waits `lockTimeoutSeconds` before its next one).
-                    self.actions.push_back(Action::Broadcast(Message::Token { epoch: self.epoch, source, token: token.clone(), claims }));
+                    self.actions.push_back(Action::Broadcast(Message::Token {
+                        epoch: self.epoch,
+                        source,
+                        token: token.clone(),
+                        claims,
+                    }));
                 }
                 self.install(now_ms, token, &claims, None, source);
                 if let Some(id) = settled {
@@ -1010,18 +1193,32 @@ impl Session {
             Message::Failed { epoch, retry_at } => {
                 // Only a tab still waiting for the election adopts another tab's failure; a tab whose own
                 // call is running keeps its chance of a success.
-                let Flight::Running { id, stage, legacy: false, .. } = self.flight else {
+                let Flight::Running {
+                    id,
+                    stage,
+                    legacy: false,
+                    ..
+                } = self.flight
+                else {
                     return false;
                 };
                 if stage == Stage::Calling {
                     return false;
                 }
                 self.adopt_epoch(epoch);
-                let until = retry_at.clamp(now_ms, now_ms.saturating_add(MAX_RETRY_AFTER_MS + BACKOFF_CAP_MS));
+                let until = retry_at.clamp(
+                    now_ms,
+                    now_ms.saturating_add(MAX_RETRY_AFTER_MS + BACKOFF_CAP_MS),
+                );
                 self.attempts = self.attempts.saturating_add(1);
                 self.flight = Flight::Backoff { until };
                 let had_token = self.token.is_some();
-                self.actions.push_back(Action::Event(Event::RefreshFailed { status: None, retryable: true, retry_at: Some(until), had_token }));
+                self.actions.push_back(Action::Event(Event::RefreshFailed {
+                    status: None,
+                    retryable: true,
+                    retry_at: Some(until),
+                    had_token,
+                }));
                 self.actions.push_back(Action::RefreshSettled { id });
             }
             Message::Ended { epoch } => {
@@ -1071,7 +1268,10 @@ impl Session {
     /// ([`handle_deprecation`](Self::handle_deprecation)) or 401 to a request that carried it.
     pub fn hold_legacy(&mut self, token: &str) -> Result<(), TokenError> {
         let (token, _) = AccessToken::parse(token)?;
-        self.legacy = Legacy::Held { token, auto_tried: false };
+        self.legacy = Legacy::Held {
+            token,
+            auto_tried: false,
+        };
         self.legacy_failure = None;
         Ok(())
     }
@@ -1079,9 +1279,20 @@ impl Session {
     /// `upgradeLegacyToken(token?)`: hold `token` (if given) and exchange the held legacy token now, or join the
     /// exchange in flight. A refresh in flight is aborted: the exchange starts a new session. Wait for the id,
     /// then read [`legacy_status`](Self::legacy_status).
-    pub fn upgrade_legacy(&mut self, now_ms: u64, token: Option<&str>) -> Result<RefreshId, LegacyError> {
-        if let Flight::Running { id, legacy: true, .. } = self.flight {
-            if token.is_none() || self.legacy_token().is_some_and(|t| Some(t.expose()) == token) {
+    pub fn upgrade_legacy(
+        &mut self,
+        now_ms: u64,
+        token: Option<&str>,
+    ) -> Result<RefreshId, LegacyError> {
+        if let Flight::Running {
+            id, legacy: true, ..
+        } = self.flight
+        {
+            if token.is_none()
+                || self
+                    .legacy_token()
+                    .is_some_and(|t| Some(t.expose()) == token)
+            {
                 return Ok(id);
             }
         }
@@ -1131,7 +1342,9 @@ impl Session {
     pub fn handle_deprecation(&mut self, now_ms: u64, sent_generation: u64) -> bool {
         let sent_legacy = sent_generation == self.generation && self.token.is_none();
         match self.legacy {
-            Legacy::Held { auto_tried: false, .. } if sent_legacy && self.flight == Flight::Idle => {
+            Legacy::Held {
+                auto_tried: false, ..
+            } if sent_legacy && self.flight == Flight::Idle => {
                 self.start_legacy(now_ms);
                 true
             }
@@ -1142,19 +1355,31 @@ impl Session {
     fn settle_legacy(&mut self, now_ms: u64, id: RefreshId, response: RefreshResponse<'_>) {
         self.flight = Flight::Idle;
         let failure = match response {
-            RefreshResponse::Http { status: 200..=299, content_type, body, body_too_large: false, .. } => {
-                match parse_token_body(body, content_type, self.cfg.token_field.as_deref()) {
-                    Ok(b) => {
-                        self.legacy_failure = None;
-                        self.bump_epoch(now_ms);
-                        self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, TokenSource::Legacy);
-                        self.actions.push_back(Action::RefreshSettled { id });
-                        return;
-                    }
-                    Err(_) => (Some(200), LegacyFailure::Unavailable),
+            RefreshResponse::Http {
+                status: 200..=299,
+                content_type,
+                body,
+                body_too_large: false,
+                ..
+            } => match parse_token_body(body, content_type, self.cfg.token_field.as_deref()) {
+                Ok(b) => {
+                    self.legacy_failure = None;
+                    self.bump_epoch(now_ms);
+                    self.install_and_tell(
+                        now_ms,
+                        b.token,
+                        b.claims,
+                        b.expires_in,
+                        TokenSource::Legacy,
+                    );
+                    self.actions.push_back(Action::RefreshSettled { id });
+                    return;
                 }
-            }
-            RefreshResponse::Http { status, .. } if (200..=299).contains(&status) || refresh_status_retryable(status) => {
+                Err(_) => (Some(200), LegacyFailure::Unavailable),
+            },
+            RefreshResponse::Http { status, .. }
+                if (200..=299).contains(&status) || refresh_status_retryable(status) =>
+            {
                 (Some(status), LegacyFailure::Unavailable)
             }
             RefreshResponse::Http { status, body, .. } => {
@@ -1187,7 +1412,12 @@ impl Session {
             }
         }
         self.legacy_failure = Some((status, reason));
-        self.actions.push_back(Action::Event(Event::LegacyUpgradeFailed { status, reason, retryable }));
+        self.actions
+            .push_back(Action::Event(Event::LegacyUpgradeFailed {
+                status,
+                reason,
+                retryable,
+            }));
         self.actions.push_back(Action::RefreshSettled { id });
     }
 }

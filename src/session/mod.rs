@@ -18,17 +18,26 @@ mod policy;
 mod retry_after;
 mod token;
 
-pub use body::{is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD, FALLBACK_TOKEN_FIELD, LIFETIME_FIELDS, TOKEN_TYPE_FIELDS};
+pub use body::{
+    is_json_content_type, parse_token_body, CappedBody, TokenBody, DEFAULT_TOKEN_FIELD,
+    FALLBACK_TOKEN_FIELD, LIFETIME_FIELDS, TOKEN_TYPE_FIELDS,
+};
 pub use crosstab::{Message, MAX_MESSAGE_LEN, PROTOCOL_VERSION};
 pub use election::{Coordination, LockOutcome, HOLD_LOCK_MS};
 pub use error::{logout_result, logout_without_url, BodyError, ErrorCode, LogoutError, TokenError};
 pub use machine::{
-    BREAKER_STRIKES, BREAKER_SUSPEND_MS, BREAKER_WINDOW_MS, Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId, RefreshResponse, Session, SessionConfig, Unauthorized,
+    Action, Event, LegacyError, LegacyFailure, LegacyStatus, LogoutReason, Prepare, RefreshId,
+    RefreshResponse, Session, SessionConfig, Unauthorized, BREAKER_STRIKES, BREAKER_SUSPEND_MS,
+    BREAKER_WINDOW_MS,
 };
 pub use origin::{AllowedOrigins, Origin};
 pub use policy::{
-    backoff_delay, clamp_timer_delay, plan_expiry, refresh_status_retryable, Expiry, BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS,
-    DEFAULT_REFRESH_HEADERS, DEFAULT_REFRESH_TIMEOUT_MS, MAX_BODY_BYTES, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
+    backoff_delay, clamp_timer_delay, plan_expiry, refresh_status_retryable, Expiry,
+    BACKOFF_BASE_MS, BACKOFF_CAP_MS, DEFAULT_MARGIN_MS, DEFAULT_REFRESH_HEADERS,
+    DEFAULT_REFRESH_TIMEOUT_MS, MAX_BODY_BYTES, MAX_PLAUSIBLE_LIFETIME_S, MAX_TIMER_DELAY_MS,
 };
 pub use retry_after::{parse_http_date, parse_retry_after, MAX_RETRY_AFTER_MS};
-pub use token::{b64url_decode, check_b64token, decode_unverified, AccessToken, TokenSource, UnverifiedClaims, MAX_TOKEN_LEN};
+pub use token::{
+    b64url_decode, check_b64token, decode_unverified, AccessToken, TokenSource, UnverifiedClaims,
+    MAX_TOKEN_LEN,
+};

@@ -14,7 +14,10 @@ impl Origin {
     /// `port` is the text of `URL.port` (empty for the default). Only `http` and `https` origins exist
     /// here: anything else (opaque origins, `blob:`, `data:`, `file:`) gives `None` and never matches.
     pub fn new(scheme: &str, host: &str, port: &str) -> Option<Origin> {
-        let scheme = scheme.strip_suffix(':').unwrap_or(scheme).to_ascii_lowercase();
+        let scheme = scheme
+            .strip_suffix(':')
+            .unwrap_or(scheme)
+            .to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
             "https" => 443,
@@ -36,7 +39,11 @@ impl Origin {
                 Some(p)
             }
         };
-        Some(Origin { scheme, host: host.to_ascii_lowercase(), port })
+        Some(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// Parses a serialised origin such as `https://api.example.com:8443` (the form of `URL.origin`).
@@ -66,12 +73,30 @@ impl Origin {
 /// Anything else could never be a URL's host, and would not survive serialising (found by fuzzing, C48).
 fn valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return inner.contains(':')
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
     !host.is_empty()
         && !host.bytes().any(|b| {
             b.is_ascii_control()
-                || matches!(b, b' ' | b'#' | b'%' | b'/' | b':' | b'<' | b'>' | b'?' | b'@' | b'[' | b'\\' | b']' | b'^' | b'|')
+                || matches!(
+                    b,
+                    b' ' | b'#'
+                        | b'%'
+                        | b'/'
+                        | b':'
+                        | b'<'
+                        | b'>'
+                        | b'?'
+                        | b'@'
+                        | b'['
+                        | b'\\'
+                        | b']'
+                        | b'^'
+                        | b'|'
+                )
         })
 }
 

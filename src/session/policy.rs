@@ -60,11 +60,17 @@ pub fn plan_expiry(
     let now_s = now_ms as f64 / 1000.0;
     let plausible = |t: f64| t.is_finite() && t <= now_s + MAX_PLAUSIBLE_LIFETIME_S;
     let exp = claims.exp.filter(|e| plausible(*e));
-    let from_claims = exp.map(|exp| match claims.iat.filter(|i| plausible(*i) && *i >= 0.0 && *i <= exp) {
-        Some(iat) => exp - iat,
-        None => exp - now_s,
+    let from_claims = exp.map(|exp| {
+        match claims
+            .iat
+            .filter(|i| plausible(*i) && *i >= 0.0 && *i <= exp)
+        {
+            Some(iat) => exp - iat,
+            None => exp - now_s,
+        }
     });
-    let from_body = expires_in_s.filter(|e| e.is_finite() && *e > 0.0 && *e <= MAX_PLAUSIBLE_LIFETIME_S);
+    let from_body =
+        expires_in_s.filter(|e| e.is_finite() && *e > 0.0 && *e <= MAX_PLAUSIBLE_LIFETIME_S);
     let lifetime_s = match (from_claims, from_body) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) => a,
@@ -78,21 +84,35 @@ pub fn plan_expiry(
     let lifetime_ms = (lifetime_s * 1000.0) as u64;
     if lifetime_ms == 0 {
         // Expired on receipt, or a lifetime under a millisecond: renewing "ahead" of it would loop.
-        return Some(Expiry { expires_at: now_ms, refresh_at: None });
+        return Some(Expiry {
+            expires_at: now_ms,
+            refresh_at: None,
+        });
     }
     let expires_at = now_ms.saturating_add(lifetime_ms);
     let margin = margin_ms.min(lifetime_ms / 2);
-    Some(Expiry { expires_at, refresh_at: Some(expires_at - margin) })
+    Some(Expiry {
+        expires_at,
+        refresh_at: Some(expires_at - margin),
+    })
 }
 
 /// The delay before retry number `attempt` (0-based) after a retryable failure: full jitter over
 /// `min(30 s, 0.5 s × 2^attempt)`, at least 0.5 s, and never before a `Retry-After` delay (already capped
 /// at 5 min by the parser). `jitter` is a number in `[0, 1)` supplied by the caller (`Math.random()`).
 pub fn backoff_delay(attempt: u32, jitter: f64, retry_after_ms: Option<u64>) -> u64 {
-    let ceiling = BACKOFF_BASE_MS.saturating_mul(1u64 << attempt.min(16)).min(BACKOFF_CAP_MS);
-    let j = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.5 };
+    let ceiling = BACKOFF_BASE_MS
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(BACKOFF_CAP_MS);
+    let j = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let jittered = ((ceiling as f64) * j) as u64;
-    jittered.max(BACKOFF_BASE_MS).max(retry_after_ms.unwrap_or(0))
+    jittered
+        .max(BACKOFF_BASE_MS)
+        .max(retry_after_ms.unwrap_or(0))
 }
 
 /// Whether a non-2xx answer of the refresh endpoint is worth another attempt of the same call (C61).

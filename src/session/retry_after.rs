@@ -35,7 +35,9 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
     match words.get(..n)? {
         // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
         [wd, day, mon, year, time, "GMT"]
-            if wd.strip_suffix(',').is_some_and(|d| DAYS.contains(&d)) && day.len() == 2 && year.len() == 4 =>
+            if wd.strip_suffix(',').is_some_and(|d| DAYS.contains(&d))
+                && day.len() == 2
+                && year.len() == 4 =>
         {
             build(num(year)?, month(mon)?, num(day)?, time)
         }
@@ -60,7 +62,15 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
 }
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const LONG_DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const LONG_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 fn num(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -70,7 +80,9 @@ fn num(s: &str) -> Option<u64> {
 }
 
 fn month(s: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     MONTHS.iter().position(|m| *m == s).map(|i| i as u64 + 1)
 }
 

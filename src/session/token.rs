@@ -93,7 +93,9 @@ pub fn check_b64token(token: &str) -> Result<(), TokenError> {
 }
 
 fn is_b64url(segment: &str) -> bool {
-    segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Decodes a JWT's header and payload without verifying the signature (C01–C18).
@@ -104,10 +106,11 @@ fn is_b64url(segment: &str) -> bool {
 pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
     check_b64token(token)?;
     let mut parts = token.split('.');
-    let (header, payload, signature) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) => (h, p, s),
-        _ => return Err(TokenError::WrongShape),
-    };
+    let (header, payload, signature) =
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(h), Some(p), Some(s), None) => (h, p, s),
+            _ => return Err(TokenError::WrongShape),
+        };
     if header.is_empty() || payload.is_empty() {
         return Err(TokenError::WrongShape);
     }
@@ -121,7 +124,10 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
         exp: number(&payload, "exp"),
         iat: number(&payload, "iat"),
         nbf: number(&payload, "nbf"),
-        typ_at_jwt: header.get("typ").and_then(|v| v.as_str()).is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")),
+        typ_at_jwt: header
+            .get("typ")
+            .and_then(|v| v.as_str())
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")),
     })
 }
 
@@ -181,7 +187,12 @@ pub enum TokenSource {
 
 impl TokenSource {
     /// Every source, in the order of [`Self::as_str`]'s names.
-    pub const ALL: [TokenSource; 4] = [TokenSource::Login, TokenSource::Refresh, TokenSource::Set, TokenSource::Legacy];
+    pub const ALL: [TokenSource; 4] = [
+        TokenSource::Login,
+        TokenSource::Refresh,
+        TokenSource::Set,
+        TokenSource::Legacy,
+    ];
 
     /// `"login"`, `"refresh"`, `"set"` or `"legacy"` (the `source` of a `tokenchange` event and of a cross-tab
     /// `token` message).

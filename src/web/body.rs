@@ -26,7 +26,9 @@ pub(super) fn byte_chunk(value: &JsValue) -> Option<js_sys::Uint8Array> {
     if let Some(chunk) = value.dyn_ref::<js_sys::Uint8Array>() {
         return Some(chunk.clone());
     }
-    if !js_sys::ArrayBuffer::is_view(value) || js::get(value, "BYTES_PER_ELEMENT").as_f64() != Some(1.0) {
+    if !js_sys::ArrayBuffer::is_view(value)
+        || js::get(value, "BYTES_PER_ELEMENT").as_f64() != Some(1.0)
+    {
         return None;
     }
     Some(js_sys::Uint8Array::new(value))
@@ -36,7 +38,10 @@ pub(super) async fn read_capped(resp: &Response) -> BodyRead {
     let Some(stream) = resp.body() else {
         return BodyRead::Complete(CappedBody::new());
     };
-    let declared = resp.headers().get("content-length").and_then(|s| s.trim().parse::<u64>().ok());
+    let declared = resp
+        .headers()
+        .get("content-length")
+        .and_then(|s| s.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         js::discard(stream.cancel());
         return BodyRead::TooLarge;
@@ -60,7 +65,9 @@ pub(super) async fn read_capped(resp: &Response) -> BodyRead {
         }
         let Some(chunk) = byte_chunk(&next.value()) else {
             js::discard(reader.cancel_reader());
-            return BodyRead::Failed(js_sys::TypeError::new("response body chunk is not a Uint8Array").into());
+            return BodyRead::Failed(
+                js_sys::TypeError::new("response body chunk is not a Uint8Array").into(),
+            );
         };
         // Checked before the chunk is copied out of JavaScript.
         if !body.fits(chunk.length() as usize) || body.push(&chunk.to_vec()).is_err() {

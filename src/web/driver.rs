@@ -7,8 +7,8 @@ use std::rc::Rc;
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
 
-use super::js::{self, error, object, opt_number};
 use super::facade::CustomEvent;
+use super::js::{self, error, object, opt_number};
 use super::options::Options;
 use super::owners::{Abort, LockRelease, Settle};
 use super::refresh::{call_refresh, double_check, release_lock, request_lock};
@@ -89,7 +89,9 @@ pub(super) fn pump(inner: &Rci) {
 
 /// Removes the owners of refresh `id` from `list` and returns them, to drop once no borrow is held.
 pub(super) fn take<T>(list: &mut Vec<(RefreshId, T)>, id: RefreshId) -> Vec<T> {
-    let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|(i, _)| *i == id);
+    let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(list)
+        .into_iter()
+        .partition(|(i, _)| *i == id);
     *list = kept;
     taken.into_iter().map(|(_, t)| t).collect()
 }
@@ -145,7 +147,13 @@ pub(super) fn dispose(inner: &Inner) {
         if sh.disposed {
             return;
         }
-        std::mem::replace(&mut *sh, Shell { disposed: true, ..Shell::default() })
+        std::mem::replace(
+            &mut *sh,
+            Shell {
+                disposed: true,
+                ..Shell::default()
+            },
+        )
     };
     let fresh = Session::new(inner.opts.session.clone());
     let old = std::mem::replace(&mut *inner.core.borrow_mut(), fresh);
@@ -158,9 +166,17 @@ pub(super) fn dispatch(inner: &Rci, e: Event) {
     let (name, detail) = match e {
         Event::TokenChange { expires_at, source } => (
             "tokenchange",
-            object(&[("expiresAt", &opt_number(expires_at)), ("source", &JsValue::from_str(source.as_str()))]),
+            object(&[
+                ("expiresAt", &opt_number(expires_at)),
+                ("source", &JsValue::from_str(source.as_str())),
+            ]),
         ),
-        Event::RefreshFailed { status, retryable, retry_at, had_token } => (
+        Event::RefreshFailed {
+            status,
+            retryable,
+            retry_at,
+            had_token,
+        } => (
             "refreshfailed",
             object(&[
                 ("status", &opt_number(status.map(u64::from))),
@@ -170,8 +186,15 @@ pub(super) fn dispatch(inner: &Rci, e: Event) {
             ]),
         ),
         Event::SessionExpired => ("sessionexpired", object(&[])),
-        Event::Logout { reason } => ("logout", object(&[("reason", &JsValue::from_str(reason.as_str()))])),
-        Event::LegacyUpgradeFailed { status, reason, retryable } => (
+        Event::Logout { reason } => (
+            "logout",
+            object(&[("reason", &JsValue::from_str(reason.as_str()))]),
+        ),
+        Event::LegacyUpgradeFailed {
+            status,
+            reason,
+            retryable,
+        } => (
             "legacyupgradefailed",
             object(&[
                 ("status", &opt_number(status.map(u64::from))),
@@ -184,7 +207,8 @@ pub(super) fn dispatch(inner: &Rci, e: Event) {
     let target: &web_sys::EventTarget = inner.events.unchecked_ref();
     // Listener exceptions are reported by the browser, not thrown here; `dispatchEvent` itself throws only for
     // an event that is being dispatched already, which a new one never is.
-    let dispatched = CustomEvent::new(name, &object(&[("detail", &detail)])).and_then(|ev| target.dispatch_event(&ev));
+    let dispatched = CustomEvent::new(name, &object(&[("detail", &detail)]))
+        .and_then(|ev| target.dispatch_event(&ev));
     if let Err(e) = dispatched {
         js::report(&e);
     }

@@ -173,7 +173,12 @@ extern "C" {
     pub type LockManager;
     /// `locks.request(name, options, callback)`: the promise of the callback's result; throws for bad options.
     #[wasm_bindgen(method, structural, catch)]
-    pub fn request(this: &LockManager, name: &str, options: &JsValue, callback: &JsValue) -> Result<Promise, JsValue>;
+    pub fn request(
+        this: &LockManager,
+        name: &str,
+        options: &JsValue,
+        callback: &JsValue,
+    ) -> Result<Promise, JsValue>;
 
     /// `console.debug(prefix, message)`.
     #[wasm_bindgen(js_namespace = console, js_name = debug)]
@@ -183,12 +188,15 @@ extern "C" {
 /// `navigator.locks`, looked up at every call (a test or a polyfill may remove it), when it has `request`.
 pub fn lock_manager() -> Option<LockManager> {
     let locks = super::js::get(&super::js::global("navigator"), "locks");
-    super::js::get(&locks, "request").is_function().then(|| locks.unchecked_into())
+    super::js::get(&locks, "request")
+        .is_function()
+        .then(|| locks.unchecked_into())
 }
 
 /// What a `fetch` resolved with, as a [`Response`] when it is one of this realm's (`instanceof Response`).
 pub fn as_response(v: &JsValue) -> Option<&Response> {
-    v.is_instance_of::<web_sys::Response>().then(|| v.unchecked_ref())
+    v.is_instance_of::<web_sys::Response>()
+        .then(|| v.unchecked_ref())
 }
 
 /// The status of what a `fetch` resolved with: 0 when it is not a `Response`.

@@ -4,8 +4,8 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
-use super::facade::{as_response, status_of, Request};
 use super::driver::{disposed_error, is_disposed, pump, with_core, Inner, Rci};
+use super::facade::{as_response, status_of, Request};
 use super::js::{self, now_ms};
 use super::waiters::wait_settled_or_abort;
 use crate::session::{Prepare, Unauthorized};
@@ -16,7 +16,9 @@ pub(super) fn withheld(inner: &Inner, url: &str) {
     if !inner.opts.debug {
         return;
     }
-    let origin = super::options::Url::new(url).map(|u| u.get("origin")).unwrap_or_default();
+    let origin = super::options::Url::new(url)
+        .map(|u| u.get("origin"))
+        .unwrap_or_default();
     let first = {
         let mut sh = inner.shell.borrow_mut();
         let first = !sh.withheld_from.contains(&origin);
@@ -26,14 +28,18 @@ pub(super) fn withheld(inner: &Inner, url: &str) {
         first
     };
     if first {
-        js::debug(true, &["bearer withheld from ", &origin, ": not in apiOrigins"].concat());
+        js::debug(
+            true,
+            &["bearer withheld from ", &origin, ": not in apiOrigins"].concat(),
+        );
     }
 }
 
 /// Sets `Authorization: Bearer <token>` on `req`. A `Headers` that refuses it (it never does for a `cors` or
 /// `same-origin` request, the only ones that get here) rejects the call, as `fetch` would.
 pub(super) fn attach(req: &Request, token: &crate::session::AccessToken) -> Result<(), JsValue> {
-    req.headers().set("authorization", &["Bearer ", token.expose()].concat())
+    req.headers()
+        .set("authorization", &["Bearer ", token.expose()].concat())
 }
 
 pub(super) async fn send(req: &Request) -> Result<JsValue, JsValue> {
@@ -47,7 +53,11 @@ pub(super) fn absolute(input: JsValue) -> JsValue {
     if input.is_object() && !js::get(&input, "href").is_string() {
         return input; // a Request, or something fetch will stringify or refuse itself
     }
-    let text = if input.is_string() { input.as_string() } else { js::get(&input, "href").as_string() };
+    let text = if input.is_string() {
+        input.as_string()
+    } else {
+        js::get(&input, "href").as_string()
+    };
     match text.and_then(|t| super::options::resolve(&t)) {
         Some(url) => JsValue::from_str(&url.get("href")),
         None => input,
@@ -70,7 +80,11 @@ pub(super) fn fetch_entry(inner: &Rci, input: JsValue, init: JsValue) -> Promise
     js::promise(async move { managed_fetch(inner, req, !stream).await })
 }
 
-pub(super) async fn managed_fetch(inner: Rci, req: Request, replayable: bool) -> Result<JsValue, JsValue> {
+pub(super) async fn managed_fetch(
+    inner: Rci,
+    req: Request,
+    replayable: bool,
+) -> Result<JsValue, JsValue> {
     let own_auth = req.headers().has("authorization");
     let url = req.url().unwrap_or_default();
     if own_auth {
@@ -83,7 +97,10 @@ pub(super) async fn managed_fetch(inner: Rci, req: Request, replayable: bool) ->
     // A `no-cors` request cannot carry `Authorization` (the platform drops the header): it goes out as it is,
     // and its answer never counts as an expiry (no refresh, no resend).
     if req.mode().as_deref() == Some("no-cors") {
-        js::debug(inner.opts.debug, "bearer not sent: a no-cors request cannot carry Authorization");
+        js::debug(
+            inner.opts.debug,
+            "bearer not sent: a no-cors request cannot carry Authorization",
+        );
         return send(&req).await;
     }
     // A keepalive request (sent while the page goes away) cannot wait for a refresh: it goes out at once,
@@ -113,7 +130,11 @@ pub(super) async fn managed_fetch(inner: Rci, req: Request, replayable: bool) ->
     };
     // Clone before the first send, so that the body survives for a retry.
     // A body already used cannot be cloned: that request is not retried (as a stream body).
-    let spare = if replayable { req.duplicate().ok() } else { None };
+    let spare = if replayable {
+        req.duplicate().ok()
+    } else {
+        None
+    };
     if let Some(t) = &token {
         attach(&req, t)?;
     }
@@ -121,7 +142,8 @@ pub(super) async fn managed_fetch(inner: Rci, req: Request, replayable: bool) ->
     let status = status_of(&first);
     if status != 401 {
         // RFC 9745: a `Deprecation` answer to a request that carried the legacy token starts its exchange.
-        let deprecation = as_response(&first).is_some_and(|r| r.headers().get("deprecation").is_some());
+        let deprecation =
+            as_response(&first).is_some_and(|r| r.headers().get("deprecation").is_some());
         if deprecation && inner.opts.legacy_upgrade_url.is_some() {
             with_core(&inner, |c| c.handle_deprecation(now_ms(), generation));
             pump(&inner);

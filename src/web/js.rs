@@ -52,7 +52,6 @@ pub fn report(e: &JsValue) {
     }
 }
 
-
 /// The one shape of every Rust callback handed to JS (listeners, the timer, the bound `fetch`, the Web
 /// Locks callback): each distinct closure type costs its own shims in the wasm and the JS glue.
 pub type Callback = Closure<dyn Fn(JsValue, JsValue) -> JsValue>;
@@ -157,12 +156,17 @@ pub fn random() -> f64 {
 
 /// `Array.isArray(v)`.
 pub fn is_array(v: &JsValue) -> bool {
-    static_call("Array", "isArray", &[v]).ok().and_then(|r| r.as_bool()) == Some(true)
+    static_call("Array", "isArray", &[v])
+        .ok()
+        .and_then(|r| r.as_bool())
+        == Some(true)
 }
 
 /// The items of the array `Object[method](v)` (`keys`, `entries`) or `Array.from(v)`: empty where it throws.
 pub fn list(object: &str, method: &str, v: &JsValue) -> js_sys::Array {
-    static_call(object, method, &[v]).map(|a| a.unchecked_into()).unwrap_or_default()
+    static_call(object, method, &[v])
+        .map(|a| a.unchecked_into())
+        .unwrap_or_default()
 }
 
 /// `Promise.race([a, b])`.

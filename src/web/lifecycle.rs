@@ -13,7 +13,14 @@ pub(super) fn receive(i: &Rci, at_ms: u64, data: &JsValue) {
     match data.as_string().as_deref().and_then(Message::decode) {
         Some(m) => {
             let applied = with_core(i, |c| c.handle_message(at_ms, m));
-            js::debug(i.opts.debug, if applied { "message from another tab applied" } else { "stale message from another tab ignored" });
+            js::debug(
+                i.opts.debug,
+                if applied {
+                    "message from another tab applied"
+                } else {
+                    "stale message from another tab ignored"
+                },
+            );
             pump(i);
         }
         None => js::debug(i.opts.debug, "malformed message from another tab ignored"),
@@ -34,7 +41,11 @@ pub(super) fn install_listeners(inner: &Rci, t: &mut Tabs) {
     });
     tabs::listen(t, &document, "visibilitychange", cb);
     let global = js::global("globalThis");
-    let global = if global.is_object() { global } else { js_sys::global().into() };
+    let global = if global.is_object() {
+        global
+    } else {
+        js_sys::global().into()
+    };
     let cb = handler(|i, ev| {
         let restored = js::get(&ev, "persisted").as_bool() == Some(true);
         with_core(i, |c| c.handle_wake(now_ms(), restored));

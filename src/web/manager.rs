@@ -10,16 +10,21 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
 use super::driver::{dispose, disposed_error, is_disposed, pump, with_core, Inner, Rci, Shell};
+use super::facade::{as_response, AbortSignal, BroadcastChannel, Response};
 use super::fetch::{absolute, fetch_entry};
 use super::js::{self, error, ms, now_ms, object, opt_number};
 use super::lifecycle::{install_listeners, receive};
-use super::facade::{as_response, AbortSignal, BroadcastChannel, Response};
 use super::options::Options;
 use super::owners::Channel;
 use super::tabs::{self, Tabs};
-use super::types::{RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions};
+use super::types::{
+    RequestInitLike, RequestInput, TokenManagerEvents, TokenManagerFetch, TokenManagerOptions,
+};
 use super::waiters::settle_promise;
-use crate::session::{Coordination, logout_result, logout_without_url, BodyError, ErrorCode, LegacyError, LogoutReason, Session, TokenSource};
+use crate::session::{
+    logout_result, logout_without_url, BodyError, Coordination, ErrorCode, LegacyError,
+    LogoutReason, Session, TokenSource,
+};
 
 /// A fetch wrapper for single-page apps: keeps the access token in memory, attaches it to requests for
 /// trusted origins, refreshes it through an httpOnly cookie (single-flight, proactive and on 401), and
@@ -44,7 +49,9 @@ impl TokenManager {
     pub fn new(
         options: TokenManagerOptions,
         events: Option<web_sys::EventTarget>,
-        #[wasm_bindgen(unchecked_param_type = "BroadcastChannel")] channel: Option<BroadcastChannel>,
+        #[wasm_bindgen(unchecked_param_type = "BroadcastChannel")] channel: Option<
+            BroadcastChannel,
+        >,
     ) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
         let legacy_token = opts.legacy_token.take();
@@ -63,13 +70,19 @@ impl TokenManager {
             (_, None) => None,
         };
         if handed && adopted.is_none() {
-            js::debug(opts.debug, "the channel opened at construction is not the one the options name: closed");
+            js::debug(
+                opts.debug,
+                "the channel opened at construction is not the one the options name: closed",
+            );
         }
         if let Some(name) = &opts.cross_tab {
             t.early = adopted.is_some();
             t.channel = adopted.or_else(|| Channel::open(name));
             if t.channel.is_none() {
-                js::debug(opts.debug, "BroadcastChannel unavailable: this tab works on its own");
+                js::debug(
+                    opts.debug,
+                    "BroadcastChannel unavailable: this tab works on its own",
+                );
             }
             if t.channel.is_some() || tabs::locks_available() {
                 opts.session.election_ms = u64::from(opts.lock_timeout_ms);
@@ -78,7 +91,10 @@ impl TokenManager {
                 t.lock_name = Some(["wasm-token-manager-refresh:", name].concat());
                 opts.session.coordination = Coordination::Locks;
             } else {
-                js::debug(opts.debug, "Web Locks unavailable: each tab refreshes on its own (server grace window)");
+                js::debug(
+                    opts.debug,
+                    "Web Locks unavailable: each tab refreshes on its own (server grace window)",
+                );
                 if t.channel.is_some() {
                     opts.session.coordination = Coordination::Announce;
                 }
@@ -86,7 +102,12 @@ impl TokenManager {
         }
         let mut core = Session::new(opts.session.clone());
         if let Some(t) = legacy_token {
-            core.hold_legacy(&t).map_err(|e| error(ErrorCode::InvalidOption, &["option 'legacyToken': ", e.message()].concat()))?;
+            core.hold_legacy(&t).map_err(|e| {
+                error(
+                    ErrorCode::InvalidOption,
+                    &["option 'legacyToken': ", e.message()].concat(),
+                )
+            })?;
         }
         let inner = Rc::new_cyclic(|weak: &Weak<Inner>| Inner {
             core: RefCell::new(core),
@@ -147,14 +168,19 @@ impl TokenManager {
                     if let Some(original) = resp.body() {
                         js::discard(original.cancel());
                     }
-                    return Err(error(BodyError::TooLarge.code(), BodyError::TooLarge.message()));
+                    return Err(error(
+                        BodyError::TooLarge.code(),
+                        BodyError::TooLarge.message(),
+                    ));
                 }
                 BodyRead::Failed(e) => return Err(e),
             };
             if is_disposed(&inner) {
                 return Err(disposed_error());
             }
-            let r = with_core(&inner, |c| c.set_token_body(now_ms(), body.bytes(), ct.as_deref(), TokenSource::Login));
+            let r = with_core(&inner, |c| {
+                c.set_token_body(now_ms(), body.bytes(), ct.as_deref(), TokenSource::Login)
+            });
             pump(&inner);
             match r {
                 Ok(()) => Ok(v),
@@ -183,10 +209,15 @@ impl TokenManager {
         if token.is_null() || token.is_undefined() {
             with_core(&self.inner, |c| c.clear_token(now));
         } else if let Some(s) = token.as_string() {
-            with_core(&self.inner, |c| c.set_token(now, &s, None, TokenSource::Set))
-                .map_err(|e| error(e.code(), e.message()))?;
+            with_core(&self.inner, |c| {
+                c.set_token(now, &s, None, TokenSource::Set)
+            })
+            .map_err(|e| error(e.code(), e.message()))?;
         } else {
-            return Err(error(ErrorCode::InvalidToken, "setAccessToken expects a string or null"));
+            return Err(error(
+                ErrorCode::InvalidToken,
+                "setAccessToken expects a string or null",
+            ));
         }
         pump(&self.inner);
         Ok(())
@@ -210,7 +241,9 @@ impl TokenManager {
         if is_disposed(&self.inner) {
             return Promise::reject(&disposed_error());
         }
-        let (generation, id) = with_core(&self.inner, |c| (c.generation(), c.request_refresh(now_ms())));
+        let (generation, id) = with_core(&self.inner, |c| {
+            (c.generation(), c.request_refresh(now_ms()))
+        });
         pump(&self.inner);
         let settled = settle_promise(&self.inner, id);
         let inner = self.inner.clone();
@@ -251,7 +284,8 @@ impl TokenManager {
             ("headers", &self.inner.opts.headers_object()),
         ]);
         // Where `AbortSignal.timeout` is missing the call is not bounded here (the browser's own limits apply).
-        if let Ok(signal) = AbortSignal::timeout(self.inner.opts.session.refresh_timeout_ms as f64) {
+        if let Ok(signal) = AbortSignal::timeout(self.inner.opts.session.refresh_timeout_ms as f64)
+        {
             js::set(&init, "signal", &signal);
         }
         let debug = self.inner.opts.debug;
@@ -260,7 +294,11 @@ impl TokenManager {
                 Ok(p) => JsFuture::from(p).await,
                 Err(e) => Err(e),
             };
-            let status = answer.as_ref().ok().and_then(as_response).map(Response::status);
+            let status = answer
+                .as_ref()
+                .ok()
+                .and_then(as_response)
+                .map(Response::status);
             match logout_result(status) {
                 Ok(()) => Ok(JsValue::UNDEFINED),
                 Err(e) => {
@@ -279,24 +317,38 @@ impl TokenManager {
     /// `LEGACY_UPGRADE_FAILED` (with `status` and `reason`, as in the `legacyupgradefailed` event) when the
     /// exchange fails, `INVALID_TOKEN` for a malformed token, `INVALID_OPTION` without `legacyUpgradeUrl`.
     #[wasm_bindgen(js_name = upgradeLegacyToken, unchecked_return_type = "Promise<boolean>")]
-    pub fn upgrade_legacy_token(&self, #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue) -> Promise {
+    pub fn upgrade_legacy_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] token: JsValue,
+    ) -> Promise {
         if is_disposed(&self.inner) {
             return Promise::reject(&disposed_error());
         }
         if self.inner.opts.legacy_upgrade_url.is_none() {
-            return Promise::reject(&error(ErrorCode::InvalidOption, "option 'legacyUpgradeUrl' is required to upgrade a legacy token"));
+            return Promise::reject(&error(
+                ErrorCode::InvalidOption,
+                "option 'legacyUpgradeUrl' is required to upgrade a legacy token",
+            ));
         }
         let given = token.as_string();
         if given.is_none() && !(token.is_undefined() || token.is_null()) {
-            return Promise::reject(&error(ErrorCode::InvalidToken, "upgradeLegacyToken expects a token string"));
+            return Promise::reject(&error(
+                ErrorCode::InvalidToken,
+                "upgradeLegacyToken expects a token string",
+            ));
         }
-        let started = with_core(&self.inner, |c| c.upgrade_legacy(now_ms(), given.as_deref()));
+        let started = with_core(&self.inner, |c| {
+            c.upgrade_legacy(now_ms(), given.as_deref())
+        });
         pump(&self.inner);
         let id = match started {
             Ok(id) => id,
             Err(LegacyError::Token(e)) => return Promise::reject(&error(e.code(), e.message())),
             Err(LegacyError::NoToken) => {
-                return Promise::reject(&error(ErrorCode::InvalidToken, "no legacy token to upgrade: pass one"));
+                return Promise::reject(&error(
+                    ErrorCode::InvalidToken,
+                    "no legacy token to upgrade: pass one",
+                ));
             }
         };
         let settled = settle_promise(&self.inner, id);
@@ -307,8 +359,13 @@ impl TokenManager {
             if core.legacy_status() == crate::session::LegacyStatus::Upgraded {
                 return Ok(JsValue::TRUE);
             }
-            let (status, reason) = core.legacy_failure().unwrap_or((None, crate::session::LegacyFailure::Unavailable));
-            let err = error(ErrorCode::LegacyUpgradeFailed, &["the legacy token exchange failed: ", reason.as_str()].concat());
+            let (status, reason) = core
+                .legacy_failure()
+                .unwrap_or((None, crate::session::LegacyFailure::Unavailable));
+            let err = error(
+                ErrorCode::LegacyUpgradeFailed,
+                &["the legacy token exchange failed: ", reason.as_str()].concat(),
+            );
             js::set(&err, "status", &opt_number(status.map(u64::from)));
             js::set(&err, "reason", &JsValue::from_str(reason.as_str()));
             Err(err)
@@ -318,7 +375,12 @@ impl TokenManager {
     /// Where the migration off a legacy token stands: `"none"`, `"held"`, `"upgrading"`, `"upgraded"` or `"failed"`.
     #[wasm_bindgen(getter, js_name = legacyUpgrade, unchecked_return_type = "'none' | 'held' | 'upgrading' | 'upgraded' | 'failed'")]
     pub fn legacy_upgrade(&self) -> String {
-        self.inner.core.borrow().legacy_status().as_str().to_string()
+        self.inner
+            .core
+            .borrow()
+            .legacy_status()
+            .as_str()
+            .to_string()
     }
 
     /// Whether a token is held.
@@ -367,4 +429,3 @@ fn bound_fetch(weak: Weak<Inner>) -> JsValue {
     js::mark_bound_fetch(&f);
     f
 }
-

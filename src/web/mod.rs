@@ -5,16 +5,16 @@
 //! may call back in); no `unwrap`/`expect`/indexing on input paths (a panic poisons the instance).
 #![deny(clippy::await_holding_refcell_ref)]
 
-mod js;
 mod body;
 mod driver;
 mod facade;
 mod fetch;
+mod js;
 mod lifecycle;
 mod manager;
-mod refresh;
 mod options;
 mod owners;
+mod refresh;
 mod tabs;
 mod timer;
 mod types;

@@ -42,7 +42,10 @@ pub struct Options {
 }
 
 fn bad(option: &str, must: &str) -> JsValue {
-    error(ErrorCode::InvalidOption, &["option '", option, "' ", must].concat())
+    error(
+        ErrorCode::InvalidOption,
+        &["option '", option, "' ", must].concat(),
+    )
 }
 
 /// The base URL relative URLs resolve against, as `fetch` resolves them (C59): the document's base URL
@@ -59,7 +62,9 @@ pub struct Url(JsValue);
 impl Url {
     /// `new URL(url)`, or `None` where it throws.
     pub fn new(url: &str) -> Option<Url> {
-        js::construct("URL", &[&JsValue::from_str(url)]).ok().map(Url)
+        js::construct("URL", &[&JsValue::from_str(url)])
+            .ok()
+            .map(Url)
     }
 
     /// The string property `name` (`protocol`, `hostname`, `href`...).
@@ -71,7 +76,9 @@ impl Url {
 /// Resolves a URL against the current global's location.
 pub fn resolve(url: &str) -> Option<Url> {
     match base_url() {
-        Some(base) => js::construct("URL", &[&JsValue::from_str(url), &JsValue::from_str(&base)]).ok().map(Url),
+        Some(base) => js::construct("URL", &[&JsValue::from_str(url), &JsValue::from_str(&base)])
+            .ok()
+            .map(Url),
         None => Url::new(url),
     }
 }
@@ -82,7 +89,10 @@ pub fn origin_of(url: &Url) -> Option<Origin> {
 }
 
 fn http_url(v: &JsValue, option: &str) -> Result<String, JsValue> {
-    let s = v.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad(option, "must be a non-empty URL string"))?;
+    let s = v
+        .as_string()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad(option, "must be a non-empty URL string"))?;
     let url = resolve(&s).ok_or_else(|| bad(option, "is not a valid URL"))?;
     let p = url.get("protocol");
     if p != "https:" && p != "http:" {
@@ -96,15 +106,27 @@ fn seconds(v: &JsValue, option: &str, default_ms: u64, allow_zero: bool) -> Resu
         return Ok(default_ms);
     }
     match v.as_f64() {
-        Some(n) if n.is_finite() && (n > 0.0 || (allow_zero && n == 0.0)) => Ok((n * 1000.0) as u64),
-        _ => Err(bad(option, if allow_zero { "must be a finite number >= 0" } else { "must be a finite number > 0" })),
+        Some(n) if n.is_finite() && (n > 0.0 || (allow_zero && n == 0.0)) => {
+            Ok((n * 1000.0) as u64)
+        }
+        _ => Err(bad(
+            option,
+            if allow_zero {
+                "must be a finite number >= 0"
+            } else {
+                "must be a finite number > 0"
+            },
+        )),
     }
 }
 
 impl Options {
     pub fn parse(v: &JsValue) -> Result<Options, JsValue> {
         if !v.is_object() {
-            return Err(bad("refreshUrl", "is required: pass an options object such as { refreshUrl: '/auth/refresh' }"));
+            return Err(bad(
+                "refreshUrl",
+                "is required: pass an options object such as { refreshUrl: '/auth/refresh' }",
+            ));
         }
         for key in js::list("Object", "keys", v).iter() {
             let k = key.as_string().unwrap_or_default();
@@ -114,22 +136,33 @@ impl Options {
         }
         let refresh_url = http_url(&js::get(v, "refreshUrl"), "refreshUrl")?;
         let logout = js::get(v, "logoutUrl");
-        let logout_url = if logout.is_undefined() || logout.is_null() { None } else { Some(http_url(&logout, "logoutUrl")?) };
+        let logout_url = if logout.is_undefined() || logout.is_null() {
+            None
+        } else {
+            Some(http_url(&logout, "logoutUrl")?)
+        };
 
         let origins_v = js::get(v, "apiOrigins");
         let origins = if origins_v.is_undefined() {
-            let own = base_url().and_then(|b| Url::new(&b)).and_then(|u| origin_of(&u));
+            let own = base_url()
+                .and_then(|b| Url::new(&b))
+                .and_then(|u| origin_of(&u));
             AllowedOrigins::new(own.map_or_else(Vec::new, |o| vec![o]))
         } else {
             if !js::is_array(&origins_v) {
-                return Err(bad("apiOrigins", "must be an array of origin strings such as 'https://api.example.com'"));
+                return Err(bad(
+                    "apiOrigins",
+                    "must be an array of origin strings such as 'https://api.example.com'",
+                ));
             }
             let mut list = Vec::new();
             for item in js::list("Array", "from", &origins_v).iter() {
                 let parsed = item.as_string().and_then(|s| Url::new(&s)).filter(|u| {
                     let path = u.get("pathname");
                     (path == "/" || path.is_empty())
-                        && ["search", "hash", "username", "password"].iter().all(|k| u.get(k).is_empty())
+                        && ["search", "hash", "username", "password"]
+                            .iter()
+                            .all(|k| u.get(k).is_empty())
                 });
                 // Checked on the text: engines differ on whether `*` is a host code point at all.
                 if item.as_string().is_some_and(|s| s.contains('*')) {
@@ -137,23 +170,46 @@ impl Options {
                 }
                 match parsed.as_ref().and_then(origin_of) {
                     Some(o) => list.push(o),
-                    None => return Err(bad("apiOrigins", "must contain only http(s) origins such as 'https://api.example.com'")),
+                    None => {
+                        return Err(bad(
+                            "apiOrigins",
+                            "must contain only http(s) origins such as 'https://api.example.com'",
+                        ))
+                    }
                 }
             }
             AllowedOrigins::new(list)
         };
 
         let defaults = SessionConfig::default();
-        let margin_ms = seconds(&js::get(v, "refreshMarginSeconds"), "refreshMarginSeconds", defaults.margin_ms, true)?;
-        let refresh_timeout_ms =
-            seconds(&js::get(v, "refreshTimeoutSeconds"), "refreshTimeoutSeconds", defaults.refresh_timeout_ms, false)?;
-        let lock_timeout_ms = seconds(&js::get(v, "lockTimeoutSeconds"), "lockTimeoutSeconds", refresh_timeout_ms.saturating_add(1000), false)?;
+        let margin_ms = seconds(
+            &js::get(v, "refreshMarginSeconds"),
+            "refreshMarginSeconds",
+            defaults.margin_ms,
+            true,
+        )?;
+        let refresh_timeout_ms = seconds(
+            &js::get(v, "refreshTimeoutSeconds"),
+            "refreshTimeoutSeconds",
+            defaults.refresh_timeout_ms,
+            false,
+        )?;
+        let lock_timeout_ms = seconds(
+            &js::get(v, "lockTimeoutSeconds"),
+            "lockTimeoutSeconds",
+            refresh_timeout_ms.saturating_add(1000),
+            false,
+        )?;
 
         let tf = js::get(v, "tokenField");
         let token_field = if tf.is_undefined() {
             None
         } else {
-            Some(tf.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad("tokenField", "must be a non-empty string"))?)
+            Some(
+                tf.as_string()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad("tokenField", "must be a non-empty string"))?,
+            )
         };
 
         // An explicit `refreshHeaders` replaces the default (`{}` sends none).
@@ -165,17 +221,28 @@ impl Options {
             }
         } else {
             if !hv.is_object() || js::is_array(&hv) {
-                return Err(bad("refreshHeaders", "must be an object of header names to string values"));
+                return Err(bad(
+                    "refreshHeaders",
+                    "must be an object of header names to string values",
+                ));
             }
-            let check = js::construct("Headers", &[]).map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
+            let check = js::construct("Headers", &[])
+                .map_err(|_| bad("refreshHeaders", "cannot be checked here"))?;
             for entry in js::list("Object", "entries", &hv).iter() {
                 let name = js::get(&entry, "0").as_string().unwrap_or_default();
                 let value = js::get(&entry, "1")
                     .as_string()
                     .ok_or_else(|| bad("refreshHeaders", "must have string values"))?;
-                let appended = js::call(&check, "append", &[&JsValue::from_str(&name), &JsValue::from_str(&value)]);
+                let appended = js::call(
+                    &check,
+                    "append",
+                    &[&JsValue::from_str(&name), &JsValue::from_str(&value)],
+                );
                 if appended.is_err() || name.eq_ignore_ascii_case("authorization") {
-                    return Err(bad("refreshHeaders", "contains an invalid header name or value"));
+                    return Err(bad(
+                        "refreshHeaders",
+                        "contains an invalid header name or value",
+                    ));
                 }
                 headers.push((name, value));
             }
@@ -187,14 +254,27 @@ impl Options {
         } else if ct.as_bool() == Some(false) {
             None
         } else {
-            Some(ct.as_string().filter(|s| !s.is_empty()).ok_or_else(|| bad("crossTab", "must be a channel name string or false"))?)
+            Some(
+                ct.as_string()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad("crossTab", "must be a channel name string or false"))?,
+            )
         };
 
         let dbg = js::get(v, "debug");
-        let debug = if dbg.is_undefined() { false } else { dbg.as_bool().ok_or_else(|| bad("debug", "must be a boolean"))? };
+        let debug = if dbg.is_undefined() {
+            false
+        } else {
+            dbg.as_bool()
+                .ok_or_else(|| bad("debug", "must be a boolean"))?
+        };
 
         let lu = js::get(v, "legacyUpgradeUrl");
-        let legacy_upgrade_url = if lu.is_undefined() || lu.is_null() { None } else { Some(http_url(&lu, "legacyUpgradeUrl")?) };
+        let legacy_upgrade_url = if lu.is_undefined() || lu.is_null() {
+            None
+        } else {
+            Some(http_url(&lu, "legacyUpgradeUrl")?)
+        };
         let lt = js::get(v, "legacyToken");
         let legacy_token = if lt.is_undefined() || lt.is_null() {
             None
@@ -202,9 +282,17 @@ impl Options {
             let t = lt
                 .as_string()
                 .filter(|t| crate::session::check_b64token(t).is_ok())
-                .ok_or_else(|| bad("legacyToken", "must be a token string (RFC 6750 b64token, at most 8 KiB)"))?;
+                .ok_or_else(|| {
+                    bad(
+                        "legacyToken",
+                        "must be a token string (RFC 6750 b64token, at most 8 KiB)",
+                    )
+                })?;
             if legacy_upgrade_url.is_none() {
-                return Err(bad("legacyToken", "needs 'legacyUpgradeUrl', where it is exchanged"));
+                return Err(bad(
+                    "legacyToken",
+                    "needs 'legacyUpgradeUrl', where it is exchanged",
+                ));
             }
             Some(t)
         };
@@ -217,7 +305,12 @@ impl Options {
             cross_tab,
             lock_timeout_ms: lock_timeout_ms.min(i32::MAX as u64) as u32,
             debug,
-            session: SessionConfig { margin_ms, refresh_timeout_ms, token_field, ..SessionConfig::default() },
+            session: SessionConfig {
+                margin_ms,
+                refresh_timeout_ms,
+                token_field,
+                ..SessionConfig::default()
+            },
             legacy_upgrade_url,
             legacy_token,
         })
@@ -225,7 +318,9 @@ impl Options {
 
     /// Whether a request URL (absolute, as `Request.url` gives it) may receive the bearer.
     pub fn allows(&self, url: &str) -> bool {
-        Url::new(url).and_then(|u| origin_of(&u)).is_some_and(|o| self.origins.allows(&o))
+        Url::new(url)
+            .and_then(|u| origin_of(&u))
+            .is_some_and(|o| self.origins.allows(&o))
     }
 
     /// The headers of refresh and logout calls, as a plain object.

@@ -36,15 +36,25 @@ impl Listener {
         }
         let target: EventTarget = target.clone().unchecked_into();
         // Throws only for a target that is not an `EventTarget` after all.
-        target.add_event_listener_with_callback(name, callback).ok()?;
-        Some(Listener { target, name, callback: callback.clone(), _closure: None })
+        target
+            .add_event_listener_with_callback(name, callback)
+            .ok()?;
+        Some(Listener {
+            target,
+            name,
+            callback: callback.clone(),
+            _closure: None,
+        })
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         // Removing a listener from an `EventTarget` does not throw; a target that is not one was refused in `new`.
-        if let Err(e) = self.target.remove_event_listener_with_callback(self.name, &self.callback) {
+        if let Err(e) = self
+            .target
+            .remove_event_listener_with_callback(self.name, &self.callback)
+        {
             js::report(&e);
         }
     }

@@ -7,10 +7,10 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
 use super::driver::{is_disposed, pump, take, with_core, Inner, Rci};
-use super::js::{self, now_ms, object};
-use super::tabs::{self, Lock};
 use super::facade::as_response;
+use super::js::{self, now_ms, object};
 use super::owners::Abort;
+use super::tabs::{self, Lock};
 use crate::session::{clamp_timer_delay, CappedBody, LockOutcome, RefreshId, RefreshResponse};
 
 pub(super) fn in_flight(inner: &Inner, id: RefreshId) -> bool {
@@ -29,7 +29,10 @@ pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
         return report_lock(&inner, id, LockOutcome::Failed);
     };
     let signal = if wait {
-        js::debug(inner.opts.debug, "refresh: another tab is refreshing, waiting for its result");
+        js::debug(
+            inner.opts.debug,
+            "refresh: another tab is refreshing, waiting for its result",
+        );
         Abort::new().map(|ctrl| {
             let signal = ctrl.signal();
             inner.shell.borrow_mut().lock_waits.push((id, ctrl));
@@ -89,7 +92,10 @@ pub(super) fn release_lock(inner: &Rci, id: RefreshId, delay_ms: u64) {
 pub(super) fn release_all(inner: &Inner) {
     let held = {
         let mut sh = inner.shell.borrow_mut();
-        (std::mem::take(&mut sh.held_locks), std::mem::take(&mut sh.releasing))
+        (
+            std::mem::take(&mut sh.held_locks),
+            std::mem::take(&mut sh.releasing),
+        )
     };
     drop(held);
 }
@@ -109,16 +115,24 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
     }
     with_core(inner, |c| c.refresh_call_started(now_ms(), id));
     pump(inner); // the refresh timeout now counts from here: re-arm the timer
-    // The legacy exchange rides the same flight (single-flight, election, timeout): only the call differs.
+                 // The legacy exchange rides the same flight (single-flight, election, timeout): only the call differs.
     let legacy = {
         let c = inner.core.borrow();
-        c.is_legacy_flight(id).then(|| c.legacy_token().map(|t| ["Bearer ", t.expose()].concat()))
+        c.is_legacy_flight(id)
+            .then(|| c.legacy_token().map(|t| ["Bearer ", t.expose()].concat()))
     };
     let url = match (&legacy, &inner.opts.legacy_upgrade_url) {
         (Some(_), Some(u)) => u.clone(),
         _ => inner.opts.refresh_url.clone(),
     };
-    js::debug(inner.opts.debug, if legacy.is_some() { "legacy: exchanging the legacy token at legacyUpgradeUrl" } else { "refresh: calling refreshUrl" });
+    js::debug(
+        inner.opts.debug,
+        if legacy.is_some() {
+            "legacy: exchanging the legacy token at legacyUpgradeUrl"
+        } else {
+            "refresh: calling refreshUrl"
+        },
+    );
     let signal = Abort::new().map(|ctrl| {
         let signal = ctrl.signal();
         inner.shell.borrow_mut().aborts.push((id, ctrl));
@@ -136,7 +150,11 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
         js::set(&init, "signal", signal);
     }
     if let Some(Some(bearer)) = &legacy {
-        js::set(&js::get(&init, "headers"), "authorization", &JsValue::from_str(bearer));
+        js::set(
+            &js::get(&init, "headers"),
+            "authorization",
+            &JsValue::from_str(bearer),
+        );
     }
     let result = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
         Ok(p) => JsFuture::from(p).await,
@@ -162,7 +180,13 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             }
         }
         if !failed && !redirected {
-            http = Some(HttpAnswer { status, content_type: ct, retry_after: ra, body, too_large });
+            http = Some(HttpAnswer {
+                status,
+                content_type: ct,
+                retry_after: ra,
+                body,
+                too_large,
+            });
         }
     }
     let done = take(&mut inner.shell.borrow_mut().aborts, id);
@@ -176,12 +200,17 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             body_too_large: a.too_large,
         },
         None if redirected => {
-            js::debug(inner.opts.debug, "refresh: refreshUrl answered with a redirect (misconfigured?): the session ends");
+            js::debug(
+                inner.opts.debug,
+                "refresh: refreshUrl answered with a redirect (misconfigured?): the session ends",
+            );
             RefreshResponse::Redirected
         }
         None => RefreshResponse::NetworkError,
     };
     let jitter = js::random();
-    with_core(inner, |c| c.handle_refresh_response(now_ms(), id, response, jitter));
+    with_core(inner, |c| {
+        c.handle_refresh_response(now_ms(), id, response, jitter)
+    });
     pump(inner);
 }

@@ -38,7 +38,9 @@ pub fn listen(tabs: &mut Tabs, target: &JsValue, name: &'static str, cb: js::Cal
 /// Whether the page is visible (`true` where there is no document, e.g. in a worker).
 pub fn page_visible() -> bool {
     let doc = js::global("document");
-    js::get(&doc, "visibilityState").as_string().is_none_or(|s| s != "hidden")
+    js::get(&doc, "visibilityState")
+        .as_string()
+        .is_none_or(|s| s != "hidden")
 }
 
 /// The outcome of a lock request.

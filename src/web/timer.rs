@@ -13,7 +13,9 @@ pub(super) fn rearm(inner: &Rci) {
     let deadline = inner.core.borrow().poll_timeout();
     let old = {
         let mut sh = inner.shell.borrow_mut();
-        if sh.disposed || (sh.timer_deadline == deadline && (deadline.is_none() || sh.timer.is_some())) {
+        if sh.disposed
+            || (sh.timer_deadline == deadline && (deadline.is_none() || sh.timer.is_some()))
+        {
             return;
         }
         sh.timer_deadline = deadline;

@@ -12,7 +12,9 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "EventTarget", extends = web_sys::EventTarget)]
     pub type TokenManagerEvents;
     /// The bound fetch (`TokenManagerFetch` in `index.d.ts`).
-    #[wasm_bindgen(typescript_type = "(input: RequestInfo | URL, init?: RequestInit) => Promise<Response>")]
+    #[wasm_bindgen(
+        typescript_type = "(input: RequestInfo | URL, init?: RequestInit) => Promise<Response>"
+    )]
     pub type TokenManagerFetch;
     /// `RequestInfo | URL` in TypeScript.
     #[wasm_bindgen(typescript_type = "RequestInfo | URL")]

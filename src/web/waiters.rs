@@ -16,7 +16,13 @@ pub(super) fn settle_promise(inner: &Rci, id: RefreshId) -> Promise {
     if !in_flight || is_disposed(inner) {
         return Promise::resolve(&JsValue::UNDEFINED);
     }
-    let existing = inner.shell.borrow().settles.iter().find(|s| s.0 == id).map(|s| s.1.promise());
+    let existing = inner
+        .shell
+        .borrow()
+        .settles
+        .iter()
+        .find(|s| s.0 == id)
+        .map(|s| s.1.promise());
     if let Some(p) = existing {
         return p;
     }
@@ -37,7 +43,11 @@ pub(super) async fn wait_settled(inner: &Rci, id: RefreshId) {
 
 /// Waits for refresh `id` like [`wait_settled`], but rejects with the signal's reason as soon as the
 /// caller's `AbortSignal` fires (C44); the refresh goes on for the others.
-pub(super) async fn wait_settled_or_abort(inner: &Rci, id: RefreshId, signal: &AbortSignal) -> Result<(), JsValue> {
+pub(super) async fn wait_settled_or_abort(
+    inner: &Rci,
+    id: RefreshId,
+    signal: &AbortSignal,
+) -> Result<(), JsValue> {
     if signal.aborted() {
         return Err(signal.reason());
     }

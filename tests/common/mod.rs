@@ -15,20 +15,38 @@ pub fn b64(data: &[u8], url_safe: bool) -> String {
 
 /// Every action the session has queued, drained in order.
 #[allow(dead_code)] // not every test file that includes this module drives a Session
-pub fn drain(s: &mut wasm_token_manager::session::Session) -> Vec<wasm_token_manager::session::Action> {
+pub fn drain(
+    s: &mut wasm_token_manager::session::Session,
+) -> Vec<wasm_token_manager::session::Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
 /// The ids of the refresh calls started among `actions`.
 #[allow(dead_code)]
-pub fn starts(actions: &[wasm_token_manager::session::Action]) -> Vec<wasm_token_manager::session::RefreshId> {
+pub fn starts(
+    actions: &[wasm_token_manager::session::Action],
+) -> Vec<wasm_token_manager::session::RefreshId> {
     use wasm_token_manager::session::Action;
-    actions.iter().filter_map(|a| match a { Action::StartRefresh { id } => Some(*id), _ => None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StartRefresh { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The events among `actions`, in order.
 #[allow(dead_code)]
-pub fn events(actions: &[wasm_token_manager::session::Action]) -> Vec<wasm_token_manager::session::Event> {
+pub fn events(
+    actions: &[wasm_token_manager::session::Action],
+) -> Vec<wasm_token_manager::session::Event> {
     use wasm_token_manager::session::Action;
-    actions.iter().filter_map(|a| match a { Action::Event(e) => Some(e.clone()), _ => None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
 }

@@ -121,7 +121,9 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Dpop { resource: true, .. } => StatusCode::UNAUTHORIZED,
-            Self::Dpop { resource: false, .. } => StatusCode::BAD_REQUEST,
+            Self::Dpop {
+                resource: false, ..
+            } => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -152,7 +152,12 @@ pub(crate) async fn upgrade(
     let grace = state.config.reuse_grace;
     match state
         .migration
-        .exchange(&id.once_key, now, grace, start_session(&state, &id.sub, None))
+        .exchange(
+            &id.once_key,
+            now,
+            grace,
+            start_session(&state, &id.sub, None),
+        )
         .await?
     {
         Exchange::First(info, rt) => {

@@ -80,7 +80,11 @@ pub fn router(state: SharedState) -> Router {
         app = app.merge(demo::router().layer(small()).layer(no_store()));
     }
     if state.introspection_secret.is_some() {
-        app = app.merge(introspect::router(state.clone()).layer(small()).layer(no_store()));
+        app = app.merge(
+            introspect::router(state.clone())
+                .layer(small())
+                .layer(no_store()),
+        );
     }
     if state.migration.admin_enabled() {
         app = app.merge(admin::router(state.clone()).layer(no_store()));

@@ -34,7 +34,10 @@ impl Tap {
         let hits = Arc::new(AtomicU64::new(0));
         let down = Arc::new(AtomicBool::new(false));
         let (h, d) = (hits.clone(), down.clone());
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let app = axum::Router::new().route(
             "/.well-known/jwks.json",
             axum::routing::get(move || {
@@ -48,7 +51,9 @@ impl Tap {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await.expect("tap serves") });
         Self { addr, hits, down }
@@ -72,14 +77,19 @@ async fn forward(http: &reqwest::Client, upstream: &str) -> Response {
         return StatusCode::BAD_GATEWAY.into_response();
     };
     let status = StatusCode::from_u16(r.status().as_u16()).expect("status");
-    let cc = r.headers().get("cache-control").map(|v| v.as_bytes().to_vec());
+    let cc = r
+        .headers()
+        .get("cache-control")
+        .map(|v| v.as_bytes().to_vec());
     let body = r.bytes().await.expect("body").to_vec();
     let mut resp = (status, body).into_response();
     if let Some(cc) = cc.and_then(|v| HeaderValue::from_bytes(&v).ok()) {
         resp.headers_mut().insert(header::CACHE_CONTROL, cc);
     }
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -88,7 +98,10 @@ pub async fn server(f: impl FnOnce(&mut auth_server::config::Config)) -> Srv {
     let dir = std::env::temp_dir().join(format!("verifier-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     static N: AtomicU64 = AtomicU64::new(0);
-    let file = dir.join(format!("introspection-secret-{}", N.fetch_add(1, Ordering::SeqCst)));
+    let file = dir.join(format!(
+        "introspection-secret-{}",
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::write(&file, format!("{INTROSPECTION_SECRET}\n")).expect("secret file");
     Srv::with(|c| {
         c.introspection_secret_file = Some(file);
