@@ -6,25 +6,45 @@
 // instance is gone is sent to the other, as a balancer's retry on connection failure does); the browser
 // package's own behaviour is covered by the other e2e files against one instance.
 //
-// HOOK(verifier): the separate API that verifies access tokens through the JWKS (branch `verifier`) joins at
-// merge: start it in `before` against `instances[0].url + '/.well-known/jwks.json'`, push its base URL to
-// `apis`, and the logout case below polls it too (GET /api/me with the bearer must turn 401).
+// The separate API (target/debug/demo-api, behind the token-verifier library) verifies access tokens through the
+// first instance's JWKS and asks its POST /auth/introspect whether a session is still live: the logout case
+// polls it too (GET /api/me with the bearer must turn 401).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { startAuthServer } from './support/server.mjs';
+import { ROOT, startAuthServer } from './support/server.mjs';
 import { startRedis } from './support/redis.mjs';
+import { killGroup, launch } from './support/processes.mjs';
+
+const API_BIN = process.env.WTM_DEMO_API || path.join(ROOT, 'target/debug/demo-api');
 
 const ORIGIN = 'http://app.test'; // the page's origin, the same for both instances behind the balancer
 let redis;
 let kekDir;
 let kekFile;
 const instances = [];
-/** Base URLs of APIs that verify through the JWKS (HOOK(verifier) above). */
+/** Base URLs of APIs that verify through the JWKS (the demo-api process above). */
 const apis = [];
+let secretFile;
+let apiProcess;
+
+/** Starts demo-api against `auth`'s JWKS and introspection; resolves with its base URL once it listens. */
+async function startApi(auth) {
+  apiProcess = launch(API_BIN, [
+    '--addr', '127.0.0.1:0', '--jwks-url', `${auth.url}/.well-known/jwks.json`,
+    '--introspection-url', `${auth.url}/auth/introspect`, '--introspection-secret-file', secretFile, '--log', 'warn',
+  ]);
+  for (let i = 0; i < 300; i += 1) { // bounded: 300 polls 50 ms apart
+    const m = /listening on (http:\/\/\S+)/.exec(apiProcess.output());
+    if (m) return m[1];
+    if (apiProcess.child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`demo-api did not start:\n${apiProcess.output()}`);
+}
 
 // --store-timeout-ms 5000: the debug build signs ES256 slowly, and 50 parallel refreshes on 2 cores can keep a Redis
 // answer waiting past the 1 s default (the request then fails closed with 503, as it must); this file tests the
@@ -32,7 +52,8 @@ const apis = [];
 async function startInstance() {
   const s = await startAuthServer({
     www: false, pkg: false, demo: false, accessTtl: 60,
-    args: ['--store', redis.url, '--key-encryption-key-file', kekFile, '--allowed-origin', ORIGIN, '--store-timeout-ms', '5000'],
+    args: ['--store', redis.url, '--key-encryption-key-file', kekFile, '--allowed-origin', ORIGIN, '--store-timeout-ms', '5000',
+      '--introspection-secret-file', secretFile],
   });
   return s;
 }
@@ -42,10 +63,14 @@ before(async () => {
   kekDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wtm-kek-'));
   kekFile = path.join(kekDir, 'kek');
   fs.writeFileSync(kekFile, crypto.randomBytes(32).toString('base64'), { mode: 0o600 });
+  secretFile = path.join(kekDir, 'introspection-secret');
+  fs.writeFileSync(secretFile, crypto.randomBytes(32).toString('base64url'), { mode: 0o600 });
   instances.push(await startInstance(), await startInstance());
+  apis.push(await startApi(instances[0]));
 });
 
 after(async () => {
+  if (apiProcess) { killGroup(apiProcess.child, 'SIGTERM'); await apiProcess.exited; }
   for (const s of instances) await s.stop();
   await redis?.stop();
   if (kekDir) fs.rmSync(kekDir, { recursive: true, force: true });
@@ -107,10 +132,10 @@ test('one instance rotates, the other detects the reuse of the rotated token and
   }
 });
 
-test('logout on one instance: the session\'s access tokens are rejected by the other', async () => {
+test('logout on one instance: the session\'s access tokens are rejected by the other and by the API that verifies through the JWKS', async () => {
   const [a, b] = instances;
   const l = await login(b);
-  assert.equal(await me(a.url, l.at), 200);
+  for (const base of [a.url, ...apis]) assert.equal(await me(base, l.at), 200, `${base} accepts the token before the logout`);
   const res = await fetch(`${a.url}/auth/logout`, { method: 'POST', headers: authHeaders(l.cookie) });
   assert.equal(res.status, 200);
   for (const base of [b.url, ...apis]) {
