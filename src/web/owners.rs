@@ -109,25 +109,34 @@ impl Drop for Channel {
     }
 }
 
-/// An `AbortController`, aborted when dropped (aborting a call that already finished changes nothing).
+/// An `AbortController`, aborted when dropped (a call abandoned: disposal, logout, a superseded refresh), unless
+/// [`Abort::finish`] says its call is over.
 #[must_use = "the controller aborts when this is dropped"]
-pub struct Abort(AbortController);
+pub struct Abort(Option<AbortController>);
 
 impl Abort {
     /// A new controller; `None` where the API is missing.
     pub fn new() -> Option<Abort> {
-        AbortController::new().ok().map(Abort)
+        AbortController::new().ok().map(|c| Abort(Some(c)))
     }
 
     /// Its `AbortSignal`.
-    pub fn signal(&self) -> AbortSignal {
-        self.0.signal()
+    pub fn signal(&self) -> Option<AbortSignal> {
+        self.0.as_ref().map(AbortController::signal)
+    }
+
+    /// The call it guards is over: release the controller without aborting. An abort now would cancel an answer
+    /// whose body was not read (a refused refresh), which the browser reports as a failed, "canceled" request.
+    pub fn finish(mut self) {
+        self.0 = None;
     }
 }
 
 impl Drop for Abort {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(c) = self.0.take() {
+            c.abort();
+        }
     }
 }
 

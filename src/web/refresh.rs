@@ -33,7 +33,7 @@ pub(super) async fn request_lock(inner: Rci, id: RefreshId, wait: bool) {
             inner.opts.debug,
             "refresh: another tab is refreshing, waiting for its result",
         );
-        Abort::new().map(|ctrl| {
+        Abort::new().and_then(|ctrl| {
             let signal = ctrl.signal();
             inner.shell.borrow_mut().lock_waits.push((id, ctrl));
             signal
@@ -133,7 +133,7 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             "refresh: calling refreshUrl"
         },
     );
-    let signal = Abort::new().map(|ctrl| {
+    let signal = Abort::new().and_then(|ctrl| {
         let signal = ctrl.signal();
         inner.shell.borrow_mut().aborts.push((id, ctrl));
         signal
@@ -189,8 +189,10 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             });
         }
     }
-    let done = take(&mut inner.shell.borrow_mut().aborts, id);
-    drop(done); // the call is over: aborting its controller changes nothing
+    // The call is over: its controller is released without an abort, which would cancel an unread body.
+    for done in take(&mut inner.shell.borrow_mut().aborts, id) {
+        done.finish();
+    }
     let response = match &http {
         Some(a) => RefreshResponse::Http {
             status: a.status,
