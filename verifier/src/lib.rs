@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod dpop;
 pub mod error;
 pub mod jwks;
 pub mod revocation;

@@ -81,20 +81,7 @@ pub fn check_header(token: &str, typ: &str) -> Result<Header, VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::Malformed);
     }
-    let segments: Vec<&str> = token.split('.').collect();
-    let b64url = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    };
-    if segments.len() != 3 || !segments.iter().all(|s| b64url(s)) {
-        return Err(VerifyError::Malformed);
-    }
-    let raw = URL_SAFE_NO_PAD
-        .decode(segments[0])
-        .map_err(|_| VerifyError::Malformed)?;
-    let header: Map<String, Value> =
-        serde_json::from_slice(&raw).map_err(|_| VerifyError::Malformed)?;
+    let header = jws_header(token).ok_or(VerifyError::Malformed)?;
     let alg = match header.get("alg") {
         Some(Value::String(a)) if ASYMMETRIC.contains(&a.as_str()) => a.clone(),
         _ => return Err(VerifyError::AlgorithmMismatch),
@@ -114,6 +101,31 @@ pub fn check_header(token: &str, typ: &str) -> Result<Header, VerifyError> {
         }),
         _ => Err(VerifyError::BadHeader),
     }
+}
+
+/// The protected header of a compact JWS (RFC 7515 §7.1) as a JSON object: `None` unless there
+/// are three non-empty segments of base64url characters (no padding) and the first decodes to a
+/// JSON object. Nothing is verified. Shared by access tokens and DPoP proofs.
+pub(crate) fn jws_header(jws: &str) -> Option<Map<String, Value>> {
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    };
+    let mut segments = jws.split('.');
+    let (Some(h), Some(p), Some(s), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return None;
+    };
+    if !(b64url(h) && b64url(p) && b64url(s)) {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD.decode(h).ok()?;
+    serde_json::from_slice(&raw).ok()
 }
 
 /// The time rules at `now` with `leeway` seconds (RFC 7519 §4.1.4–5): accepted iff
