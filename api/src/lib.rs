@@ -5,16 +5,21 @@
 //!
 //! | endpoint | answers |
 //! | --- | --- |
-//! | `GET /api/me` (bearer) | 200 `{sub, sid}` |
-//! | `POST /api/echo` (bearer) | 200 `{sha256, length, contentType}` of the raw body (hex SHA-256; at most [`ECHO_BODY_LIMIT`] bytes, 413 beyond); the token is checked before the body is read |
+//! | `GET /api/me` (bearer, or `Authorization: DPoP` + proof) | 200 `{sub, sid}` |
+//! | `POST /api/echo` (bearer, or `Authorization: DPoP` + proof) | 200 `{sha256, length, contentType}` of the raw body (hex SHA-256; at most [`ECHO_BODY_LIMIT`] bytes, 413 beyond); the token is checked before the body is read |
 //! | `GET /healthz` | `ok` |
 //!
-//! A refused request gets the status, `WWW-Authenticate` and `Retry-After` of its
-//! [`VerifyError`] and a JSON body `{"error": code}` (`invalid_token`, `invalid_request`,
-//! `unauthorized` when no token was sent, `temporarily_unavailable` for 503). `/api/*` answers carry
+//! A DPoP-bound access token (RFC 9449) is accepted under `Authorization: DPoP` with a `DPoP`
+//! proof of its key, checked by [`Verifier::authenticate`] (no server nonces are issued).
+//!
+//! A refused request gets the status, `WWW-Authenticate` (`Bearer`, or `DPoP … algs="ES256"` for a
+//! DPoP request or a DPoP refusal) and `Retry-After` of its [`VerifyError`] and a JSON body
+//! `{"error": code}` (`invalid_token`, `invalid_dpop_proof`, `invalid_request`, `unauthorized` when
+//! no token was sent, `temporarily_unavailable` for 503). `/api/*` answers carry
 //! `Cache-Control: no-store`. CORS as the auth server does for its own `/api/*`: only the listed
-//! origins get `Access-Control-Allow-Origin` (their exact value) with credentials; nothing is
-//! reflected or wildcarded.
+//! origins get `Access-Control-Allow-Origin` (their exact value) with credentials, may send
+//! `Authorization`, `Content-Type`, `X-Requested-With` and `DPoP`, and may read `Retry-After`,
+//! `WWW-Authenticate`, `Date` and `DPoP-Nonce`; nothing is reflected or wildcarded.
 
 #![deny(missing_docs)]
 
@@ -32,7 +37,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use token_verifier::{Claims, Verifier, VerifyError};
+use token_verifier::{Claims, Scheme, Verifier, VerifyError, DPOP, DPOP_NONCE};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -44,11 +49,29 @@ pub const REALM: &str = "demo-api";
 
 /// A refusal as an HTTP answer (see the crate documentation).
 #[derive(Debug)]
-pub struct Refused(pub VerifyError);
+pub struct Refused {
+    /// Why.
+    pub error: VerifyError,
+    /// The scheme of the challenge: `DPoP` for a request under `Authorization: DPoP` or a DPoP
+    /// refusal ([`VerifyError::is_dpop`]), `Bearer` otherwise.
+    pub scheme: Scheme,
+}
+
+impl Refused {
+    /// The refusal of a request with these headers for `error`.
+    pub fn of(error: VerifyError, headers: &axum::http::HeaderMap) -> Self {
+        let scheme = if error.is_dpop() {
+            Scheme::Dpop
+        } else {
+            Scheme::of(headers)
+        };
+        Self { error, scheme }
+    }
+}
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let e = self.error;
         let code = e.error_code().unwrap_or(if e.retry_after().is_some() {
             "temporarily_unavailable"
         } else {
@@ -56,7 +79,7 @@ impl IntoResponse for Refused {
         });
         tracing::info!(status = e.status().as_u16(), reason = %e, "request refused");
         let mut r = (e.status(), Json(json!({ "error": code }))).into_response();
-        if let Some(v) = e.www_authenticate(REALM) {
+        if let Some(v) = e.www_authenticate_scheme(REALM, self.scheme) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         if let Some(secs) = e.retry_after() {
@@ -83,7 +106,7 @@ impl FromRequestParts<Arc<Verifier>> for Caller {
             .authenticate(parts)
             .await
             .map(Caller)
-            .map_err(Refused)
+            .map_err(|e| Refused::of(e, &parts.headers))
     }
 }
 
@@ -133,8 +156,14 @@ pub fn router(verifier: Arc<Verifier>, allowed_origins: &[String]) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     HeaderName::from_static("x-requested-with"),
+                    DPOP,
                 ])
-                .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::DATE])
+                .expose_headers([
+                    header::RETRY_AFTER,
+                    header::WWW_AUTHENTICATE,
+                    header::DATE,
+                    DPOP_NONCE,
+                ])
                 .max_age(Duration::from_secs(600)),
         );
     }

@@ -65,6 +65,16 @@ struct Args {
         requires = "introspection_url"
     )]
     introspection_secret_file: Option<PathBuf>,
+    /// A DPoP proof's `iat` may be this many seconds before or after this API's clock; its `jti`
+    /// is remembered as long, so a replay within it is refused (the auth server's
+    /// --dpop-proof-window).
+    #[arg(long, env = "API_DPOP_PROOF_WINDOW", default_value_t = token_verifier::dpop::DEFAULT_PROOF_WINDOW_SECS)]
+    dpop_proof_window: u64,
+    /// The scheme, host and path prefix clients reach this API at (`https://api.example.com/v1`),
+    /// which a DPoP proof's `htu` must start with; the request path follows it. Default: `http://`
+    /// + the request's Host (the auth server's --dpop-htu-base).
+    #[arg(long, env = "API_DPOP_HTU_BASE", value_parser = token_verifier::dpop::parse_htu_base)]
+    dpop_htu_base: Option<String>,
     /// How long an "active" introspection answer is reused, seconds.
     #[arg(long, env = "API_REVOCATION_CACHE", default_value_t = 1)]
     revocation_cache: u64,
@@ -103,6 +113,8 @@ async fn run(args: Args) -> Result<(), String> {
     cfg.cache.min_lifetime = args.jwks_min_cache;
     cfg.cache.max_lifetime = args.jwks_max_cache;
     cfg.cache.refetch_interval = args.jwks_refetch_interval;
+    cfg.dpop.proof_window = args.dpop_proof_window;
+    cfg.dpop.htu_base = args.dpop_htu_base;
     if let (Some(url), Some(file)) = (args.introspection_url, args.introspection_secret_file) {
         let raw = std::fs::read_to_string(&file)
             .map_err(|e| format!("cannot read {}: {e}", file.display()))?;

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::srv::segment;
+use common::srv::{rt_cookie, DpopKey};
 use common::{config, server, verifier, with_revocation, Srv, Tap};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -258,17 +259,21 @@ async fn cors_only_for_listed_origins() {
             .request(reqwest::Method::OPTIONS, a.url("/api/me"))
             .header("origin", o)
             .header("access-control-request-method", "GET")
-            .header("access-control-request-headers", "authorization")
+            .header("access-control-request-headers", "authorization, dpop")
             .send()
     };
     let r = preflight(&origin).await.expect("preflight");
     assert!(r.status().is_success());
     assert_eq!(r.headers()["access-control-allow-origin"], origin.as_str());
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
-    assert!(r.headers()["access-control-allow-headers"]
+    let allowed = r.headers()["access-control-allow-headers"]
         .to_str()
         .expect("ascii")
-        .contains("authorization"));
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("dpop"),
+        "{allowed}"
+    );
     for other in [
         "http://evil.example",
         "http://app.test:8080.evil.example",
@@ -295,7 +300,9 @@ async fn cors_only_for_listed_origins() {
         .expect("ascii")
         .to_ascii_lowercase();
     assert!(
-        exposed.contains("www-authenticate") && exposed.contains("retry-after"),
+        exposed.contains("www-authenticate")
+            && exposed.contains("retry-after")
+            && exposed.contains("dpop-nonce"),
         "{exposed}"
     );
     assert!(r.headers().get_all("vary").iter().any(|v| v
@@ -376,4 +383,195 @@ async fn the_demo_api_process_verifies_through_the_jwks_url_it_is_given() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     child.kill().await.expect("stop demo-api");
     auth.shutdown();
+}
+
+/// A DPoP client of the auth server: its key and the last nonce the server sent.
+struct DpopClient {
+    key: DpopKey,
+    nonce: Option<String>,
+}
+
+impl DpopClient {
+    /// Sign in at the auth server with a proof of a fresh key, answering its first
+    /// `use_dpop_nonce` once. Returns the DPoP-bound access token and the refresh cookie.
+    async fn login(s: &Srv) -> (Self, String, String) {
+        let mut c = Self {
+            key: DpopKey::new(),
+            nonce: None,
+        };
+        for _ in 0..2 {
+            let r = c.key.login(s, c.nonce.as_deref()).await;
+            if let Some(n) = r.headers().get("dpop-nonce") {
+                c.nonce = Some(n.to_str().expect("ascii").to_string());
+            }
+            if r.status() == StatusCode::OK {
+                let rt = rt_cookie(r.headers()).expect("a refresh cookie");
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["tokenType"], "DPoP");
+                let at = body["accessToken"].as_str().expect("token").to_string();
+                return (c, at, rt);
+            }
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        }
+        panic!("no DPoP login after a nonce retry");
+    }
+
+    /// A proof for `GET url` with the `ath` of `at` (no nonce: the API issues none).
+    fn proof(&self, s: &Srv, url: &str, at: &str) -> String {
+        self.key.proof(s, "GET", url, None, Some(at))
+    }
+
+    /// `GET /api/me` at `a` with `Authorization: DPoP <at>` and a fresh proof.
+    async fn me(&self, s: &Srv, a: &demo_api::Running, at: &str) -> reqwest::Response {
+        let proof = self.proof(s, &a.url("/api/me"), at);
+        me_with(s, a, format!("DPoP {at}"), Some(&proof)).await
+    }
+}
+
+async fn me_with(
+    s: &Srv,
+    a: &demo_api::Running,
+    authorization: String,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let mut b = s
+        .http
+        .get(a.url("/api/me"))
+        .header("authorization", authorization);
+    if let Some(p) = proof {
+        b = b.header("dpop", p);
+    }
+    b.send().await.expect("GET /api/me")
+}
+
+/// The auth server with `--dpop required` and the demo API, both on loopback: a real P-256 key
+/// signs in and calls the API with proofs; a copied token is refused without that key.
+#[tokio::test]
+async fn dpop_bound_tokens_are_accepted_with_a_proof_of_their_key_only() {
+    let s = server(|c| c.dpop = auth_server::dpop::DpopMode::Required).await;
+    let v = verifier(with_revocation(
+        config(&s, s.url("/.well-known/jwks.json")),
+        &s,
+        0,
+    ));
+    let a = api(v.clone(), &[]).await;
+    let (client, at, rt) = DpopClient::login(&s).await;
+    let url = a.url("/api/me");
+
+    let proof = client.proof(&s, &url, &at);
+    let r = me_with(&s, &a, format!("DPoP {at}"), Some(&proof)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let claims = segment(&at, 1);
+    assert_eq!(claims["cnf"]["jkt"], client.key.jkt().as_str());
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"sub": "demo", "sid": claims["sid"]})
+    );
+
+    // Refusals, in this order: the same proof again (a replay); the token copied to a client with
+    // another key, which signs a valid proof of its own; the token as a bearer token, with or
+    // without the key's proof beside it; no proof at all.
+    let thief = DpopKey::new();
+    let challenge = |error: &str, description: &str| {
+        format!("DPoP realm=\"demo-api\", error=\"{error}\", error_description=\"{description}\", algs=\"ES256\"")
+    };
+    for (authorization, proof, error, description) in [
+        (
+            "DPoP",
+            Some(proof),
+            "invalid_dpop_proof",
+            "the DPoP proof was used before",
+        ),
+        (
+            "DPoP",
+            Some(thief.proof(&s, "GET", &url, None, Some(&at))),
+            "invalid_token",
+            "the DPoP proof's key is not the one the token is bound to",
+        ),
+        (
+            "Bearer",
+            None,
+            "invalid_token",
+            "a DPoP-bound token presented as a bearer token",
+        ),
+        (
+            "Bearer",
+            Some(client.proof(&s, &url, &at)),
+            "invalid_token",
+            "a DPoP-bound token presented as a bearer token",
+        ),
+        ("DPoP", None, "invalid_dpop_proof", "no DPoP proof"),
+    ] {
+        let r = me_with(&s, &a, format!("{authorization} {at}"), proof.as_deref()).await;
+        check(
+            r,
+            StatusCode::UNAUTHORIZED,
+            Some(&challenge(error, description)),
+            error,
+        )
+        .await;
+    }
+    // A proof for the auth server's URI instead of the API's.
+    let elsewhere = client.proof(&s, &s.url("/api/me"), &at);
+    let r = me_with(&s, &a, format!("DPoP {at}"), Some(&elsewhere)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"error": "invalid_dpop_proof"})
+    );
+
+    // The key holder still gets in, with a fresh proof; a POST with a body too.
+    let r = client.me(&s, &a, &at).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let echo = a.url("/api/echo");
+    let r = s
+        .http
+        .post(&echo)
+        .header("authorization", format!("DPoP {at}"))
+        .header("dpop", client.key.proof(&s, "POST", &echo, None, Some(&at)))
+        .body("hello")
+        .send()
+        .await
+        .expect("echo");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["length"], 5);
+
+    // After logout the revocation check refuses the bound token, proof or not.
+    let logout = s.logout(Some(&rt)).await;
+    assert!(logout.status().is_success(), "{}", logout.status());
+    let r = client.me(&s, &a, &at).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        v.remembered_proofs(),
+        4,
+        "the 4 proofs that passed the proof checks are remembered, none of the refused ones"
+    );
+}
+
+/// `demo-api --dpop-htu-base` takes what the auth server's flag takes, and refuses the rest at start.
+#[tokio::test]
+async fn the_demo_api_process_refuses_a_bad_dpop_htu_base() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo-api"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--dpop-htu-base",
+            "https://api.example.com/?x=1",
+        ])
+        .output()
+        .await
+        .expect("demo-api runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--dpop-htu-base"), "{stderr}");
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_demo-api"))
+        .arg("--help")
+        .output()
+        .await
+        .expect("demo-api --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--dpop-proof-window") && help.contains("--dpop-htu-base"),
+        "{help}"
+    );
 }

@@ -532,26 +532,8 @@ pub fn check_cookie_prefix(name: &str, secure: bool, path: &str) -> Result<(), S
     Ok(())
 }
 
-/// Validate `--dpop-htu-base`: an absolute `http`/`https` URL without query, fragment or
-/// credentials; a trailing `/` is dropped (the request path, which starts with `/`, is appended).
-pub fn parse_htu_base(s: &str) -> Result<String, String> {
-    let base = s.trim().trim_end_matches('/');
-    let ok = url::Url::parse(base).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.host().is_some()
-            && u.query().is_none()
-            && u.fragment().is_none()
-            && u.username().is_empty()
-            && u.password().is_none()
-    });
-    if ok {
-        Ok(base.to_string())
-    } else {
-        Err(format!(
-            "DPoP htu base {s:?} must be an absolute http(s) URL without query, fragment or credentials"
-        ))
-    }
-}
+/// Validate `--dpop-htu-base` (the rule is the verifier library's, shared with `demo-api`).
+pub use crate::dpop::parse_htu_base;
 
 /// Parse `65536`, `512k`, `64m`, `1g` (binary multiples: k = 1,024 bytes) into bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {

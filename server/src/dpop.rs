@@ -8,8 +8,9 @@
 //! `routes/dpop.rs`.
 
 pub use token_verifier::dpop::{
-    ath, normalise_htu, thumbprint, verify, Proof, ProofError, ReplayCache, ReplayError, Request,
-    ALGS, DEFAULT_PROOF_WINDOW_SECS, MAX_JTI_LEN, MAX_PROOF_LEN, PROOF_TYP, REPLAY_CACHE_MAX,
+    ath, normalise_htu, parse_htu_base, request_htu, thumbprint, verify, Proof, ProofError,
+    ReplayCache, ReplayError, Request, ALGS, DEFAULT_PROOF_WINDOW_SECS, MAX_JTI_LEN, MAX_PROOF_LEN,
+    PROOF_TYP, REPLAY_CACHE_MAX,
 };
 
 /// Default `--dpop-nonce-rotate`: a server nonce is current this many seconds, then accepted for as

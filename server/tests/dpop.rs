@@ -38,15 +38,7 @@ impl Client {
     }
 
     async fn login_once(&mut self, s: &Srv) -> Response {
-        let proof = self.proof(s, "POST", "/auth/login", None);
-        let r = s
-            .http
-            .post(s.url("/auth/login"))
-            .header("dpop", proof)
-            .json(&json!({"username": "demo", "password": "demo"}))
-            .send()
-            .await
-            .expect("login");
+        let r = self.key.login(s, self.nonce.as_deref()).await;
         self.saw(&r);
         r
     }

@@ -97,6 +97,30 @@ impl ProofError {
     }
 }
 
+impl std::fmt::Display for ProofError {
+    /// A fixed text per variant (never proof content): safe in logs and `error_description`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "no DPoP proof",
+            Self::Malformed => "the DPoP proof is not a well-formed JWS",
+            Self::BadType => "the DPoP proof's typ is not dpop+jwt",
+            Self::BadAlg => "the DPoP proof's alg is not ES256",
+            Self::BadKey => "the DPoP proof's jwk is not a public P-256 key",
+            Self::BadSignature => "the DPoP proof's signature does not verify",
+            Self::BadClaims => "the DPoP proof's claims are missing or mistyped",
+            Self::HtmMismatch => "the DPoP proof's htm is not the request method",
+            Self::HtuMismatch => "the DPoP proof's htu is not the request URI",
+            Self::IatOutOfWindow => "the DPoP proof's iat is outside the accepted window",
+            Self::AthMismatch => "the DPoP proof's ath is not the hash of the access token",
+            Self::KeyMismatch => "the DPoP proof's key is not the one the token is bound to",
+            Self::Nonce => "the DPoP proof has no fresh server nonce",
+            Self::Replayed => "the DPoP proof was used before",
+        })
+    }
+}
+
+impl std::error::Error for ProofError {}
+
 /// What the receiver needs of a proof that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
@@ -184,6 +208,48 @@ pub fn normalise_htu(s: &str) -> Option<String> {
     u.set_query(None);
     u.set_fragment(None);
     Some(u.into())
+}
+
+/// Validate an external base URL for `htu` (the auth server's `--dpop-htu-base`,
+/// [`crate::DpopConfig::htu_base`]): an absolute `http`/`https` URL without query, fragment or
+/// credentials; surrounding blanks and a trailing `/` are dropped (the request path, which starts
+/// with `/`, is appended to it). Errors: a message naming the value.
+pub fn parse_htu_base(s: &str) -> Result<String, String> {
+    let base = s.trim().trim_end_matches('/');
+    let ok = url::Url::parse(base).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+            && u.password().is_none()
+    });
+    if ok {
+        Ok(base.to_string())
+    } else {
+        Err(format!(
+            "DPoP htu base {s:?} must be an absolute http(s) URL without query, fragment or credentials"
+        ))
+    }
+}
+
+/// The URI a proof for a request must name in `htu` (RFC 9449 §4.3 step 9): `base` (a value of
+/// [`parse_htu_base`]) + the request path when a base is configured; otherwise `http://` + the
+/// request's single `Host` header + path (a server reached directly over plain HTTP). `None` when
+/// there is no base and no usable `Host` (absent, repeated, or with blanks, `/` or `@`).
+pub fn request_htu(base: Option<&str>, headers: &http::HeaderMap, path: &str) -> Option<String> {
+    if let Some(base) = base {
+        return Some(format!("{base}{path}"));
+    }
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let host = hosts.next()?.to_str().ok()?;
+    if hosts.next().is_some()
+        || host.is_empty()
+        || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
+    {
+        return None;
+    }
+    Some(format!("http://{host}{path}"))
 }
 
 /// Verify a proof's form, key, signature and claims against `req` (not its nonce or `jti`
@@ -421,6 +487,15 @@ pub(crate) mod tests {
             if header.get("jwk").is_none() {
                 header["jwk"] = self.jwk.clone();
             }
+            self.sign_jws(&header, &claims)
+        }
+
+        /// A compact JWS of `claims` under exactly `header`, signed ES256 with this key.
+        pub(crate) fn sign_jws(
+            &self,
+            header: &serde_json::Value,
+            claims: &serde_json::Value,
+        ) -> String {
             let h = URL_SAFE_NO_PAD.encode(header.to_string());
             let c = URL_SAFE_NO_PAD.encode(claims.to_string());
             let input = format!("{h}.{c}");

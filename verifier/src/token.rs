@@ -5,7 +5,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::error::VerifyError;
+use crate::error::{Scheme, VerifyError};
 use crate::jwks::MAX_KID_LEN;
 
 /// Longest token read, in bytes; longer ones are refused before any decoding.
@@ -39,9 +39,19 @@ pub struct Claims {
     #[serde(default)]
     pub sid: Option<String>,
     /// The confirmation claim (RFC 7800): present on sender-constrained tokens (DPoP's
-    /// `{"jkt": …}`, RFC 9449 §6). Today such a token is refused ([`VerifyError::DpopBoundAsBearer`]).
+    /// `{"jkt": …}`, RFC 9449 §6). Such a token is accepted only under the `DPoP` scheme with a
+    /// proof of that key ([`crate::Verifier::authenticate`]); as a bearer token it is refused
+    /// ([`VerifyError::DpopBoundAsBearer`]).
     #[serde(default)]
     pub cnf: Option<Value>,
+}
+
+impl Claims {
+    /// The DPoP key thumbprint the token is bound to: `cnf.jkt` when it is a string (RFC 9449
+    /// §6.1), `None` otherwise.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref()?.get("jkt")?.as_str()
+    }
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -156,11 +166,20 @@ pub fn check_issuer_audience(
     Ok(())
 }
 
-/// The bearer token of a request's headers (RFC 6750 §2.1): exactly one `Authorization` header
-/// (two or more: [`VerifyError::InvalidRequest`]) whose scheme is `Bearer` in any case (none, or
-/// another scheme: [`VerifyError::Missing`]) followed by one space and a `b64token`
-/// ([`VerifyError::Malformed`] otherwise).
+/// The bearer token of a request's headers (RFC 6750 §2.1): as [`credentials`], with the `DPoP`
+/// scheme counted as no bearer credentials ([`VerifyError::Missing`]).
 pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, VerifyError> {
+    match credentials(headers)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(VerifyError::Missing),
+    }
+}
+
+/// The access token of a request's headers and its scheme: exactly one `Authorization` header
+/// (two or more: [`VerifyError::InvalidRequest`]) whose scheme is `Bearer` (RFC 6750 §2.1) or
+/// `DPoP` (RFC 9449 §7.1), in any case (none, or another scheme: [`VerifyError::Missing`]),
+/// followed by one space and a `b64token` / `token68` ([`VerifyError::Malformed`] otherwise).
+pub fn credentials(headers: &http::HeaderMap) -> Result<(Scheme, &str), VerifyError> {
     let mut all = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(value) = all.next() else {
         return Err(VerifyError::Missing);
@@ -170,16 +189,20 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, VerifyError> {
     }
     let value = value.to_str().map_err(|_| VerifyError::Malformed)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(VerifyError::Missing);
-    }
+    };
     let b64token = !token.is_empty()
         && token
             .trim_end_matches('=')
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-._~+/".contains(&c));
     if b64token {
-        Ok(token)
+        Ok((scheme, token))
     } else {
         Err(VerifyError::Malformed)
     }

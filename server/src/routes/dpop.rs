@@ -22,7 +22,6 @@ use super::error::ApiError;
 use super::extract::BearerToken;
 use crate::dpop::{self, DpopMode, Proof, ProofError, ReplayError};
 use crate::metrics::Metrics;
-use crate::middleware::own_origin;
 use crate::tokens::AccessClaims;
 use crate::{AuthError, SharedState};
 
@@ -54,11 +53,7 @@ pub(crate) fn refuse(state: &SharedState, at: At, why: ProofError) -> ApiError {
 
 /// The URI a proof for this request must name: `--dpop-htu-base` (or `http://` + Host) + path.
 fn request_uri(state: &SharedState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let base = match &state.config.dpop_htu_base {
-        Some(b) => b.clone(),
-        None => own_origin(headers)?,
-    };
-    Some(format!("{base}{}", uri.path()))
+    dpop::request_htu(state.config.dpop_htu_base.as_deref(), headers, uri.path())
 }
 
 /// Check the request's proof, if it has one: form, signature, claims (with `ath` of

@@ -361,4 +361,16 @@ impl DpopKey {
         }
         self.sign(&c)
     }
+
+    /// `POST /auth/login` as demo/demo with a fresh proof of this key carrying `nonce`.
+    pub async fn login(&self, s: &Srv, nonce: Option<&str>) -> Response {
+        let proof = self.proof(s, "POST", &s.url("/auth/login"), nonce, None);
+        s.http
+            .post(s.url("/auth/login"))
+            .header("dpop", proof)
+            .json(&serde_json::json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .expect("login")
+    }
 }
