@@ -191,8 +191,9 @@ pub struct Args {
     /// refuses login and refresh without one.
     #[arg(long, env = "AUTH_DPOP", value_enum, default_value = "off")]
     pub dpop: crate::dpop::DpopMode,
-    /// A DPoP proof's `iat` may be this far before or after the server's clock; its `jti` is
-    /// remembered as long, so a replay within it is refused.
+    /// How far a DPoP proof's `iat` may be from the server's clock on its own; further off, the
+    /// proof is accepted on the fresh server nonce it carries (RFC 9449 §4.3 step 11) and logged
+    /// as `dpop_clock_skew`. Its `jti` is remembered while that nonce is accepted.
     #[arg(long, env = "AUTH_DPOP_PROOF_WINDOW", value_parser = parse_duration, default_value = "60s")]
     pub dpop_proof_window: u64,
     /// Issue a new DPoP server nonce this often; the previous one stays accepted as long again.

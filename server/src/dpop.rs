@@ -8,9 +8,9 @@
 //! `routes/dpop.rs`.
 
 pub use token_verifier::dpop::{
-    ath, normalise_htu, parse_htu_base, request_htu, thumbprint, verify, Proof, ProofError,
-    ReplayCache, ReplayError, Request, ALGS, DEFAULT_PROOF_WINDOW_SECS, MAX_JTI_LEN, MAX_PROOF_LEN,
-    PROOF_TYP, REPLAY_CACHE_MAX,
+    ath, iat_in_window, normalise_htu, parse_htu_base, request_htu, thumbprint, verify,
+    verify_except_iat, Proof, ProofError, ReplayCache, ReplayError, Request, ALGS,
+    DEFAULT_PROOF_WINDOW_SECS, MAX_JTI_LEN, MAX_PROOF_LEN, PROOF_TYP, REPLAY_CACHE_MAX,
 };
 
 /// Default `--dpop-nonce-rotate`: a server nonce is current this many seconds, then accepted for as
@@ -70,8 +70,24 @@ impl Nonces {
 
     /// Whether `nonce` is the current or the previous value at `now`.
     pub fn accepts(&mut self, nonce: &str, now: u64) -> bool {
+        self.accepted_until(nonce, now).is_some()
+    }
+
+    /// When `nonce` is accepted at `now` (the current or the previous value): the time from which
+    /// it will never be accepted again (exclusive bound), else `None`. Rotation is lazy (at the
+    /// first call at or after `rotated_at + every`), so: the previous value is accepted until
+    /// that rotation, before `rotated_at + every`; the current one becomes previous at a rotation
+    /// before `rotated_at + 2 * every` (later, it is dropped) and is then accepted for less than one
+    /// more period, so before `rotated_at + 3 * every`.
+    pub fn accepted_until(&mut self, nonce: &str, now: u64) -> Option<u64> {
         self.catch_up(now);
-        nonce == self.current || self.previous.as_deref() == Some(nonce)
+        if nonce == self.current {
+            Some(self.rotated_at.saturating_add(self.every.saturating_mul(3)))
+        } else if self.previous.as_deref() == Some(nonce) {
+            Some(self.rotated_at.saturating_add(self.every))
+        } else {
+            None
+        }
     }
 }
 
@@ -112,14 +128,15 @@ impl DpopState {
         self.nonces().current(now)
     }
 
-    /// Whether `nonce` was issued lately (current or previous value).
-    pub fn nonce_accepted(&self, nonce: &str, now: u64) -> bool {
-        self.nonces().accepts(nonce, now)
+    /// If `nonce` was issued lately, when it stops being accepted ([`Nonces::accepted_until`]).
+    pub fn nonce_accepted_until(&self, nonce: &str, now: u64) -> Option<u64> {
+        self.nonces().accepted_until(nonce, now)
     }
 
-    /// Remember the proof's `jti` (see [`ReplayCache::admit`]).
-    pub fn admit(&self, proof: &Proof, window: u64, now: u64) -> Result<(), ReplayError> {
-        self.replay().admit(proof, window, now)
+    /// Remember the proof's `jti` until `deadline`, the end of its nonce's acceptance (see
+    /// [`ReplayCache::admit_until`]).
+    pub fn admit_until(&self, proof: &Proof, deadline: u64, now: u64) -> Result<(), ReplayError> {
+        self.replay().admit_until(proof, deadline, now)
     }
 
     /// `jti`s remembered now.
@@ -157,5 +174,38 @@ mod tests {
         // A long quiet period: both old values are stale at once.
         assert!(!n.accepts(&third, 1600 + 600));
         assert!(!n.accepts(&second, 1600 + 600));
+    }
+
+    #[test]
+    fn a_nonce_is_never_accepted_at_or_after_the_bound_it_was_given() {
+        // Whatever the requests' times, every later acceptance falls before the bound given
+        // at any earlier one: the replay cache keeps an entry that long.
+        for step in [1, 7, 50, 99, 100, 101, 150, 199, 250] {
+            let mut n = Nonces::new(0, 100);
+            let mut bounds: Vec<(String, u64)> = Vec::new();
+            let mut now = 0;
+            while now < 2000 {
+                let current = n.current(now);
+                for (nonce, until) in &bounds {
+                    if n.accepts(nonce, now) {
+                        assert!(
+                            now < *until,
+                            "step {step}: accepted at {now}, bound {until}"
+                        );
+                    }
+                }
+                let until = n
+                    .accepted_until(&current, now)
+                    .expect("current is accepted");
+                bounds.push((current, until));
+                now += step;
+            }
+        }
+        let mut n = Nonces::new(1000, 300);
+        let first = n.current(1000);
+        assert_eq!(n.accepted_until(&first, 1000), Some(1900));
+        n.current(1300);
+        assert_eq!(n.accepted_until(&first, 1300), Some(1600));
+        assert_eq!(n.accepted_until("made-up", 1300), None);
     }
 }

@@ -11,10 +11,12 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
-/// A DPoP client: a key and the last nonce the server sent (every proof has a fresh `jti`).
+/// A DPoP client: a key, the last nonce the server sent (every proof has a fresh `jti`), and how
+/// far its clock is from the server's, seconds.
 struct Client {
     key: Key,
     nonce: Option<String>,
+    skew: i64,
 }
 
 impl Client {
@@ -22,12 +24,14 @@ impl Client {
         Self {
             key: Key::new(),
             nonce: None,
+            skew: 0,
         }
     }
 
     fn proof(&mut self, s: &Srv, htm: &str, path: &str, at: Option<&str>) -> String {
+        let iat = s.now().saturating_add_signed(self.skew);
         self.key
-            .proof(s, htm, &s.url(path), self.nonce.as_deref(), at)
+            .proof_at(iat, htm, &s.url(path), self.nonce.as_deref(), at)
     }
 
     /// Keep the nonce of an answer, as the client must (RFC 9449 §8.2).
@@ -38,7 +42,8 @@ impl Client {
     }
 
     async fn login_once(&mut self, s: &Srv) -> Response {
-        let r = self.key.login(s, self.nonce.as_deref()).await;
+        let proof = self.proof(s, "POST", "/auth/login", None);
+        let r = s.dpop_login(proof).await;
         self.saw(&r);
         r
     }
@@ -454,4 +459,104 @@ async fn nonce_challenges_at_refresh_are_not_refresh_failures_for_the_alerts() {
         s.refresh(&"A".repeat(43)).await;
     }
     assert_eq!(s.metric(alerts).await, 1, "real failures still raise it");
+}
+
+/// RFC 9449 §4.3 step 11: the server nonce establishes when a proof was made, so a browser whose
+/// clock is minutes off (its `iat` outside `--dpop-proof-window`) signs in, calls and refreshes.
+#[tokio::test]
+async fn a_client_clock_minutes_off_gets_in_on_a_fresh_nonce() {
+    for skew in [-600, 600] {
+        let s = dpop_server(DpopMode::Required).await;
+        let mut c = Client::new();
+        c.skew = skew;
+        // Without a nonce the proof is refused with a nonce to retry with, not as invalid.
+        let r = c.login_once(&s).await;
+        assert_eq!(
+            error_of(r).await,
+            (
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce".into(),
+                String::new()
+            ),
+            "skew {skew}"
+        );
+        let (at, rt) = c.login(&s).await;
+        assert_eq!(c.me(&s, &at).await.status(), StatusCode::OK, "skew {skew}");
+        let r = c.refresh(&s, &rt).await;
+        assert_eq!(r.status(), StatusCode::OK, "skew {skew}");
+        assert_eq!(s.metric("auth_dpop_proofs_refused_total").await, 0);
+    }
+}
+
+/// A stale `iat` is accepted only on a nonce the server issued lately (current or previous).
+#[tokio::test]
+async fn a_stale_iat_without_a_fresh_nonce_is_refused() {
+    let s = Srv::with(|c: &mut Config| {
+        c.dpop = DpopMode::Required;
+        c.dpop_nonce_rotate = 100;
+    })
+    .await;
+    let mut c = Client::new();
+    c.skew = -600;
+    let (at, _) = c.login(&s).await;
+    let issued = c.nonce.clone();
+    for nonce in [None, Some("made-up".to_string())] {
+        c.nonce = nonce.clone();
+        let (status, code, _) = error_of(c.me(&s, &at).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "use_dpop_nonce"),
+            "{nonce:?}"
+        );
+    }
+    // Two rotations later the nonce of the login is no longer accepted.
+    s.advance(200);
+    c.nonce = issued;
+    let (status, code, _) = error_of(c.me(&s, &at).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "use_dpop_nonce")
+    );
+    // With the nonce that answer carried, the same skewed client gets in again.
+    assert_eq!(c.me(&s, &at).await.status(), StatusCode::OK);
+}
+
+/// A proof accepted on its nonce is remembered for as long as that nonce is accepted, not only
+/// for `iat` + the window: the nonce rule does not reopen replays.
+#[tokio::test]
+async fn a_proof_cannot_be_replayed_while_its_nonce_is_accepted() {
+    for skew in [0, -600] {
+        let s = Srv::with(|c: &mut Config| {
+            c.dpop = DpopMode::Required;
+            c.dpop_nonce_rotate = 100;
+            c.dpop_proof_window = 60;
+        })
+        .await;
+        let mut c = Client::new();
+        c.skew = skew;
+        let (at, _) = c.login(&s).await;
+        let proof = c.proof(&s, "GET", "/api/me", Some(&at));
+        let r = api_get(&s, "/api/me", &at, Some(proof.clone())).await;
+        assert_eq!(r.status(), StatusCode::OK, "skew {skew}");
+        // Past iat + window, the nonce still accepted: only the replay cache stops it.
+        s.advance(61);
+        s.running.state.dpop.sweep(s.now());
+        let (status, code, _) =
+            error_of(api_get(&s, "/api/me", &at, Some(proof.clone())).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_dpop_proof"),
+            "skew {skew}: replayed after the window"
+        );
+        // Once the nonce is no longer accepted, the replay is refused on it, and forgotten.
+        s.advance(300);
+        s.running.state.dpop.sweep(s.now());
+        assert_eq!(s.running.state.dpop.remembered(), 0, "skew {skew}");
+        let (status, code, _) = error_of(api_get(&s, "/api/me", &at, Some(proof)).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "use_dpop_nonce"),
+            "skew {skew}"
+        );
+    }
 }

@@ -252,9 +252,30 @@ pub fn request_htu(base: Option<&str>, headers: &http::HeaderMap, path: &str) ->
     Some(format!("http://{host}{path}"))
 }
 
-/// Verify a proof's form, key, signature and claims against `req` (not its nonce or `jti`
-/// history: those are the caller's state). Errors name the first rule broken.
+/// Verify a proof's form, key, signature and claims against `req`, its `iat` within `req.window`
+/// of `req.now` last (not its nonce or `jti` history: those are the caller's state). Errors name
+/// the first rule broken.
 pub fn verify(proof: &str, req: &Request<'_>) -> Result<Proof, ProofError> {
+    let proof = verify_except_iat(proof, req)?;
+    if iat_in_window(proof.iat, req.now, req.window) {
+        Ok(proof)
+    } else {
+        Err(ProofError::IatOutOfWindow)
+    }
+}
+
+/// Whether `iat` is at most `window` seconds before or after `now` (both ends included).
+pub fn iat_in_window(iat: u64, now: u64, window: u64) -> bool {
+    iat.saturating_add(window) >= now && iat <= now.saturating_add(window)
+}
+
+/// Everything [`verify`] checks except the `iat` window (`req.window` is not read), for a
+/// receiver that establishes the proof's creation time otherwise: by a nonce it issued lately
+/// (RFC 9449 §4.3 step 11, "a server managed timestamp via the nonce claim"). Such a receiver
+/// must then refuse a proof without a fresh nonce, and remember its `jti` for as long as that
+/// nonce is accepted ([`ReplayCache::admit_until`]), or a proof could be replayed after its `iat`
+/// left the window.
+pub fn verify_except_iat(proof: &str, req: &Request<'_>) -> Result<Proof, ProofError> {
     if proof.is_empty() || proof.len() > MAX_PROOF_LEN {
         return Err(ProofError::Malformed);
     }
@@ -327,11 +348,6 @@ pub fn verify(proof: &str, req: &Request<'_>) -> Result<Proof, ProofError> {
         (Some(a), Some(b)) if a == b => {}
         _ => return Err(ProofError::HtuMismatch),
     }
-    if claims.iat.saturating_add(req.window) < req.now
-        || claims.iat > req.now.saturating_add(req.window)
-    {
-        return Err(ProofError::IatOutOfWindow);
-    }
     if let Some(token) = req.access_token {
         match &claims.ath {
             None => return Err(ProofError::BadClaims),
@@ -398,8 +414,22 @@ impl ReplayCache {
         }
     }
 
-    /// Remember `proof`'s `(jkt, jti)` until `iat + window` (inclusive), unless already there.
+    /// Remember `proof`'s `(jkt, jti)` until `iat + window` (inclusive), unless already there:
+    /// for a receiver that accepts a proof only while its `iat` is within `window` ([`verify`]).
     pub fn admit(&mut self, proof: &Proof, window: u64, now: u64) -> Result<(), ReplayError> {
+        let deadline = proof.iat.saturating_add(window).saturating_add(1);
+        self.admit_until(proof, deadline, now)
+    }
+
+    /// Remember `proof`'s `(jkt, jti)` until `deadline` (exclusive; at least until `now + 1`),
+    /// unless already there: for a receiver that may also accept it later on other grounds (a
+    /// server nonce, [`verify_except_iat`]); `deadline` must be after every time it could.
+    pub fn admit_until(
+        &mut self,
+        proof: &Proof,
+        deadline: u64,
+        now: u64,
+    ) -> Result<(), ReplayError> {
         self.sweep(now);
         let mut id = Vec::with_capacity(proof.jkt.len() + 1 + proof.jti.len());
         id.extend_from_slice(proof.jkt.as_bytes());
@@ -412,11 +442,7 @@ impl ReplayCache {
         if self.until.len() >= self.max {
             return Err(ReplayError::Full);
         }
-        let deadline = proof
-            .iat
-            .saturating_add(window)
-            .saturating_add(1)
-            .max(now + 1);
+        let deadline = deadline.max(now.saturating_add(1));
         self.until.insert(key, deadline);
         self.by_deadline.insert((deadline, key));
         Ok(())
@@ -776,5 +802,45 @@ pub(crate) mod tests {
         // At iat + window + 1 the entries expire (the iat check refuses such a proof anyway).
         assert_eq!(c.admit(&proof("k", "b", 120), 60, 161), Ok(()));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_proof_accepted_on_a_nonce_is_remembered_until_the_deadline_given() {
+        let mut c = ReplayCache::new(10);
+        // iat far in the past (a client clock behind), remembered until 1000 (exclusive).
+        assert_eq!(c.admit_until(&proof("k", "a", 5), 1000, 100), Ok(()));
+        assert_eq!(
+            c.admit_until(&proof("k", "a", 5), 1000, 999),
+            Err(ReplayError::Replayed),
+            "long after iat + window, still remembered"
+        );
+        assert_eq!(c.admit_until(&proof("k", "a", 5), 1000, 1000), Ok(()));
+        // A deadline already past still holds the entry for the current second.
+        assert_eq!(c.admit_until(&proof("k", "b", 5), 50, 100), Ok(()));
+        assert_eq!(
+            c.admit_until(&proof("k", "b", 5), 50, 100),
+            Err(ReplayError::Replayed)
+        );
+    }
+
+    #[test]
+    fn verify_except_iat_accepts_any_iat_and_verify_applies_the_window() {
+        let k = TestKey::new();
+        let now = 1_900_000_000;
+        for iat in [now - 3600, now + 3600] {
+            let mut c = claims(now);
+            c["iat"] = iat.into();
+            let p = k.sign(c);
+            assert_eq!(
+                verify(&p, &token_request(now)),
+                Err(ProofError::IatOutOfWindow)
+            );
+            assert_eq!(
+                verify_except_iat(&p, &token_request(now)).map(|p| p.iat),
+                Ok(iat)
+            );
+        }
+        assert!(iat_in_window(100, 160, 60) && iat_in_window(220, 160, 60));
+        assert!(!iat_in_window(99, 160, 60) && !iat_in_window(221, 160, 60));
     }
 }

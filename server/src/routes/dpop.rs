@@ -57,7 +57,8 @@ fn request_uri(state: &SharedState, uri: &Uri, headers: &HeaderMap) -> Option<St
 }
 
 /// Check the request's proof, if it has one: form, signature, claims (with `ath` of
-/// `access_token` on a resource request), nonce, then `jti` replay. `Ok(None)`: no `DPoP` header.
+/// `access_token` on a resource request), nonce (which stands for the `iat` window), then `jti`
+/// replay (remembered while the nonce is accepted). `Ok(None)`: no `DPoP` header.
 /// Errors: the refusal to answer (a full replay cache is 503 `server_busy`).
 pub(crate) fn check(
     state: &SharedState,
@@ -88,15 +89,24 @@ pub(crate) fn check(
         window,
         access_token,
     };
-    let proof = dpop::verify(proof, &req).map_err(|why| refuse(state, at, why))?;
-    let fresh = proof
+    // The creation time is established by the server nonce (RFC 9449 §4.3 step 11), which every
+    // proof must carry here: a proof whose `iat` is off by more than the window (a client clock
+    // minutes off) is accepted on a nonce issued lately, and refused without one.
+    let proof = dpop::verify_except_iat(proof, &req).map_err(|why| refuse(state, at, why))?;
+    let Some(nonce_until) = proof
         .nonce
         .as_deref()
-        .is_some_and(|n| state.dpop.nonce_accepted(n, now));
-    if !fresh {
+        .and_then(|n| state.dpop.nonce_accepted_until(n, now))
+    else {
         return Err(refuse(state, at, ProofError::Nonce));
+    };
+    if !dpop::iat_in_window(proof.iat, now, window) {
+        let skew = i128::from(proof.iat) - i128::from(now);
+        tracing::info!(jkt = %proof.jkt, skew_secs = %skew, "dpop_clock_skew: proof accepted on its server nonce");
     }
-    match state.dpop.admit(&proof, window, now) {
+    // Remembered for as long as its nonce could let it in again (longer than iat + window),
+    // and no longer: an iat far in the future does not pin an entry.
+    match state.dpop.admit_until(&proof, nonce_until, now) {
         Ok(()) => Ok(Some(proof)),
         Err(ReplayError::Replayed) => {
             tracing::warn!(jkt = %proof.jkt, "dpop_proof_replayed");

@@ -110,6 +110,17 @@ impl Srv {
         self.login_as("demo").await
     }
 
+    /// `POST /auth/login` as demo/demo with this `DPoP` proof.
+    pub async fn dpop_login(&self, proof: String) -> Response {
+        self.http
+            .post(self.url("/auth/login"))
+            .header("dpop", proof)
+            .json(&serde_json::json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .expect("login")
+    }
+
     /// A browser-like refresh: custom header, same-origin Origin, the cookie.
     pub fn refresh_req(&self, rt: &str) -> reqwest::RequestBuilder {
         self.http
@@ -350,8 +361,20 @@ impl DpopKey {
         nonce: Option<&str>,
         at: Option<&str>,
     ) -> String {
+        self.proof_at(s.now(), htm, url, nonce, at)
+    }
+
+    /// As [`DpopKey::proof`] with `iat` given (a client whose clock is off).
+    pub fn proof_at(
+        &self,
+        iat: u64,
+        htm: &str,
+        url: &str,
+        nonce: Option<&str>,
+        at: Option<&str>,
+    ) -> String {
         let mut c = serde_json::json!({
-            "jti": auth_server::tokens::random_id(), "htm": htm, "htu": url, "iat": s.now(),
+            "jti": auth_server::tokens::random_id(), "htm": htm, "htu": url, "iat": iat,
         });
         if let Some(n) = nonce {
             c["nonce"] = n.into();
@@ -364,13 +387,7 @@ impl DpopKey {
 
     /// `POST /auth/login` as demo/demo with a fresh proof of this key carrying `nonce`.
     pub async fn login(&self, s: &Srv, nonce: Option<&str>) -> Response {
-        let proof = self.proof(s, "POST", &s.url("/auth/login"), nonce, None);
-        s.http
-            .post(s.url("/auth/login"))
-            .header("dpop", proof)
-            .json(&serde_json::json!({"username": "demo", "password": "demo"}))
-            .send()
+        s.dpop_login(self.proof(s, "POST", &s.url("/auth/login"), nonce, None))
             .await
-            .expect("login")
     }
 }
