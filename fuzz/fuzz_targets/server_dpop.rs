@@ -1,4 +1,4 @@
-//! The server's DPoP proof rules (server/src/dpop.rs, RFC 9449 §4.3): any string as a `DPoP` header, and any
+//! The DPoP proof rules the server and the verifier share (verifier/src/dpop.rs, re-exported as auth_server::dpop; RFC 9449 §4.3): any string as a `DPoP` header, and any
 //! header and payload bytes correctly signed with a P-256 key whose public JWK the header may carry, go through
 //! `dpop::verify`. Nothing unsigned is accepted; what is accepted has `typ: dpop+jwt`, ES256, a public P-256 `jwk`
 //! (the signing key's, with no private member), a string `jti` of 1–256 bytes, `htm`/`htu` of the request and an
