@@ -1290,9 +1290,13 @@ extern "C" {
 }
 
 async fn scenario(name: &str) {
-    let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
-        TokenManager::new(opts.unchecked_into(), None, None).map(JsValue::from)
-    });
+    // `make(options, keyring)`: a scenario may hand a DPoP keyring (as the package entry does with `dpop`).
+    let make = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+        |opts: JsValue, keyring: JsValue| {
+            TokenManager::new(opts.unchecked_into(), None, None, keyring.dyn_into().ok())
+                .map(JsValue::from)
+        },
+    );
     let result = JsFuture::from(run(name, make.as_ref().unchecked_ref())).await;
     if let Err(e) = result {
         panic!(
@@ -1596,6 +1600,7 @@ fn early_manager(cross_tab: &str, handed: &JsValue) -> TokenManager {
         opts.unchecked_into(),
         None,
         Some(handed.clone().unchecked_into()),
+        None,
     )
     .unwrap()
 }
