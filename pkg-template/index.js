@@ -362,7 +362,7 @@ export class TokenManager {
     const copy = checkOptions(options);
     this.#legacyHeld = copy.legacyToken != null;
     if (SUPPORTED) this.#dpop = dpopKeyring(copy);
-    copy.dpop = this.#dpop !== null;
+    delete copy.dpop; // the wasm side learns it from the keyring it is handed
     /** The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`. */
     this.events = new EventTarget();
     const fetchFn = (input, init) => this.#call((core) => core.fetch(input, init));

@@ -47,8 +47,9 @@ impl TokenManager {
     /// [`receive_early`](Self::receive_early)). This manager takes it over and closes it when disposed; one that
     /// is not the channel these options name is closed and the right one opened. None: the manager opens its own.
     ///
-    /// `dpop`: the package entry's DPoP keyring (pkg-template/dpop.js), required with the option `dpop: true`
-    /// (`INVALID_OPTION` without it) and ignored otherwise.
+    /// `dpop`: the package entry's DPoP keyring (pkg-template/dpop.js), handed over for the option `dpop` (which
+    /// the entry reads and does not pass on): with it, DPoP-bound tokens are accepted and proven (see
+    /// [`super::dpop`]).
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: TokenManagerOptions,
@@ -59,16 +60,8 @@ impl TokenManager {
         dpop: Option<js_sys::Object>,
     ) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
-        let dpop: Option<JsValue> = if opts.session.dpop {
-            Some(dpop.map(Into::into).ok_or_else(|| {
-                error(
-                    ErrorCode::InvalidOption,
-                    "option 'dpop' needs the package entry's keyring (create the manager from the package's index.js)",
-                )
-            })?)
-        } else {
-            None
-        };
+        let dpop: Option<JsValue> = dpop.map(Into::into);
+        opts.session.dpop = dpop.is_some();
         let legacy_token = opts.legacy_token.take();
         let events = match events {
             Some(target) => target.into(),

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use super::js::{self, error};
 use crate::session::{AllowedOrigins, ErrorCode, Origin, SessionConfig, DEFAULT_REFRESH_HEADERS};
 
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 12] = [
     "refreshUrl",
     "logoutUrl",
     "apiOrigins",
@@ -20,7 +20,6 @@ const KNOWN: [&str; 13] = [
     "lockTimeoutSeconds",
     "legacyUpgradeUrl",
     "legacyToken",
-    "dpop",
 ];
 
 /// Parsed options.
@@ -119,15 +118,6 @@ fn seconds(v: &JsValue, option: &str, default_ms: u64, allow_zero: bool) -> Resu
             },
         )),
     }
-}
-
-/// A boolean option, `false` when absent.
-fn boolean(v: &JsValue, option: &str) -> Result<bool, JsValue> {
-    let b = js::get(v, option);
-    if b.is_undefined() {
-        return Ok(false);
-    }
-    b.as_bool().ok_or_else(|| bad(option, "must be a boolean"))
 }
 
 impl Options {
@@ -271,9 +261,13 @@ impl Options {
             )
         };
 
-        let debug = boolean(v, "debug")?;
-        // The package entry turns `'if-supported'` into `true` or `false` before handing the options over.
-        let dpop = boolean(v, "dpop")?;
+        let dbg = js::get(v, "debug");
+        let debug = if dbg.is_undefined() {
+            false
+        } else {
+            dbg.as_bool()
+                .ok_or_else(|| bad("debug", "must be a boolean"))?
+        };
 
         let lu = js::get(v, "legacyUpgradeUrl");
         let legacy_upgrade_url = if lu.is_undefined() || lu.is_null() {
@@ -315,7 +309,6 @@ impl Options {
                 margin_ms,
                 refresh_timeout_ms,
                 token_field,
-                dpop,
                 ..SessionConfig::default()
             },
             legacy_upgrade_url,
