@@ -49,13 +49,13 @@ pub(super) async fn send(req: &Request) -> Result<JsValue, JsValue> {
 
 /// Sends `req` with `token`: a bearer token in `Authorization: Bearer`, a DPoP-bound one as `Authorization: DPoP`
 /// with a proof, through the keyring (RFC 9449 §7.1), which answers a nonce challenge itself when `retry` (the
-/// body can be sent again).
-async fn send_with(
+/// body can be sent again). Not async (one future fewer in the wasm): the caller awaits the promise.
+fn send_with(
     inner: &Inner,
     req: &Request,
     token: Option<&AccessToken>,
     retry: bool,
-) -> Result<JsValue, JsValue> {
+) -> Result<JsFuture, JsValue> {
     let proof = match token {
         Some(t) if t.is_dpop() => Proof::Token(t),
         Some(t) => {
@@ -64,7 +64,7 @@ async fn send_with(
         }
         None => Proof::Nothing,
     };
-    JsFuture::from(dpop::send(inner, req, &JsValue::UNDEFINED, proof, retry)?).await
+    dpop::send(inner, req, &JsValue::UNDEFINED, proof, retry).map(JsFuture::from)
 }
 
 /// A string (or `URL`) request target resolved as `fetch` resolves it in a page: against the document's base URL
@@ -128,7 +128,7 @@ pub(super) async fn managed_fetch(
     // with the token only if it is not known to be expired, and is never retried (C57).
     if req.keepalive() {
         let token = inner.core.borrow().token_without_waiting(now_ms());
-        return send_with(&inner, &req, token.as_ref(), false).await;
+        return send_with(&inner, &req, token.as_ref(), false)?.await;
     }
     let signal = req.signal();
     let mut waited = false;
@@ -153,7 +153,7 @@ pub(super) async fn managed_fetch(
     } else {
         None
     };
-    let first = send_with(&inner, &req, token.as_ref(), replayable).await?;
+    let first = send_with(&inner, &req, token.as_ref(), replayable)?.await?;
     let status = status_of(&first);
     if status != 401 {
         // RFC 9745: a `Deprecation` answer to a request that carried the legacy token starts its exchange.
@@ -182,7 +182,7 @@ pub(super) async fn managed_fetch(
             }
         }
     };
-    let second = send_with(&inner, &spare, Some(&token), true).await?;
+    let second = send_with(&inner, &spare, Some(&token), true)?.await?;
     if let Some(g) = refreshed {
         if status_of(&second) == 401 {
             with_core(&inner, |c| c.handle_retry_unauthorized(now_ms(), g));
