@@ -57,6 +57,19 @@ export interface TokenManagerOptions {
    * dropped after the exchange, a login, `setAccessToken` or logout.
    */
   legacyToken?: string | null | undefined;
+  /**
+   * DPoP (RFC 9449): sender-constrained tokens, so that a copied access token or refresh cookie is useless without
+   * this browser's key. Default `false`. With `true` the manager keeps an ECDSA P-256 key pair whose private key
+   * cannot be exported (WebCrypto, `extractable: false`) in IndexedDB, one per app (per channel name) shared by its
+   * tabs, and sends a fresh proof (`DPoP` header) on login, refresh and logout calls and on every request carrying a
+   * DPoP-bound token (an answer with `token_type`/`tokenType` `DPoP`), which goes out as `Authorization: DPoP <token>`.
+   * A `use_dpop_nonce` challenge (400 at a token endpoint, 401 `WWW-Authenticate: DPoP` at a resource) with a
+   * `DPoP-Nonce` header is answered by sending the request once more with the nonce; it is never an expiry. After
+   * `logout()` the key is deleted; the next login creates a new one. Where WebCrypto (a secure context: https or
+   * localhost) or IndexedDB is missing, `true` throws `DPOP_UNSUPPORTED` and `'if-supported'` uses bearer tokens.
+   * The key, the proofs and the nonces are a separate module (about 3 KB gzip) downloaded only with this option.
+   */
+  dpop?: boolean | 'if-supported' | undefined;
 }
 
 /** `detail` of the `tokenchange` event. */
@@ -126,8 +139,8 @@ export interface TokenManagerEvents extends EventTarget {
  * - `INVALID_TOKEN`: a token longer than 8 KiB or with characters outside the RFC 6750 `b64token` set (given to
  *   `setAccessToken` or in a login answer). Opaque tokens are accepted.
  * - `BAD_RESPONSE`: a 2xx login answer could not be used: not `application/json` or `application/*+json`, over
- *   64 KiB, not a JSON object, no token field or not a string, or a `token_type` other than Bearer (e.g. `DPoP`).
- *   The message names the problem.
+ *   64 KiB, not a JSON object, no token field or not a string, or a `token_type` other than Bearer (or `DPoP`,
+ *   which needs the `dpop` option). The message names the problem.
  * - `DISPOSED`: the manager was disposed (`dispose()`, `free()`, `[Symbol.dispose]()`).
  * - `LOGOUT_FAILED`: the server did not confirm `logout()` (the local logout happened anyway; `status` is the
  *   HTTP status or null), or there is no `logoutUrl` to tell it (the session and its cookie stay alive there).
@@ -136,6 +149,9 @@ export interface TokenManagerEvents extends EventTarget {
  * - `WASM_LOAD_FAILED`: the WebAssembly module could not be loaded; the message names the cause (for a
  *   Content-Security-Policy: `'wasm-unsafe-eval'` missing from `script-src`) and `cause` holds the platform's error.
  * - `UNSUPPORTED_ENVIRONMENT`: not a browser page or worker (Node, a server-side render): the manager is inert.
+ * - `DPOP_UNSUPPORTED`: `dpop: true` where there is no WebCrypto (not a secure context) or no IndexedDB (thrown by
+ *   the constructor; `dpop: 'if-supported'` falls back to bearer tokens instead).
+ * - `DPOP_FAILED`: the DPoP module could not be loaded (requests that need a proof reject with it).
  */
 export type TokenManagerErrorCode =
   | 'INVALID_OPTION'
@@ -145,7 +161,9 @@ export type TokenManagerErrorCode =
   | 'LOGOUT_FAILED'
   | 'LEGACY_UPGRADE_FAILED'
   | 'WASM_LOAD_FAILED'
-  | 'UNSUPPORTED_ENVIRONMENT';
+  | 'UNSUPPORTED_ENVIRONMENT'
+  | 'DPOP_UNSUPPORTED'
+  | 'DPOP_FAILED';
 
 /** Errors thrown or rejected by the manager. A real class: `e instanceof TokenManagerError` works. */
 export class TokenManagerError extends Error {

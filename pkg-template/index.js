@@ -125,7 +125,7 @@ function load() {
 // again when it starts; tests/e2e/entry.test.mjs holds both to the same table of cases).
 
 const KNOWN = ['refreshUrl', 'logoutUrl', 'apiOrigins', 'refreshMarginSeconds', 'tokenField', 'refreshHeaders',
-  'refreshTimeoutSeconds', 'crossTab', 'debug', 'lockTimeoutSeconds', 'legacyUpgradeUrl', 'legacyToken'];
+  'refreshTimeoutSeconds', 'crossTab', 'debug', 'lockTimeoutSeconds', 'legacyUpgradeUrl', 'legacyToken', 'dpop'];
 
 const bad = (option, must) => new TokenManagerError('INVALID_OPTION', `option '${option}' ${must}`);
 const isObject = (v) => (typeof v === 'object' && v !== null) || typeof v === 'function';
@@ -216,6 +216,9 @@ function checkOptions(options) {
     throw bad('crossTab', 'must be a channel name string or false');
   }
   if (o.debug !== undefined && typeof o.debug !== 'boolean') throw bad('debug', 'must be a boolean');
+  if (o.dpop !== undefined && typeof o.dpop !== 'boolean' && o.dpop !== 'if-supported') {
+    throw bad('dpop', "must be true, false or 'if-supported'");
+  }
   if (o.legacyUpgradeUrl != null) checkUrl(o.legacyUpgradeUrl, 'legacyUpgradeUrl');
   if (o.legacyToken != null) {
     if (typeof o.legacyToken !== 'string' || !isB64token(o.legacyToken)) {
@@ -295,6 +298,41 @@ function openEarly(options) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// DPoP (RFC 9449)
+
+/** Whether this global can hold a DPoP key: WebCrypto (secure contexts only: https, localhost) and IndexedDB. */
+const dpopSupported = () => typeof crypto === 'object' && typeof crypto?.subtle?.sign === 'function'
+  && typeof CryptoKey === 'function' && typeof indexedDB === 'object' && indexedDB !== null;
+
+/**
+ * The DPoP keyring of checked options, or null without DPoP: `dpop: true` where there is no WebCrypto or IndexedDB
+ * throws `DPOP_UNSUPPORTED` (never a silent bearer token to a server that expects proofs); `'if-supported'` falls
+ * back to bearer tokens there. The keyring's module (wasm_token_manager_dpop.js: the key in IndexedDB, the proofs,
+ * the server nonces) is imported here, so that apps without DPoP never download it, and starts reading the key at
+ * once; the wasm side calls `fetch` and `reset`, which wait for it.
+ */
+function dpopKeyring(o) {
+  if (!o.dpop) return null;
+  if (!dpopSupported()) {
+    if (o.dpop === 'if-supported') {
+      if (o.debug) console.debug('[wasm-token-manager] dpop: no WebCrypto or IndexedDB here: bearer tokens');
+      return null;
+    }
+    throw new TokenManagerError('DPOP_UNSUPPORTED', "option 'dpop': this page has no WebCrypto (it needs a secure context: https or localhost) or no IndexedDB; pass dpop: 'if-supported' to use bearer tokens where DPoP is unavailable");
+  }
+  const name = channelName({ ...o, crossTab: o.crossTab === false ? undefined : o.crossTab });
+  const ring = import('./wasm_token_manager_dpop.js').then(
+    (m) => { const r = new m.DpopKeyring(name, o.debug === true); r.warm(); return r; },
+    (cause) => { throw new TokenManagerError('DPOP_FAILED', `wasm-token-manager: the DPoP module could not be loaded (${cause && cause.message})`, { cause }); },
+  );
+  ring.catch(() => {}); // reported by the calls that wait for it
+  return {
+    fetch: (...args) => ring.then((r) => r.fetch(...args)),
+    reset: () => ring.then((r) => r.reset()),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The manager
 
 /** The property of a bound fetch that holds the platform fetch it sends with (read by the wasm side too). */
@@ -317,11 +355,14 @@ export class TokenManager {
   #pendingAfter = 0;
   #early = null; // the channel opened at construction and the messages kept while the wasm loads (openEarly)
   #legacyHeld = false; // whether the options hand over a legacy token (for `legacyUpgrade` before the wasm is ready)
+  #dpop = null; // the DPoP keyring (dpopKeyring), or null
 
   /** @param {import('./index.d.ts').TokenManagerOptions} options */
   constructor(options) {
     const copy = checkOptions(options);
     this.#legacyHeld = copy.legacyToken != null;
+    if (SUPPORTED) this.#dpop = dpopKeyring(copy);
+    delete copy.dpop; // the wasm side learns it from the keyring it is handed
     /** The `EventTarget` firing `tokenchange`, `refreshfailed`, `sessionexpired` and `logout`. */
     this.events = new EventTarget();
     const fetchFn = (input, init) => this.#call((core) => core.fetch(input, init));
@@ -359,7 +400,7 @@ export class TokenManager {
     const early = this.#early;
     let core;
     try {
-      core = new Core(options, this.events, early?.channel);
+      core = new Core(options, this.events, early?.channel, this.#dpop);
     } catch (e) {
       this.#closeEarly();
       if (sync) throw adopt(e);

@@ -101,12 +101,15 @@ say "esbuild --bundle --minify: the entry and wasm-bindgen's glue as one module 
 # (-474 B gzip -9). The `new URL('./…wasm', import.meta.url)` and `import('./….inline.js')` references stay as
 # they are, for the app's bundler to resolve; the build checks that they did.
 node_modules/.bin/esbuild pkg/index.js --bundle --minify --format=esm --target=es2022 --log-level=warning \
-  --external:./wasm_token_manager_bg.inline.js --outfile=pkg/index.min.js
+  --external:./wasm_token_manager_bg.inline.js --external:./wasm_token_manager_dpop.js --outfile=pkg/index.min.js
 mv pkg/index.min.js pkg/index.js
 rm pkg/wasm_token_manager.js
+say "esbuild --bundle --minify: the DPoP keyring (pkg-template/dpop.js with dpop and idb-keyval), imported only with the dpop option"
+node_modules/.bin/esbuild pkg-template/dpop.js --bundle --minify --format=esm --target=es2022 --log-level=warning \
+  --outfile=pkg/wasm_token_manager_dpop.js
 node -e '
   const js = require("fs").readFileSync("pkg/index.js", "utf8");
-  for (const ref of [`new URL("./wasm_token_manager_bg.wasm",import.meta.url)`, `import("./wasm_token_manager_bg.inline.js")`]) {
+  for (const ref of [`new URL("./wasm_token_manager_bg.wasm",import.meta.url)`, `import("./wasm_token_manager_bg.inline.js")`, `import("./wasm_token_manager_dpop.js")`]) {
     if (!js.includes(ref)) { console.error("[build] error: pkg/index.js lost " + ref); process.exit(1); }
   }
 '

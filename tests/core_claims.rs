@@ -595,18 +595,18 @@ fn c58_token_type_bearer_in_any_case() {
 fn c58_other_token_types_refused_with_a_precise_message() {
     let o = opaque(11);
     for extra in [
-        r#""token_type":"DPoP""#,
-        r#""token_type":"dpop""#,
         r#""token_type":"mac""#,
         r#""token_type":"N_A""#,
         r#""token_type":"""#,
         r#""token_type":"Bearer ""#,
         r#""token_type":"Bearer, DPoP""#,
+        r#""token_type":"DPoP ""#,
         r#""token_type":1"#,
         r#""token_type":true"#,
         r#""token_type":["Bearer"]"#,
-        r#""tokenType":"DPoP""#,
+        // The two fields disagree: neither is believed.
         r#""token_type":"Bearer","tokenType":"DPoP""#,
+        r#""token_type":"DPoP","tokenType":"Bearer""#,
     ] {
         let body = format!(r#"{{"access_token":"{o}",{extra},"expires_in":60}}"#);
         let e = parse_token_body(body.as_bytes(), JSON, None).unwrap_err();
@@ -618,6 +618,48 @@ fn c58_other_token_types_refused_with_a_precise_message() {
             e.message()
         );
     }
+}
+
+/// RFC 9449 §5: a `DPoP` token type (any case, either field) marks the token as bound to the client's key;
+/// `Bearer` or no type leaves it a bearer token.
+#[test]
+fn dpop_token_type_marks_the_token() {
+    let o = opaque(13);
+    for (extra, dpop) in [
+        (r#","token_type":"DPoP""#, true),
+        (r#","token_type":"dpop""#, true),
+        (r#","tokenType":"DPoP""#, true),
+        (r#","token_type":"DPoP","tokenType":"dpop""#, true),
+        (r#","token_type":"Bearer""#, false),
+        ("", false),
+    ] {
+        let body = format!(r#"{{"access_token":"{o}"{extra}}}"#);
+        let b = parse_token_body(body.as_bytes(), JSON, None).unwrap();
+        assert_eq!(b.token.is_dpop(), dpop, "{body}");
+        assert_eq!(b.token.expose(), o);
+    }
+}
+
+/// A manager without the `dpop` option has no key to prove: a DPoP token answer is refused with a message
+/// that names the option; with it, the token is stored marked.
+#[test]
+fn dpop_token_needs_the_dpop_option() {
+    let o = opaque(14);
+    let body = format!(r#"{{"access_token":"{o}","token_type":"DPoP","expires_in":60}}"#);
+    let mut off = Session::new(SessionConfig::default());
+    let e = off
+        .set_token_body(1_000, body.as_bytes(), JSON, TokenSource::Login)
+        .unwrap_err();
+    assert_eq!(e, BodyError::NotBearer);
+    assert!(e.message().contains("dpop option"), "{}", e.message());
+    assert!(off.current_token().0.is_none());
+    let mut on = Session::new(SessionConfig {
+        dpop: true,
+        ..SessionConfig::default()
+    });
+    on.set_token_body(1_000, body.as_bytes(), JSON, TokenSource::Login)
+        .unwrap();
+    assert!(on.current_token().0.unwrap().is_dpop());
 }
 
 #[test]

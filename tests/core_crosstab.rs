@@ -811,3 +811,44 @@ fn election_alone_calls_at_once_and_tells_nobody() {
     let id = s.request_refresh(T0 + 1);
     assert_eq!(drain(&mut s), vec![Action::StartRefresh { id }]);
 }
+
+/// A DPoP-bound token travels with `tokenType: "DPoP"`, so that the other tabs send it with a proof of the
+/// shared key; a tab without the `dpop` option ignores it (it could not send it); a malformed type drops the
+/// message.
+#[test]
+fn dpop_tokens_reach_other_tabs_marked() {
+    let t = token(T0, 300);
+    let (tok, claims) = AccessToken::parse(&t).unwrap();
+    let m = Message::Token {
+        epoch: 7,
+        source: TokenSource::Refresh,
+        token: tok.bound_to_dpop_key(),
+        claims,
+    };
+    let wire = m.encode();
+    assert!(wire.ends_with(r#","tokenType":"DPoP"}"#), "{wire}");
+    let back = Message::decode(&wire).unwrap();
+    assert_eq!(back, m);
+    let Message::Token { token, .. } = &back else {
+        panic!("{back:?}")
+    };
+    assert!(token.is_dpop());
+    for bad in ["Bearer", "dpop", ""] {
+        let raw = wire.replace(r#""tokenType":"DPoP""#, &format!(r#""tokenType":"{bad}""#));
+        assert_eq!(Message::decode(&raw), None, "{raw}");
+    }
+    assert_eq!(
+        Message::decode(&wire.replace(r#""tokenType":"DPoP""#, r#""tokenType":1"#)),
+        None
+    );
+
+    let mut off = Session::new(SessionConfig::default());
+    assert!(!off.handle_message(T0, back.clone()));
+    assert!(off.current_token().0.is_none());
+    let mut on = Session::new(SessionConfig {
+        dpop: true,
+        ..SessionConfig::default()
+    });
+    assert!(on.handle_message(T0, back));
+    assert!(on.current_token().0.unwrap().is_dpop());
+}

@@ -30,7 +30,7 @@ const LEGACY = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' })) + '.' + b64(JSO
 const json = (obj, status = 200, type = 'application/json') => new Response(JSON.stringify(obj), { status, headers: { 'content-type': type } });
 
 function install() {
-  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false,
+  const s = { log: [], valid: null, plan: [], logoutPlan: [], refreshCount: 0, gate: null, life: 3600, loginBody: null, loginType: undefined, opaque: false, tokenType: 'Bearer',
     legacyPhase: 0, legacyPlan: [], upgradeCount: 0, exchanged: false };
   globalThis.__fake = s;
   globalThis.fetch = async (input, init) => {
@@ -44,7 +44,7 @@ function install() {
       auth: req.headers.get('authorization'), credentials: req.credentials, redirect: req.redirect,
       xrw: req.headers.get('x-requested-with'), csrf: req.headers.get('x-csrf'), contentType: req.headers.get('content-type'), body,
       signal: req.signal, mode: req.mode, cache: req.cache, integrity: req.integrity, referrer: req.referrer,
-      referrerPolicy: req.referrerPolicy, keepalive: req.keepalive };
+      referrerPolicy: req.referrerPolicy, keepalive: req.keepalive, dpop: req.headers.get('dpop') };
     s.log.push(e);
     if (route === '/auth/refresh') {
       s.refreshCount += 1;
@@ -52,7 +52,7 @@ function install() {
       const step = s.plan.length ? s.plan.shift() : 'ok';
       if (step === 'ok' && s.opaque) { s.valid = mintOpaque(); return json({ access_token: s.valid, token_type: 'Bearer', expires_in: s.life }); }
       // The reference server's answer (server/src/routes/auth.rs token_response).
-      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' }); }
+      if (step === 'ok') { s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: s.tokenType }); }
       if (step === 'network') throw new TypeError('Failed to fetch');
       if (step === 'html') return new Response('<html>', { status: 200, headers: { 'content-type': 'text/html' } });
       if (step === 'redirect') {
@@ -65,7 +65,7 @@ function install() {
     }
     if (route === '/auth/login') {
       if (s.loginBody) return json(s.loginBody, 200, s.loginType);
-      s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: 'Bearer' });
+      s.valid = mint(s.life); return json({ accessToken: s.valid, expiresIn: s.life, tokenType: s.tokenType });
     }
     if (route === '/auth/logout') {
       const step = s.logoutPlan.length ? s.logoutPlan.shift() : 'ok';
@@ -99,7 +99,7 @@ function install() {
     if (route === '/net-error') throw new TypeError('Failed to fetch');
     if (route === '/forbidden') return json({ error: 'insufficient_scope' }, 403);
     if (route.startsWith('/open')) return json({ ok: true });
-    if (e.auth && s.valid && e.auth === 'Bearer ' + s.valid) return json({ ok: true, body });
+    if (e.auth && s.valid && e.auth === s.tokenType + ' ' + s.valid && (s.tokenType === 'Bearer' || e.dpop)) return json({ ok: true, body });
     return json({ error: 'invalid_token' }, 401);
   };
   return s;
@@ -1146,6 +1146,71 @@ Object.assign(scenarios, {
     check(!lines.some((l) => l.includes(s.log[0].auth || 'no-token-sent')), 'a token in the debug output');
   },
 
+  // DPoP (RFC 9449): with a keyring (the package entry's, faked here: it records and marks what it sends), a
+  // DPoP-bound token goes out only through it, as `DPoP <token>` with a proof; login, refresh and logout go
+  // through it without a token (a proof of the key); after logout the key is reset; a retry after 401 sends the
+  // new token through it with the body intact; requests to other origins and bearer tokens do not use it.
+  async dpopTokensGoOnlyThroughTheKeyring(make) {
+    const s = install();
+    s.tokenType = 'DPoP';
+    const ring = { calls: [], resets: 0, n: 0 };
+    ring.fetch = (platform, input, init, token, retry) => {
+      const req = new Request(input, init);
+      ring.calls.push({ path: new URL(req.url).pathname, token, retry });
+      req.headers.set('dpop', 'proof-' + (++ring.n));
+      if (token !== null) req.headers.set('authorization', 'DPoP ' + token);
+      return platform.call(globalThis, req);
+    };
+    ring.reset = () => { ring.resets++; return Promise.resolve(); };
+    const tm = make({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', crossTab: false }, ring);
+    const login = await tm.login('/auth/login', { method: 'POST', body: '{"u":"a"}' });
+    check(login.ok && tm.isAuthenticated, 'DPoP login stored');
+    check(ring.calls.length === 1 && ring.calls[0].path === '/auth/login' && ring.calls[0].token === null && ring.calls[0].retry,
+      'login proves the key: ' + JSON.stringify(ring.calls));
+    const first = s.valid;
+    const r = await tm.fetch('/api/a', { method: 'POST', body: 'payload' });
+    check(r.status === 200, 'API with DPoP: ' + r.status);
+    check(ring.calls[1].path === '/api/a' && ring.calls[1].token === first && ring.calls[1].retry, 'API through the keyring with the token');
+    check(api(s).every((e) => e.auth === 'DPoP ' + first && e.dpop), 'never a bearer: ' + JSON.stringify(api(s).map((e) => e.auth)));
+    await tm.fetch('https://other.example/open');
+    const other = s.log[s.log.length - 1];
+    check(other.auth === null && other.dpop === null && ring.calls.length === 2, 'another origin gets neither token nor proof');
+    // The server stops taking the token: one refresh through the keyring, one retry with the new token and the body.
+    s.valid = 'revoked';
+    const again = await tm.fetch('/api/b', { method: 'POST', body: 'second' });
+    check(again.status === 200 && (await again.json()).body === 'second', 'retried with the body intact');
+    const paths = ring.calls.slice(2).map((c) => c.path + ':' + (c.token === null ? 'key' : c.token === s.valid ? 'new' : 'old'));
+    check(JSON.stringify(paths) === JSON.stringify(['/api/b:old', '/auth/refresh:key', '/api/b:new']), 'refresh and retry through the keyring: ' + paths);
+    check(s.log.filter((e) => e.path === '/auth/refresh').every((e) => e.dpop && e.auth === null), 'refresh: a proof, no token');
+    // A keepalive request is not retried: its proof is made, and it is sent once.
+    await tm.fetch('/api/k', { keepalive: true });
+    check(ring.calls[ring.calls.length - 1].path === '/api/k' && ring.calls[ring.calls.length - 1].retry === false, 'keepalive: no resend');
+    await tm.logout();
+    check(ring.calls[ring.calls.length - 1].path === '/auth/logout' && ring.calls[ring.calls.length - 1].token === null, 'logout proves the key');
+    check(ring.resets === 1, 'the key is reset after logout: ' + ring.resets);
+    tm.dispose();
+
+    // The server answers Bearer to a manager with a keyring: API requests carry the bearer, refreshes a proof.
+    const b = install();
+    const ring2 = { calls: [], fetch: ring.fetch, reset: ring.reset };
+    ring.calls = ring2.calls;
+    const tm2 = make({ refreshUrl: '/auth/refresh', crossTab: false }, ring);
+    await tm2.login('/auth/login', { method: 'POST', body: '{}' });
+    await tm2.fetch('/api/c');
+    check(api(b)[0].auth === 'Bearer ' + b.valid && api(b)[0].dpop === null, 'a bearer token is sent as before');
+    check(ring.calls.map((c) => c.path).join() === '/auth/login', 'only the login went through the keyring');
+    tm2.dispose();
+
+    // Without a keyring a DPoP answer cannot be used: refused, naming the option.
+    const n = install();
+    n.tokenType = 'DPoP';
+    const tm3 = make({ refreshUrl: '/auth/refresh', crossTab: false });
+    const e = await expectError(tm3.login('/auth/login', { method: 'POST', body: '{}' }), 'BAD_RESPONSE', 'DPoP without keyring');
+    check(e.message.includes('dpop option'), e.message);
+    check(!tm3.isAuthenticated, 'nothing stored');
+    tm3.dispose();
+  },
+
   async noCorsRequestNeverCausesARefresh(make) {
     // A no-cors request cannot carry Authorization: a 401 answer to it must not look like an expiry.
     const { s, tm } = await loggedIn(make);
@@ -1275,7 +1340,7 @@ export function run(name, rawMake) {
   if (!f) return Promise.reject(new Error('no scenario ' + name));
   // Every manager a scenario creates is disposed afterwards, so that no listener outlives its test.
   const made = [];
-  const make = (o) => { const tm = rawMake(o); made.push(tm); return tm; };
+  const make = (o, keyring) => { const tm = rawMake(o, keyring); made.push(tm); return tm; };
   return f(make).then(() => 'ok', (e) => { throw (e instanceof Error ? e.message + '\n' + e.stack : String(e)); })
     .finally(() => {
       // A manager a scenario freed (wasm-bindgen zeroes its pointer) has nothing left to dispose.
@@ -1290,9 +1355,13 @@ extern "C" {
 }
 
 async fn scenario(name: &str) {
-    let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
-        TokenManager::new(opts.unchecked_into(), None, None).map(JsValue::from)
-    });
+    // `make(options, keyring)`: a scenario may hand a DPoP keyring (as the package entry does with `dpop`).
+    let make = Closure::<dyn Fn(JsValue, JsValue) -> Result<JsValue, JsValue>>::new(
+        |opts: JsValue, keyring: JsValue| {
+            TokenManager::new(opts.unchecked_into(), None, None, keyring.dyn_into().ok())
+                .map(JsValue::from)
+        },
+    );
     let result = JsFuture::from(run(name, make.as_ref().unchecked_ref())).await;
     if let Err(e) = result {
         panic!(
@@ -1558,6 +1627,11 @@ async fn c61_debug_says_why_the_bearer_was_withheld() {
 }
 
 #[wasm_bindgen_test]
+async fn dpop_tokens_go_only_through_the_keyring() {
+    scenario("dpopTokensGoOnlyThroughTheKeyring").await;
+}
+
+#[wasm_bindgen_test]
 async fn no_cors_request_never_causes_a_refresh() {
     scenario("noCorsRequestNeverCausesARefresh").await;
 }
@@ -1596,6 +1670,7 @@ fn early_manager(cross_tab: &str, handed: &JsValue) -> TokenManager {
         opts.unchecked_into(),
         None,
         Some(handed.clone().unchecked_into()),
+        None,
     )
     .unwrap()
 }

@@ -78,7 +78,7 @@ fn number(v: &JsValue, key: &str) -> f64 {
 #[wasm_bindgen_test]
 async fn memory_stays_bounded_over_thousands_of_requests() {
     let make = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|opts: JsValue| {
-        TokenManager::new(opts.unchecked_into(), None, None).map(JsValue::from)
+        TokenManager::new(opts.unchecked_into(), None, None, None).map(JsValue::from)
     });
     let result = JsFuture::from(run(
         make.as_ref().unchecked_ref(),

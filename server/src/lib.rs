@@ -24,6 +24,7 @@ pub mod clientip;
 pub mod clock;
 pub mod config;
 pub mod dpop;
+pub mod dpop_nonce;
 pub mod family;
 pub mod kek;
 pub mod keys;

@@ -55,8 +55,9 @@ pub const DEFAULT_TOKEN_FIELD: &str = "accessToken";
 /// The OAuth 2.0 (RFC 6749 §5.1) field name.
 pub const FALLBACK_TOKEN_FIELD: &str = "access_token";
 /// The fields read for the token type (RFC 6749 §5.1 `token_type`; `tokenType`, which the reference server
-/// sends). Absent or `null` means Bearer; otherwise it must be `Bearer` in any case (RFC 6749 §5.1: case
-/// insensitive), or the answer is refused ([`BodyError::NotBearer`]).
+/// sends). Absent or `null` means Bearer; otherwise it must be `Bearer` or `DPoP` (RFC 9449 §5) in any case
+/// (RFC 6749 §5.1: case insensitive), or the answer is refused ([`BodyError::NotBearer`]). A `DPoP` token is
+/// marked ([`AccessToken::is_dpop`]); a manager without the `dpop` option refuses it.
 pub const TOKEN_TYPE_FIELDS: [&str; 2] = ["token_type", "tokenType"];
 /// The fields read for the token's lifetime in seconds from receipt: RFC 6749 §5.1's `expires_in`, and
 /// `expiresIn`, which the reference server sends (C62). A value is a JSON number or a string holding one
@@ -114,7 +115,7 @@ pub fn is_json_content_type(value: &str) -> bool {
 /// `token_field` is the configured field; with `None` the default `accessToken` is read and
 /// `access_token` is understood too. The body must be a JSON object (duplicate keys rejected) whose token
 /// field is a non-empty string holding a token of RFC 6750 `b64token` syntax (a JWT or opaque, C58), with
-/// no token type other than Bearer ([`TOKEN_TYPE_FIELDS`]); the lifetime is read from
+/// no token type other than Bearer or DPoP ([`TOKEN_TYPE_FIELDS`]); the lifetime is read from
 /// [`LIFETIME_FIELDS`]. Other members (`scope`, `refresh_token`, `id_token`, anything else) are ignored:
 /// a `refresh_token` in the body is never stored, the httpOnly cookie is the refresh credential.
 pub fn parse_token_body(
@@ -147,14 +148,26 @@ pub fn parse_token_body(
         },
     };
     let token = token.ok_or(BodyError::MissingToken)?;
+    let mut dpop = None;
     for name in TOKEN_TYPE_FIELDS {
-        match obj.get(name) {
-            None | Some(Scalar::Null) => {}
-            Some(Scalar::Str(t)) if t.eq_ignore_ascii_case("bearer") => {}
+        let this = match obj.get(name) {
+            None | Some(Scalar::Null) => continue,
+            Some(Scalar::Str(t)) if t.eq_ignore_ascii_case("bearer") => false,
+            Some(Scalar::Str(t)) if t.eq_ignore_ascii_case("dpop") => true,
             Some(_) => return Err(BodyError::NotBearer),
+        };
+        // Both fields present and disagreeing: which one to believe is not ours to guess.
+        if dpop.is_some_and(|d| d != this) {
+            return Err(BodyError::NotBearer);
         }
+        dpop = Some(this);
     }
     let (token, claims) = AccessToken::parse(&token).map_err(BodyError::Token)?;
+    let token = if dpop == Some(true) {
+        token.bound_to_dpop_key()
+    } else {
+        token
+    };
     let mut expires_in: Option<f64> = None;
     for name in LIFETIME_FIELDS {
         let value = match obj.get(name) {

@@ -6,8 +6,9 @@
 //! `BroadcastChannel` (name: `wasm-token-manager:` + the absolute `refreshUrl`, or the `crossTab` option).
 //! Every message is a JSON string `{"v":1,"type":…,"epoch":…}`:
 //!
-//! * `token` (`source`: `login` | `refresh` | `set` | `legacy`, `token`): a tab stored a new access token; the others
-//!   adopt it instead of calling `/refresh` themselves.
+//! * `token` (`source`: `login` | `refresh` | `set` | `legacy`, `token`, and `tokenType: "DPoP"` for a token bound
+//!   to the tabs' shared DPoP key, RFC 9449): a tab stored a new access token; the others adopt it instead of
+//!   calling `/refresh` themselves.
 //! * `logout`: a tab logged out; every tab clears its token, stops its timers, fires `logout`
 //!   (`reason: 'remote'`) and drops any refresh in flight.
 //! * `ended`: a refresh answered 400/401/403; the session is over for every tab (`sessionexpired`).
@@ -116,7 +117,11 @@ impl Message {
                     source.as_str(),
                     r#"","token":""#,
                     token.expose(),
-                    "\"",
+                    if token.is_dpop() {
+                        r#"","tokenType":"DPoP""#
+                    } else {
+                        "\""
+                    },
                 ]
                 .concat(),
             ),
@@ -158,6 +163,11 @@ impl Message {
             ("token", Some(Some(source)), Some(Some(token))) => {
                 let source = TokenSource::from_name(source)?;
                 let (token, claims) = AccessToken::parse(token).ok()?;
+                let token = match obj.get("tokenType").map(Scalar::as_str) {
+                    None => token,
+                    Some(Some("DPoP")) => token.bound_to_dpop_key(),
+                    Some(_) => return None,
+                };
                 Some(Message::Token {
                     epoch,
                     source,

@@ -102,7 +102,8 @@ pub enum BodyError {
     MissingToken,
     /// The token field is present but not a non-empty string (C20).
     TokenNotString,
-    /// `token_type` (or `tokenType`) is present and not `Bearer` (any case): a DPoP, MAC or other token
+    /// `token_type` (or `tokenType`) is present and neither `Bearer` nor `DPoP` (any case), the two fields
+    /// disagree, or it is `DPoP` and the manager has no DPoP key (the `dpop` option is off): a MAC or other token
     /// would be sent as a bearer token, which it is not.
     NotBearer,
     /// The token field is present but the token itself was refused.
@@ -126,7 +127,7 @@ impl BodyError {
             BodyError::NotObject => "response body is not a JSON object (invalid JSON or UTF-8, or a repeated member)",
             BodyError::MissingToken => "response has no token field (tokenField, or accessToken / access_token)",
             BodyError::TokenNotString => "response token field is not a non-empty string",
-            BodyError::NotBearer => "response token_type is not Bearer: only bearer tokens are supported (not DPoP or MAC)",
+            BodyError::NotBearer => "response token_type is not Bearer: DPoP tokens need the dpop option; other types (MAC) are not supported",
             BodyError::Token(t) => t.message(),
         }
     }

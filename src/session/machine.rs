@@ -35,6 +35,9 @@ pub struct SessionConfig {
     pub election_ms: u64,
     /// How this tab coordinates a refresh with the other tabs.
     pub coordination: Coordination,
+    /// Whether the shell holds a DPoP key (the `dpop` option): only then is a `token_type: "DPoP"` answer
+    /// accepted (RFC 9449 §5), since its token can be sent only with a proof of that key.
+    pub dpop: bool,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +48,7 @@ impl Default for SessionConfig {
             token_field: None,
             election_ms: 0,
             coordination: Coordination::Alone,
+            dpop: false,
         }
     }
 }
@@ -753,6 +757,16 @@ impl Session {
         Ok(())
     }
 
+    /// A login, refresh or exchange answer's token ([`parse_token_body`]); a DPoP-bound one only with
+    /// [`SessionConfig::dpop`].
+    fn parse_body(&self, body: &[u8], content_type: Option<&str>) -> Result<TokenBody, BodyError> {
+        let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
+        if b.token.is_dpop() && !self.cfg.dpop {
+            return Err(BodyError::NotBearer);
+        }
+        Ok(b)
+    }
+
     /// Stores the token from a login answer's body (see [`parse_token_body`]).
     pub fn set_token_body(
         &mut self,
@@ -761,7 +775,7 @@ impl Session {
         content_type: Option<&str>,
         source: TokenSource,
     ) -> Result<(), BodyError> {
-        let b = parse_token_body(body, content_type, self.cfg.token_field.as_deref())?;
+        let b = self.parse_body(body, content_type)?;
         self.abort_flight();
         self.bump_epoch(now_ms);
         self.install_and_tell(now_ms, b.token, b.claims, b.expires_in, source);
@@ -949,7 +963,7 @@ impl Session {
                     let parsed = if body_too_large {
                         Err(BodyError::TooLarge)
                     } else {
-                        parse_token_body(body, content_type, self.cfg.token_field.as_deref())
+                        self.parse_body(body, content_type)
                     };
                     match parsed {
                         Ok(b) => Outcome::Success(b),
@@ -1135,6 +1149,10 @@ impl Session {
     /// * `ended`: the token is cleared and `sessionexpired` fires if one was held.
     pub fn handle_message(&mut self, now_ms: u64, msg: Message) -> bool {
         if msg.epoch() < self.epoch {
+            return false;
+        }
+        // A DPoP-bound token is of no use without the key (a tab of another build, or without `dpop`).
+        if matches!(&msg, Message::Token { token, .. } if token.is_dpop() && !self.cfg.dpop) {
             return false;
         }
         if !matches!(msg, Message::Refreshing { .. }) {
@@ -1361,7 +1379,7 @@ impl Session {
                 body,
                 body_too_large: false,
                 ..
-            } => match parse_token_body(body, content_type, self.cfg.token_field.as_deref()) {
+            } => match self.parse_body(body, content_type) {
                 Ok(b) => {
                     self.legacy_failure = None;
                     self.bump_epoch(now_ms);

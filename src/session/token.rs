@@ -13,16 +13,18 @@ use super::json::{parse_object, Object};
 /// The longest token accepted, in bytes (C15): larger tokens would cause 431 answers anyway.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// An access token that passed the local checks (size, RFC 6750 `b64token` characters).
+/// An access token that passed the local checks (size, RFC 6750 `b64token` characters), and whether it is
+/// bound to the client's DPoP key (RFC 9449 §5: the answer's `token_type` was `DPoP`), so that it is sent as
+/// `Authorization: DPoP <token>` with a proof instead of as a bearer token.
 /// `Debug` prints `[redacted]`; the only way to read it is [`AccessToken::expose`].
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(String);
+pub struct AccessToken(String, bool);
 
 impl AccessToken {
     /// Checks size and characters only (no decoding). Prefer [`AccessToken::parse`].
     pub fn new(token: &str) -> Result<Self, TokenError> {
         check_b64token(token)?;
-        Ok(AccessToken(token.to_owned()))
+        Ok(AccessToken(token.to_owned(), false))
     }
 
     /// Checks a token for storing and sending, and reads its timing claims when it is a JWT (C58).
@@ -36,19 +38,30 @@ impl AccessToken {
     pub fn parse(token: &str) -> Result<(Self, UnverifiedClaims), TokenError> {
         check_b64token(token)?;
         let claims = decode_unverified(token).unwrap_or_default();
-        Ok((AccessToken(token.to_owned()), claims))
+        Ok((AccessToken(token.to_owned(), false), claims))
     }
 
     /// Checks the token and decodes its claims without verifying anything; refuses anything that is not a
     /// decodable JWT (C01–C04, C14). The manager itself uses [`AccessToken::parse`].
     pub fn parse_jwt(token: &str) -> Result<(Self, UnverifiedClaims), TokenError> {
         let claims = decode_unverified(token)?;
-        Ok((AccessToken(token.to_owned()), claims))
+        Ok((AccessToken(token.to_owned(), false), claims))
     }
 
     /// The token text, for the `Authorization` header and nothing else.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The same token, marked as bound to the client's DPoP key (RFC 9449 §5, `token_type: "DPoP"`).
+    pub fn bound_to_dpop_key(self) -> Self {
+        AccessToken(self.0, true)
+    }
+
+    /// Whether the token is DPoP-bound: sent as `Authorization: DPoP <token>` with a proof (RFC 9449 §7.1),
+    /// never as a bearer token.
+    pub fn is_dpop(&self) -> bool {
+        self.1
     }
 }
 

@@ -49,6 +49,8 @@ pub(super) struct Inner {
     pub(super) tabs: RefCell<Tabs>,
     /// The bound `fetch`: a JS-owned function holding this manager weakly (see `TokenManager::new`).
     pub(super) fetch_fn: JsValue,
+    /// The DPoP keyring the package entry handed over with the `dpop` option (see [`super::dpop`]).
+    pub(super) dpop: Option<JsValue>,
 }
 
 pub(super) type Rci = Rc<Inner>;

@@ -4,11 +4,12 @@ use js_sys::Promise;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
+use super::dpop::{self, Proof};
 use super::driver::{disposed_error, is_disposed, pump, with_core, Inner, Rci};
 use super::facade::{as_response, status_of, Request};
 use super::js::{self, now_ms};
 use super::waiters::wait_settled_or_abort;
-use crate::session::{Prepare, Unauthorized};
+use crate::session::{AccessToken, Prepare, Unauthorized};
 
 /// With `debug`, says once per origin why a request went out without the bearer (C61 kind: a cross-origin API
 /// left out of `apiOrigins` is otherwise a silent 401).
@@ -44,6 +45,26 @@ pub(super) fn attach(req: &Request, token: &crate::session::AccessToken) -> Resu
 
 pub(super) async fn send(req: &Request) -> Result<JsValue, JsValue> {
     JsFuture::from(js::global_fetch_init(req, &JsValue::UNDEFINED)?).await
+}
+
+/// Sends `req` with `token`: a bearer token in `Authorization: Bearer`, a DPoP-bound one as `Authorization: DPoP`
+/// with a proof, through the keyring (RFC 9449 §7.1), which answers a nonce challenge itself when `retry` (the
+/// body can be sent again). Not async (one future fewer in the wasm): the caller awaits the promise.
+fn send_with(
+    inner: &Inner,
+    req: &Request,
+    token: Option<&AccessToken>,
+    retry: bool,
+) -> Result<JsFuture, JsValue> {
+    let proof = match token {
+        Some(t) if t.is_dpop() => Proof::Token(t),
+        Some(t) => {
+            attach(req, t)?;
+            Proof::Nothing
+        }
+        None => Proof::Nothing,
+    };
+    dpop::send(inner, req, &JsValue::UNDEFINED, proof, retry).map(JsFuture::from)
 }
 
 /// A string (or `URL`) request target resolved as `fetch` resolves it in a page: against the document's base URL
@@ -107,10 +128,7 @@ pub(super) async fn managed_fetch(
     // with the token only if it is not known to be expired, and is never retried (C57).
     if req.keepalive() {
         let token = inner.core.borrow().token_without_waiting(now_ms());
-        if let Some(t) = &token {
-            attach(&req, t)?;
-        }
-        return send(&req).await;
+        return send_with(&inner, &req, token.as_ref(), false)?.await;
     }
     let signal = req.signal();
     let mut waited = false;
@@ -135,10 +153,7 @@ pub(super) async fn managed_fetch(
     } else {
         None
     };
-    if let Some(t) = &token {
-        attach(&req, t)?;
-    }
-    let first = send(&req).await?;
+    let first = send_with(&inner, &req, token.as_ref(), replayable)?.await?;
     let status = status_of(&first);
     if status != 401 {
         // RFC 9745: a `Deprecation` answer to a request that carried the legacy token starts its exchange.
@@ -167,8 +182,7 @@ pub(super) async fn managed_fetch(
             }
         }
     };
-    attach(&spare, &token)?;
-    let second = send(&spare).await?;
+    let second = send_with(&inner, &spare, Some(&token), true)?.await?;
     if let Some(g) = refreshed {
         if status_of(&second) == 401 {
             with_core(&inner, |c| c.handle_retry_unauthorized(now_ms(), g));

@@ -43,6 +43,25 @@ pub fn global_fetch_init(input: &JsValue, init: &JsValue) -> Result<Promise, JsV
     Reflect::apply(&f, &js_sys::global(), &array(&[input, init])).map(JsCast::unchecked_into)
 }
 
+/// Sends `input`/`init` through `keyring.fetch(platformFetch, input, init, token, retry)` (the package entry's DPoP
+/// keyring, pkg-template/dpop.js), handing it the platform `fetch` [`global_fetch_init`] would use.
+pub fn keyring_fetch(
+    keyring: &JsValue,
+    input: &JsValue,
+    init: &JsValue,
+    token: &JsValue,
+    retry: bool,
+) -> Result<Promise, JsValue> {
+    let args = [
+        &platform_fetch(),
+        input,
+        init,
+        token,
+        &JsValue::from_bool(retry),
+    ];
+    call(keyring, "fetch", &args).map(JsCast::unchecked_into)
+}
+
 /// Reports an exception that has no caller to go to (a failed clean-up) as an uncaught one would be:
 /// `reportError(e)` (WHATWG HTML), where it exists.
 pub fn report(e: &JsValue) {

@@ -9,6 +9,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
+use super::dpop::{self, key_proof, reset_key};
 use super::driver::{dispose, disposed_error, is_disposed, pump, with_core, Inner, Rci, Shell};
 use super::facade::{as_response, AbortSignal, BroadcastChannel, Response};
 use super::fetch::{absolute, fetch_entry};
@@ -45,6 +46,10 @@ impl TokenManager {
     /// loading (it keeps the messages that arrived meanwhile and hands them over with
     /// [`receive_early`](Self::receive_early)). This manager takes it over and closes it when disposed; one that
     /// is not the channel these options name is closed and the right one opened. None: the manager opens its own.
+    ///
+    /// `dpop`: the package entry's DPoP keyring (pkg-template/dpop.js), handed over for the option `dpop` (which
+    /// the entry reads and does not pass on): with it, DPoP-bound tokens are accepted and proven (see
+    /// [`super::dpop`]).
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: TokenManagerOptions,
@@ -52,8 +57,11 @@ impl TokenManager {
         #[wasm_bindgen(unchecked_param_type = "BroadcastChannel")] channel: Option<
             BroadcastChannel,
         >,
+        dpop: Option<js_sys::Object>,
     ) -> Result<TokenManager, JsValue> {
         let mut opts = Options::parse(&options)?;
+        let dpop: Option<JsValue> = dpop.map(Into::into);
+        opts.session.dpop = dpop.is_some();
         let legacy_token = opts.legacy_token.take();
         let events = match events {
             Some(target) => target.into(),
@@ -116,6 +124,7 @@ impl TokenManager {
             events,
             tabs: RefCell::new(Tabs::default()),
             fetch_fn: bound_fetch(weak.clone()),
+            dpop,
         });
         install_listeners(&inner, &mut t);
         *inner.tabs.borrow_mut() = t;
@@ -151,8 +160,11 @@ impl TokenManager {
         js::set(&merged, "credentials", &JsValue::from_str("include"));
         let inner = self.inner.clone();
         let input = absolute(input.into());
+        // A ReadableStream body cannot be sent again (for a DPoP nonce challenge).
+        let replayable = !js::get(&js::get(&merged, "body"), "getReader").is_function();
         js::promise(async move {
-            let v = JsFuture::from(js::global_fetch_init(&input, &merged)?).await?;
+            let sent = dpop::send(&inner, &input, &merged, key_proof(&inner), replayable);
+            let v = JsFuture::from(sent?).await?;
             let Some(resp) = as_response(&v) else {
                 return Err(v);
             };
@@ -289,11 +301,21 @@ impl TokenManager {
             js::set(&init, "signal", &signal);
         }
         let debug = self.inner.opts.debug;
+        let inner = self.inner.clone();
         js::promise(async move {
-            let answer = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
+            let sent = dpop::send(
+                &inner,
+                &JsValue::from_str(&url),
+                &init,
+                key_proof(&inner),
+                true,
+            );
+            let answer = match sent {
                 Ok(p) => JsFuture::from(p).await,
                 Err(e) => Err(e),
             };
+            // The session's key goes with it: the next login binds a new one (RFC 9449 §2, one key per session).
+            reset_key(&inner);
             let status = answer
                 .as_ref()
                 .ok()

@@ -6,6 +6,7 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 mod body;
+mod dpop;
 mod driver;
 mod facade;
 mod fetch;

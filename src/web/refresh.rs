@@ -6,6 +6,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 use super::body::{read_capped, BodyRead};
+use super::dpop::{self, key_proof};
 use super::driver::{is_disposed, pump, take, with_core, Inner, Rci};
 use super::facade::as_response;
 use super::js::{self, now_ms, object};
@@ -156,7 +157,15 @@ pub(super) async fn call_refresh(inner: &Rci, id: RefreshId) {
             &JsValue::from_str(bearer),
         );
     }
-    let result = match js::global_fetch_init(&JsValue::from_str(&url), &init) {
+    // With DPoP a proof of the key goes along (RFC 9449 §5): the server binds the session to it.
+    let sent = dpop::send(
+        inner,
+        &JsValue::from_str(&url),
+        &init,
+        key_proof(inner),
+        true,
+    );
+    let result = match sent {
         Ok(p) => JsFuture::from(p).await,
         Err(e) => Err(e),
     };

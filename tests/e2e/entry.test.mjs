@@ -178,11 +178,31 @@ test('C64: where the .wasm is served, the inline copy is never downloaded', asyn
   }
 });
 
-async function openHarnessIn(tab, srv = server) {
+async function openHarnessIn(tab, srv = server, options = {}) {
   await tab.goto(`${srv.url}/index.html`);
   await tab.waitForFunction(() => window.harnessReady === true);
-  await tab.evaluate(() => window.setup());
+  await tab.evaluate((o) => window.setup(o), options);
 }
+
+test('the DPoP module is downloaded only by a manager created with the dpop option', async () => {
+  const context = await browser.newContext();
+  try {
+    const tab = await context.newPage();
+    const dpop = [];
+    tab.on('request', (r) => { if (r.url().endsWith('_dpop.js')) dpop.push(new URL(r.url()).pathname); });
+    await openHarnessIn(tab);
+    assert.equal(await tab.evaluate(() => window.loginDemo()), 200);
+    assert.equal(await tab.evaluate(async () => (await window.tm.fetch('/api/me')).status), 200);
+    assert.deepEqual(dpop, [], 'without the option');
+    // The server runs without --dpop: it answers Bearer, and the manager uses bearer tokens.
+    await tab.evaluate(() => { window.tm.dispose(); window.setup({ dpop: true }); });
+    assert.equal(await tab.evaluate(() => window.loginDemo()), 200);
+    assert.equal(await tab.evaluate(async () => (await window.tm.fetch('/api/me')).status), 200);
+    assert.deepEqual(dpop, ['/pkg/wasm_token_manager_dpop.js'], 'with it, once');
+  } finally {
+    await context.close();
+  }
+});
 
 test('C64: the package works in a module worker: sign in, API call, refresh, logout', async () => {
   const { context, tab, errors } = await open(server, 'worker.html');
@@ -384,11 +404,13 @@ test('the entry checks options and tokens with the same rules and messages as th
         { refreshUrl: '/r', debug: 'yes' }, { refreshURL: '/r' },
         { refreshUrl: '/r', legacyUpgradeUrl: 5 }, { refreshUrl: '/r', legacyUpgradeUrl: 'ftp://x/u' }, { refreshUrl: '/r', legacyToken: 'abc' },
         { refreshUrl: '/r', legacyUpgradeUrl: '/u', legacyToken: 'a b' }, { refreshUrl: '/r', legacyUpgradeUrl: '/u', legacyToken: 7 },
+        { refreshUrl: '/r', dpop: 'yes' }, { refreshUrl: '/r', dpop: 1 },
         // accepted
         { refreshUrl: '/r', logoutUrl: null, apiOrigins: ['https://a.com', 'http://[::1]:8080', 'https://b.com/'], refreshMarginSeconds: 0,
           tokenField: 'jwt', refreshHeaders: {}, refreshTimeoutSeconds: 2.5, crossTab: false, lockTimeoutSeconds: 3, debug: false },
         { refreshUrl: 'https://auth.example/r', crossTab: null, apiOrigins: [] },
         { refreshUrl: '/r', legacyUpgradeUrl: '/auth/legacy/upgrade', legacyToken: 'a.b.c', crossTab: false }, { refreshUrl: '/r', legacyUpgradeUrl: null, legacyToken: null },
+        { refreshUrl: '/r', dpop: 'if-supported', crossTab: false }, { refreshUrl: '/r', dpop: false },
       ];
       const run = () => cases.map((o) => {
         try { new TokenManager(o).dispose(); return 'accepted'; } catch (e) { return `${e.code}: ${e.message}`; }
@@ -406,7 +428,7 @@ test('the entry checks options and tokens with the same rules and messages as th
       const wasm = run(); // now the wasm side checks at construction
       return { entry, wasm, entryTokens, wasmTokens };
     });
-    assert.equal(result.entry.filter((r) => r === 'accepted').length, 4, result.entry.join('\n'));
+    assert.equal(result.entry.filter((r) => r === 'accepted').length, 6, result.entry.join('\n'));
     assert.deepEqual(result.entry, result.wasm);
     assert.deepEqual(result.entryTokens, result.wasmTokens, 'setAccessToken refuses the same tokens before and after the wasm is ready');
     assert.equal(result.entryTokens.filter((r) => r === 'accepted').length, 5, result.entryTokens.join('\n'));
