@@ -197,7 +197,8 @@ pub struct Args {
     #[arg(long, env = "AUTH_DPOP_PROOF_WINDOW", value_parser = parse_duration, default_value = "60s")]
     pub dpop_proof_window: u64,
     /// Issue a new DPoP server nonce this often; the previous one stays accepted as long again.
-    #[arg(long, env = "AUTH_DPOP_NONCE_ROTATE", value_parser = parse_duration, default_value = "5m")]
+    /// Instances sharing `--key-encryption-key-file` issue and accept the same nonces.
+    #[arg(long, env = "AUTH_DPOP_NONCE_ROTATE", value_parser = parse_duration, default_value = "60s")]
     pub dpop_nonce_rotate: u64,
     /// The scheme, host and path prefix clients reach this server at (`https://example.com/backend`),
     /// which a proof's `htu` must start with; the request path follows it. Default: `http://` + the
@@ -641,7 +642,7 @@ mod tests {
         let c = Config::from(Args::parse_from(["auth-server"]));
         assert_eq!(c.dpop, crate::dpop::DpopMode::Off, "off by default");
         assert_eq!(c.dpop_proof_window, 60);
-        assert_eq!(c.dpop_nonce_rotate, 300);
+        assert_eq!(c.dpop_nonce_rotate, 60);
         let a = Args::parse_from([
             "auth-server",
             "--dpop",

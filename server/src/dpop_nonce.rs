@@ -22,6 +22,14 @@ const MAC_LEN: usize = 16;
 /// The domain of the MAC, so that the secret's other uses can never produce a nonce.
 const DOMAIN: &[u8] = b"wtm dpop nonce";
 
+/// `HMAC-SHA256(key, label)`: a secret for one use derived from a key of another.
+pub fn derive_secret(key: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
 /// Issues and checks nonces for periods of `every` seconds under one secret.
 #[derive(Clone)]
 pub struct NonceIssuer {
@@ -76,21 +84,25 @@ impl NonceIssuer {
     /// Whether `nonce` was issued under this secret for the current period, the one before, or the one after.
     /// The MAC is compared in constant time.
     pub fn accepts(&self, nonce: &str, now: u64) -> bool {
-        let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
-            return false;
-        };
-        let Some((period, tag)) = raw.split_first_chunk::<8>() else {
-            return false;
-        };
+        self.accepted_until(nonce, now).is_some()
+    }
+
+    /// When `nonce` is accepted at `now` ([`NonceIssuer::accepts`]): the time (seconds since the epoch) from
+    /// which it is never accepted again, the end of the period after its own; else `None`. A proof's `jti` must be
+    /// remembered until then, since its nonce, not its `iat`, establishes when it was made (RFC 9449 §4.3 step 11).
+    pub fn accepted_until(&self, nonce: &str, now: u64) -> Option<u64> {
+        let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
+        let (period, tag) = raw.split_first_chunk::<8>()?;
         if tag.len() != MAC_LEN {
-            return false;
+            return None;
         }
         let period = u64::from_be_bytes(*period);
         let current = now / self.every;
         let recent = period == current
             || period.checked_add(1) == Some(current)
             || current.checked_add(1) == Some(period);
-        recent && self.mac(period).verify_truncated_left(tag).is_ok()
+        let genuine = recent && self.mac(period).verify_truncated_left(tag).is_ok();
+        genuine.then(|| period.saturating_add(2).saturating_mul(self.every))
     }
 }
 
@@ -123,6 +135,49 @@ mod tests {
             !n.accepts(&n.current(start + 120), start),
             "not two periods early"
         );
+    }
+
+    #[test]
+    fn a_nonce_is_never_accepted_at_or_after_the_bound_it_was_given() {
+        let n = NonceIssuer::new([3; 32], 60);
+        let start = T - T % 60;
+        for issued in [start, start + 30, start + 59] {
+            let nonce = n.current(issued);
+            let until = n.accepted_until(&nonce, issued).unwrap();
+            assert_eq!(until, start + 120);
+            for t in issued..until {
+                assert_eq!(n.accepted_until(&nonce, t), Some(until), "at {t}");
+            }
+            for t in until..until + 200 {
+                assert!(!n.accepts(&nonce, t), "at {t}, after its bound");
+            }
+        }
+    }
+
+    #[test]
+    fn every_acceptance_falls_before_every_bound_given_earlier() {
+        // Whatever the requests' times, the replay cache keeps an entry as long as its nonce can let it in.
+        for step in [1, 7, 50, 99, 100, 101, 150, 199, 250] {
+            let n = NonceIssuer::new([4; 32], 100);
+            let mut bounds: Vec<(String, u64)> = Vec::new();
+            let mut now = T;
+            while now < T + 2000 {
+                let current = n.current(now);
+                for (nonce, until) in &bounds {
+                    if n.accepts(nonce, now) {
+                        assert!(
+                            now < *until,
+                            "step {step}: accepted at {now}, bound {until}"
+                        );
+                    }
+                }
+                let until = n
+                    .accepted_until(&current, now)
+                    .expect("current is accepted");
+                bounds.push((current, until));
+                now += step;
+            }
+        }
     }
 
     #[test]

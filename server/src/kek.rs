@@ -51,6 +51,9 @@ impl std::error::Error for KekError {}
 #[derive(Clone)]
 pub struct Kek {
     cipher: XChaCha20Poly1305,
+    /// `HMAC-SHA256(key, "wtm dpop nonce secret")`: the instances' shared DPoP nonce secret
+    /// ([`crate::dpop_nonce::NonceIssuer`]), never the key itself.
+    nonce_secret: [u8; 32],
 }
 
 impl fmt::Debug for Kek {
@@ -64,7 +67,14 @@ impl Kek {
     pub fn from_bytes(bytes: &[u8; KEK_LEN]) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new(bytes.into()),
+            nonce_secret: crate::dpop_nonce::derive_secret(bytes, b"wtm dpop nonce secret"),
         }
+    }
+
+    /// The secret the instances sharing this key issue and check DPoP nonces under (derived from
+    /// the key with HMAC-SHA256, so that it reveals nothing of the key).
+    pub fn dpop_nonce_secret(&self) -> [u8; 32] {
+        self.nonce_secret
     }
 
     /// The key from the text of a key file: standard base64 (padding optional) of 32 bytes.

@@ -203,7 +203,7 @@ impl AppState {
             config::parse_htu_base(base).map_err(StartError::Config)?;
         }
         Ok(Self {
-            dpop: dpop::DpopState::new(now, config.dpop_nonce_rotate),
+            dpop: dpop::DpopState::new(dpop::NonceIssuer::random(config.dpop_nonce_rotate)),
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget)),
             introspection_secret,
             config,
@@ -509,8 +509,11 @@ pub async fn app_for_config(config: Config, clock: Arc<dyn Clock>) -> Result<App
     let ring = shared.bootstrap(clock.now()).await.map_err(|e| {
         StartError::Store(format!("--store {}: {e}", redis_store::redacted_url(&url)))
     })?;
+    let nonces = dpop::NonceIssuer::new(kek.dpop_nonce_secret(), config.dpop_nonce_rotate);
     let store = redis_store::RedisStore::new(conn, kek, Retention::from_config(&config));
     let mut state = AppState::new(config, clock, Arc::new(store))?;
+    // Every instance on this Redis issues and accepts the same DPoP nonces (one key-encryption key).
+    state.dpop = dpop::DpopState::new(nonces);
     state.keys = RwLock::new(ring);
     state.shared_keys = Some(shared);
     let state = Arc::new(state);

@@ -207,3 +207,69 @@ async fn s25_redis_unavailable_answers_503_with_retry_after_and_recovers() {
     // The refresh that got 503 changed nothing the client cannot use: the cookie still works.
     a.refresh_ok(&l.rt).await;
 }
+
+/// With `--dpop required` on two instances sharing the key-encryption key, a server nonce one instance handed
+/// out is accepted by the other (stateless nonces under a secret derived from that key): a client a load
+/// balancer moves between them is not challenged again at each move. An instance with another key-encryption
+/// key (another deployment) refuses it.
+#[tokio::test]
+async fn dpop_nonces_of_one_instance_are_accepted_by_the_other() {
+    use auth_server::dpop::DpopMode;
+    let r = RedisServer::start();
+    let kek = KekFile::new(5);
+    let clock = Arc::new(ManualClock::new(T0));
+    let dpop_instance = |kek: &KekFile| {
+        let (url, path, clock) = (r.url(), kek.0.clone(), clock.clone());
+        Srv::with_clock(clock, move |c| {
+            c.store = StoreChoice::Redis(url);
+            c.key_encryption_key_file = Some(path);
+            c.store_timeout_ms = 1000;
+            c.dpop = DpopMode::Required;
+        })
+    };
+    let a = dpop_instance(&kek).await;
+    let b = dpop_instance(&kek).await;
+    let key = DpopKey::new();
+    // No nonce yet: A challenges and hands one out.
+    let first = key.login(&a, None).await;
+    assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_string();
+    // B takes A's nonce at once, and both hand out the same one in this period.
+    let login = key.login(&b, Some(&nonce)).await;
+    assert_eq!(login.status(), StatusCode::OK, "B accepts A's nonce");
+    assert_eq!(login.headers()["dpop-nonce"].to_str().unwrap(), nonce);
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(body["tokenType"], "DPoP");
+    let at = body["accessToken"].as_str().unwrap();
+    let me = a
+        .http
+        .get(a.url("/api/me"))
+        .header("authorization", format!("DPoP {at}"))
+        .header(
+            "dpop",
+            key.proof(&a, "GET", &a.url("/api/me"), Some(&nonce), Some(at)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "A accepts the proof with the same nonce"
+    );
+    // Another deployment (another key-encryption key, its own Redis) does not accept it.
+    let r2 = RedisServer::start();
+    let other_kek = KekFile::new(6);
+    let (url2, path2) = (r2.url(), other_kek.0.clone());
+    let other = Srv::with_clock(clock.clone(), move |c| {
+        c.store = StoreChoice::Redis(url2);
+        c.key_encryption_key_file = Some(path2);
+        c.store_timeout_ms = 1000;
+        c.dpop = DpopMode::Required;
+    })
+    .await;
+    let refused = key.login(&other, Some(&nonce)).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce");
+}
