@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the live demo: installs what is missing, builds the package, and runs the reference auth server with
-# short token lifetimes, serving the demo site (www/) and the built package (pkg/). Prints the URL.
+# short token lifetimes and DPoP allowed (--dpop allowed: the page binds its tokens to its own key), serving the
+# demo site (www/) and the built package (pkg/). Prints the URL.
 #
 #   scripts/demo.sh                 # http://127.0.0.1:8080
 #   WTM_DEMO_ADDR=127.0.0.1:9000 scripts/demo.sh
@@ -12,4 +13,4 @@ scripts/build.sh
 source .toolchain/env
 cargo build -p auth-server
 echo "[demo] open the URL below in a browser (Ctrl-C stops the server)"
-exec target/debug/auth-server --demo --addr "${WTM_DEMO_ADDR:-127.0.0.1:8080}" --www www --pkg pkg
+exec target/debug/auth-server --demo --dpop allowed --addr "${WTM_DEMO_ADDR:-127.0.0.1:8080}" --www www --pkg pkg

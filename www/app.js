@@ -8,10 +8,32 @@ const STATS_POLL_MS = 1000;
 const BURST_SIZE = 50;
 const LOG_LIMIT = 200;
 
+// ---- the thief (the "Steal the token" tile) -----------------------------------------------------------------
+// A script that got into the page before the app (XSS, a malicious extension) can wrap fetch and copy the
+// Authorization header the manager sends. The demo plays that thief to show what the copy is worth: it keeps the
+// last access token it saw and the server's last DPoP-Nonce. The refresh cookie is httpOnly, so no script reads it:
+// the thief can only have the browser send it, without the key. The thief's own requests bypass this wrapper.
+const stolen = { token: null, scheme: null, nonce: null };
+const platformFetch = globalThis.fetch;
+async function thiefFetch(input, init) {
+  const res = await platformFetch.call(globalThis, input, init);
+  stolen.nonce = res.headers.get('dpop-nonce') ?? stolen.nonce;
+  return res;
+}
+globalThis.fetch = (input, init) => {
+  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  const m = /^(DPoP|Bearer) (\S+)$/.exec(headers.get('authorization') ?? '');
+  if (m) [, stolen.scheme, stolen.token] = m;
+  return thiefFetch(input, init);
+};
+
 const tm = new TokenManager({
   refreshUrl: '/auth/refresh',
   logoutUrl: '/auth/logout',
   refreshMarginSeconds: REFRESH_MARGIN_SECONDS,
+  // DPoP (RFC 9449) where the browser can keep a non-extractable key (WebCrypto, IndexedDB); bearer tokens elsewhere.
+  // scripts/demo.sh starts the server with --dpop allowed: tokens are then bound to this browser's key.
+  dpop: 'if-supported',
   // The reference server refuses refresh and logout calls without this header (CSRF defence).
   refreshHeaders: { 'X-Requested-With': 'fetch' },
 });
@@ -159,6 +181,74 @@ $('btn-logout').addEventListener('click', () => run('logout', async () => {
   await tm.logout();
   return 'logged out: the session is revoked on the server and the token is gone from memory';
 }));
+
+$('btn-steal').addEventListener('click', () => run('steal', async () => {
+  const first = await tm.fetch('/api/me'); // the thief copies the token this call carries
+  await first.arrayBuffer();
+  const { token, scheme } = stolen;
+  if (!token) return 'nothing to steal: no request carried an access token';
+  const key = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  const api = new URL('/api/me', location.href).href;
+  const refresh = new URL('/auth/refresh', location.href).href;
+  const refreshWith = (headers) => thiefFetch('/auth/refresh', {
+    method: 'POST', credentials: 'same-origin', headers: { 'X-Requested-With': 'fetch', ...headers },
+  });
+  const rows = [
+    ['bearer', 'stolen token as Bearer', await thiefFetch('/api/me', { headers: { Authorization: `Bearer ${token}` } })],
+    ['token-other-key', "stolen token + another key's proof", await thiefFetch('/api/me', {
+      headers: { Authorization: `DPoP ${token}`, DPoP: await proofOf(key, 'GET', api, stolen.nonce, token) },
+    })],
+    ['cookie-no-key', 'refresh cookie without the key', await refreshWith({})],
+    ['cookie-other-key', "refresh cookie + another key's proof", await refreshWith({ DPoP: await proofOf(key, 'POST', refresh, stolen.nonce) })],
+  ];
+  const own = await tm.fetch('/api/me');
+  rows.push(['own', "the manager's own GET /api/me", own]);
+  const shown = await Promise.all(rows.map(async ([id, label, res]) => ({ id, label, status: res.status, error: await errorOf(res) })));
+  showSteal(shown);
+  const refused = shown.filter((r) => r.id !== 'own' && !(r.status >= 200 && r.status < 300)).length;
+  log('info', `stole a ${scheme} token: ${refused} of 4 stolen uses refused, the manager's own call → ${own.status}`);
+  return `${scheme} token stolen · ${refused} of 4 stolen uses refused · the manager's own call → ${own.status}`;
+}));
+
+/** The `error` of a refusal: the WWW-Authenticate challenge's error="…", or the JSON body's `error`; null on success. */
+async function errorOf(res) {
+  if (res.ok) return null;
+  const challenge = /error="([^"]+)"/.exec(res.headers.get('www-authenticate') ?? '');
+  if (challenge) return challenge[1];
+  const body = await res.json().catch(() => null);
+  return typeof body?.error === 'string' ? body.error : null;
+}
+
+/** base64url (RFC 4648 §5, no padding) of bytes. */
+const b64u = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const b64uJson = (value) => b64u(new TextEncoder().encode(JSON.stringify(value)));
+
+/**
+ * A DPoP proof (RFC 9449 §4.2) signed with the thief's own ES256 key: a valid proof, only of another key than the
+ * one the stolen token and cookie are bound to. `ath` (base64url SHA-256 of the token) when `token` is given.
+ */
+async function proofOf(key, htm, htu, nonce, token) {
+  const { kty, crv, x, y } = await crypto.subtle.exportKey('jwk', key.publicKey);
+  const claims = { jti: crypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+  if (nonce) claims.nonce = nonce;
+  if (token) claims.ath = b64u(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
+  const input = `${b64uJson({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } })}.${b64uJson(claims)}`;
+  const signature = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key.privateKey, new TextEncoder().encode(input));
+  return `${input}.${b64u(signature)}`;
+}
+
+/** Lists the stolen uses and the manager's own call under the result line: label → status error. */
+function showSteal(rows) {
+  const list = $('steal');
+  list.replaceChildren(...rows.map(({ id, label, status, error }) => {
+    const li = document.createElement('li');
+    li.dataset.case = id;
+    li.dataset.outcome = status >= 200 && status < 300 ? 'accepted' : 'refused';
+    li.textContent = `${label} → ${status}${error ? ` ${error}` : ''}`;
+    return li;
+  }));
+  list.hidden = false;
+}
 
 $('btn-tab').addEventListener('click', () => {
   window.open(location.href, '_blank');

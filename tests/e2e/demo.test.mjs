@@ -19,7 +19,7 @@ const loaded = [];
 before(async () => {
   browser = await launchChromium();
   // Exactly the demo's flags (scripts/demo.sh), on a free port.
-  server = await startAuthServer({ rateLimits: true });
+  server = await startAuthServer({ rateLimits: true, args: ['--dpop', 'allowed'] });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   errors = collectErrors(page);
@@ -68,7 +68,7 @@ test('demo: the page loads the built package from /pkg/ and offers the prefilled
   assert.equal(await page.isVisible('#login-form'), true);
   assert.equal(await page.inputValue('#username'), 'demo');
   assert.equal(await page.inputValue('#password'), 'demo');
-  for (const id of ['btn-call', 'btn-burst', 'btn-revoke', 'btn-fail', 'btn-logout']) {
+  for (const id of ['btn-call', 'btn-burst', 'btn-revoke', 'btn-steal', 'btn-fail', 'btn-logout']) {
     assert.equal(await page.isDisabled(`#${id}`), true, `${id} waits for a session`);
   }
   assert.equal(await page.isDisabled('#btn-tab'), false);
@@ -132,6 +132,39 @@ test('demo: "Revoke the access token", then the next call recovers transparently
   assert.equal(after.refreshCalls - before.refreshCalls, 1, 'one refresh repaired it');
   assert.equal((await logKinds()).filter((k) => k === 'tokenchange').length, tokenchanges + 1);
   assert.equal(await sessionState(), 'in');
+});
+
+test('demo: "Steal the token" (issue 14): the copied token and the refresh cookie fail without the key, the manager\'s own call succeeds', { timeout: 60_000 }, async () => {
+  await awayFromScheduledRefresh();
+  const MISMATCH = 'auth_dpop_key_mismatch_total';
+  const before = { mismatch: await server.metric(MISMATCH), refreshOk: await server.metric(REFRESHES, { outcome: 'ok' }), stats: await server.stats() };
+  const sent = [];
+  const onRequest = (r) => { if (new URL(r.url()).pathname === '/api/me') sent.push(r.headers().authorization ?? null); };
+  page.on('request', onRequest);
+  const result = await clickForResult('#btn-steal');
+  page.off('request', onRequest);
+  assert.equal(result, "DPoP token stolen · 4 of 4 stolen uses refused · the manager's own call → 200");
+  const rows = await page.$$eval('#steal li', (lis) => lis.map((li) => ({ id: li.dataset.case, outcome: li.dataset.outcome, text: li.textContent })));
+  assert.deepEqual(rows.map((r) => `${r.id}: ${r.outcome}`), [
+    'bearer: refused', 'token-other-key: refused', 'cookie-no-key: refused', 'cookie-other-key: refused', 'own: accepted',
+  ]);
+  assert.match(rows[0].text, /→ 401 invalid_token$/, 'the stolen token as Bearer');
+  assert.match(rows[1].text, /→ 401 invalid_token$/, "the stolen token with another key's valid proof");
+  assert.match(rows[2].text, /→ 401 invalid_grant$/, 'the refresh cookie without a proof');
+  assert.match(rows[3].text, /→ 401 invalid_grant$/, "the refresh cookie with another key's proof");
+  assert.match(rows[4].text, /→ 200$/);
+  assert.equal((await server.metric(MISMATCH)) - before.mismatch, 4, 'the server counted the four stolen uses as key mismatches');
+  assert.equal((await server.metric(REFRESHES, { outcome: 'ok' })) - before.refreshOk, 0, 'no refresh succeeded');
+  assert.equal((await server.stats()).api401 - before.stats.api401, 2, 'two 401s at the API: the stolen token twice');
+  assert.deepEqual(sent.map((a) => (a ?? 'none').split(' ')[0]), ['DPoP', 'Bearer', 'DPoP', 'DPoP'],
+    "the manager's calls carry DPoP, the thief's copies Bearer and DPoP");
+  // The session outlives the theft: a revoked access token is renewed with the page's key and cookie.
+  const mid = await server.metric(REFRESHES, { outcome: 'ok' });
+  assert.match(await clickForResult('#btn-revoke'), /rejects this access token/);
+  assert.match(await clickForResult('#btn-call'), /^GET \/api\/me → 200 \(sub demo\)$/);
+  assert.equal((await server.metric(REFRESHES, { outcome: 'ok' })) - mid, 1, 'one refresh with the key succeeded');
+  assert.equal(await sessionState(), 'in');
+  assert.deepEqual(errors, []);
 });
 
 test('demo: "Make refresh fail for 30 s" shows refreshfailed with its backoff, keeps the session, and recovers (C24)', { timeout: 90_000 }, async () => {
