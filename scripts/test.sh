@@ -5,7 +5,8 @@
 #   1. native      cargo test --workspace      (the pure core, the reference server, the JWKS verifier and its API)
 #   2. browser     wasm-pack test --headless --chrome, then --firefox   (the browser shell)
 #   3. end-to-end  node --test tests/e2e/     (Playwright + headless Chromium, the real server, the packed package,
-#                                             the consumer fixtures, the checked-in TypeScript API)
+#                                             the consumer fixtures, the checked-in TypeScript API; the DPoP
+#                                             scenarios in Firefox ESR through selenium-webdriver + geckodriver)
 #   4. catalogue   node scripts/catalogue.mjs  (docs/CATALOGUE.md lists every case ID; every ID a test names is listed,
 #                                             every case marked covered is named by the tests it cites)
 #   5. fuzz        scripts/fuzz.sh --short    (every cargo fuzz target for a few seconds; skipped, loudly, without
