@@ -9,7 +9,7 @@ import { ROOT, startAuthServer } from './server.mjs';
 import { until } from './app.mjs';
 
 const out = path.resolve(process.argv[2] ?? path.join(ROOT, 'www/screenshot.png'));
-const server = await startAuthServer({ rateLimits: true });
+const server = await startAuthServer({ rateLimits: true, args: ['--dpop', 'allowed'] });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
@@ -32,6 +32,7 @@ try {
   await until(async () => (await server.stats()).refreshFailingForSeconds === 0, { timeout: 10_000, what: 'the outage to end' });
   await page.waitForSelector('#state[data-state="in"]', { timeout: 30_000 });
   await click('#btn-burst');
+  await click('#btn-steal'); // the stolen copies refused next to the manager's own call
   await page.mouse.move(1, 1); // no hover highlight in the picture
   await page.waitForTimeout(2_500); // let the countdowns move away from their start
   await page.screenshot({ path: out, fullPage: true });
