@@ -121,7 +121,7 @@ async function throughOneExpiry(tab) {
   return tab.call('renewedAfter', expiresAt, Math.max(0, expiresAt - Date.now()) + 3_000);
 }
 
-/** Every scenario: name → async (context, servers), run in a fresh browser context (registerDpopTests). */
+/** Every scenario: name → async (context, servers, driver), run in a fresh context of driver (registerDpopTests). */
 export const SCENARIOS = {
   'full flow with --dpop required: login, API calls, proactive renewal over 3 lifetimes, logout; every API request carries Authorization: DPoP and a proof, none Bearer': async (ctx, { short: server }) => {
     const tab = await ctx.open(server, { dpop: true, refreshMarginSeconds: 1 });
@@ -222,6 +222,47 @@ export const SCENARIOS = {
     assert.deepEqual(await tab.call('callApi', 1), { statuses: [200], failed: 0 }, "the victim's session survives the theft");
     assert.equal(delta(await counters(server), mid).refreshesOk, 1, 'through one refresh with the victim\'s key');
     assert.deepEqual((await tab.call('state')).events.filter((e) => e !== 'tokenchange'), [], 'no logout, no sessionexpired');
+  },
+
+  'the access token and refresh cookie copied into another browser context (its own manager and key): its API call and its refresh are refused and counted; the victim keeps working': async (ctx, { long: server }, driver) => {
+    const tab = await ctx.open(server, { dpop: true });
+    await signIn(tab);
+    const token = await tab.call('currentToken');
+    const cookies = await ctx.cookies(server);
+    assert.ok(cookies.some((c) => c.name === 'rt' && c.httpOnly), 'the httpOnly refresh cookie, as a cookie-stealing malware would copy it');
+
+    const other = await driver.newContext();
+    try {
+      const thief = await other.open(server, { dpop: true });
+      await other.addCookies(server, cookies);
+      const before = await counters(server);
+      assert.equal(await thief.call('restore'), false, "the copied cookie does not refresh with the thief's key");
+      let d = delta(await counters(server), before);
+      const refresh = (await thief.call('wireInPage')).filter((r) => r.path === '/auth/refresh');
+      // A fresh page holds no server nonce yet: one use_dpop_nonce answer (400), then the refusal of the cookie (401).
+      assert.deepEqual(refresh.map((r) => r.status), [400, 401], "the thief's refresh: a nonce challenge, then refused");
+      assert.ok(refresh.every((r) => r.dpop), "the thief's manager sent its refreshes with proofs of its own key");
+      assert.equal(d.refreshesOk, 0);
+      assert.equal(d.keyMismatch, 1, "the cookie with the thief's key is counted as a key mismatch");
+
+      const mid = await counters(server);
+      const used = await thief.call('useStolenToken', token);
+      assert.equal(used.failed, 1, 'the copied access token fails at the API');
+      assert.equal(used.statuses[0], 401);
+      d = delta(await counters(server), mid);
+      assert.equal(d.api401, 1, 'the API refused it once (the manager retries a call only after a successful refresh)');
+      assert.equal(d.keyMismatch, 2, "counted twice: the token sent as Bearer, then the manager's refresh with its own key");
+      assert.equal(d.refreshesOk, 0, "no refresh succeeded in the thief's browser");
+      assert.ok((await thief.wire()).some((r) => r.path === '/api/me' && r.authorization === `Bearer ${token}`),
+        'the stolen token went out as a bearer token (the thief cannot prove the key)');
+    } finally {
+      await other.close();
+    }
+    const after = await counters(server);
+    assert.equal(await tab.call('revokeAccess'), 200);
+    assert.deepEqual(await tab.call('callApi', 1), { statuses: [200], failed: 0 }, "the victim's session survives the theft");
+    assert.equal(delta(await counters(server), after).refreshesOk, 1, "through one refresh with the victim's key");
+    assert.deepEqual(tab.errors(), []);
   },
 
   'a replayed proof is refused: the page\'s proof to /api/me resent with the same token from node': async (ctx, { long: server }) => {
@@ -357,7 +398,7 @@ export function registerDpopTests(driver, label, check = () => {}) {
     test(`DPoP (${label}): ${name}`, { timeout: 60_000 }, async () => {
       const ctx = await driver.newContext();
       try {
-        await run(ctx, servers);
+        await run(ctx, servers, driver);
       } finally {
         await ctx.close();
       }

@@ -4,7 +4,9 @@
 //   driver.newContext()            -> context: a fresh profile (cookies, IndexedDB, BroadcastChannel of its own)
 //   context.open(server, options)  -> tab: the harness page (tests/e2e/fixtures/app/) with its requests recorded
 //                                     (window.recordWire) and a manager from setup(options) unless options is null
-//   context.cookies(server)        -> [{ name, value }] of the server's /auth path, httpOnly ones included
+//   context.cookies(server)        -> [{ name, value, path, httpOnly, secure, sameSite }] of the server's /auth path,
+//                                     httpOnly ones included
+//   context.addCookies(server, cs) -> puts those cookies (as cookies() lists them) into this context's jar
 //   context.close()
 //   tab.call(name, ...args)        -> the awaited result of window[name](...args) in the page (JSON values)
 //   tab.reload(options)            -> reloads the page and sets the manager up again
@@ -20,6 +22,9 @@ import { launchChromium } from './browser.mjs';
 import { collectErrors } from './app.mjs';
 
 const READY_MS = 20_000;
+
+/** The fields of a cookie both drivers read and write (Playwright and WebDriver name them alike). */
+const cookieFields = ({ name, value, path, httpOnly, secure, sameSite }) => ({ name, value, path, httpOnly, secure, sameSite });
 
 // ---------------------------------------------------------------------------------------------- Chromium
 
@@ -57,7 +62,11 @@ export function chromiumDriver() {
           };
         },
         async cookies(server) {
-          return (await context.cookies(`${server.url}/auth/refresh`)).map(({ name, value }) => ({ name, value }));
+          return (await context.cookies(`${server.url}/auth/refresh`)).map(cookieFields);
+        },
+        async addCookies(server, cookies) {
+          const domain = new URL(server.url).hostname;
+          await context.addCookies(cookies.map((c) => ({ ...c, domain })));
         },
         close: () => context.close(),
       };
@@ -144,7 +153,13 @@ export function firefoxDriver() {
           const all = await driver.manage().getCookies();
           await driver.close();
           await driver.switchTo().window(back);
-          return all.map(({ name, value }) => ({ name, value }));
+          return all.map(cookieFields);
+        }),
+        // WebDriver adds a cookie for the current document's domain: the first window is on the server's harness.
+        addCookies: (server, cookies) => one(async () => {
+          const [first] = await driver.getAllWindowHandles();
+          await driver.switchTo().window(first);
+          for (const c of cookies) await driver.manage().addCookie(c);
         }),
         close: () => one(() => driver.quit()),
       };
