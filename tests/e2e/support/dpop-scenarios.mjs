@@ -146,7 +146,7 @@ export const SCENARIOS = {
 
     const wire = await tab.wire();
     const api = wire.filter((r) => r.path.startsWith('/api/'));
-    assert.equal(api.length, 6, 'six API requests on the wire (no resend was needed with a 300 s nonce)');
+    assert.equal(api.length, 6, 'six API requests on the wire (no nonce resend within the default nonce period)');
     for (const r of api) {
       assert.match(r.authorization ?? '', /^DPoP [\w-]+\.[\w-]+\.[\w-]+$/, `${r.method} ${r.path} carries Authorization: DPoP`);
       assert.ok(r.dpop, `${r.method} ${r.path} carries a DPoP proof`);
