@@ -68,6 +68,7 @@ test('the packed tarball ships exactly the files package.json lists', () => {
     'package/package.json',
     'package/wasm_token_manager_bg.inline.js',
     'package/wasm_token_manager_bg.wasm',
+    'package/wasm_token_manager_dpop.js',
   ]);
 });
 

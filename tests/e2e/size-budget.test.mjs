@@ -36,10 +36,14 @@ test('a tiny budget fails; a budget that is not a number is refused', () => {
   assert.match(bad.stderr, /whole number of bytes/);
 });
 
-test('the counted files are the wasm and every JS module the package lists except the inline copy', () => {
+test('the counted files are the wasm and every JS module the package lists except the inline copy and the DPoP module, which is printed on its own', () => {
   const files = JSON.parse(fs.readFileSync(path.join(ROOT, 'pkg/package.json'), 'utf8')).files;
   const gz = (f) => spawnSync('gzip', ['-9', '-c', path.join(ROOT, 'pkg', f)]).stdout.length;
-  const expected = files.filter((f) => f.endsWith('.wasm') || (f.endsWith('.js') && !f.endsWith('.inline.js')))
+  const expected = files.filter((f) => f.endsWith('.wasm') || (f.endsWith('.js') && !f.endsWith('.inline.js') && !f.endsWith('_dpop.js')))
     .reduce((sum, f) => sum + gz(f), 0);
-  assert.equal(total(size().stdout), expected);
+  const out = size().stdout;
+  assert.equal(total(out), expected);
+  const dpop = gz('wasm_token_manager_dpop.js');
+  assert.ok(files.includes('wasm_token_manager_dpop.js'), 'the package lists the DPoP module');
+  assert.match(out, new RegExp(`DPoP .* ${dpop} B gzip -9 \\(only with the dpop option; with it: ${expected + dpop} B\\)`));
 });

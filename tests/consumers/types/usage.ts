@@ -51,7 +51,8 @@ async function app(): Promise<void> {
   try { await tm.fetch('/x'); } catch (e) {
     if (e instanceof TokenManagerError) {
       const code: 'INVALID_OPTION' | 'INVALID_TOKEN' | 'BAD_RESPONSE' | 'DISPOSED' | 'LOGOUT_FAILED'
-        | 'LEGACY_UPGRADE_FAILED' | 'WASM_LOAD_FAILED' | 'UNSUPPORTED_ENVIRONMENT' = e.code;
+        | 'LEGACY_UPGRADE_FAILED' | 'WASM_LOAD_FAILED' | 'UNSUPPORTED_ENVIRONMENT' | 'DPOP_UNSUPPORTED'
+        | 'DPOP_FAILED' = e.code;
       const same: TokenManagerErrorCode = code;
       const status: number | null | undefined = e.status;
       const name: 'TokenManagerError' = e.name;
