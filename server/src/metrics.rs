@@ -21,16 +21,19 @@ pub enum RefreshOutcomeLabel {
     Grace,
     /// 503 (demo fail-refresh).
     Unavailable,
+    /// 400 for the DPoP proof (`use_dpop_nonce`, `invalid_dpop_proof`): says nothing about the cookie.
+    DpopProof,
 }
 
 impl RefreshOutcomeLabel {
-    const ALL: [RefreshOutcomeLabel; 6] = [
+    const ALL: [RefreshOutcomeLabel; 7] = [
         Self::Ok,
         Self::InvalidGrant,
         Self::RateLimited,
         Self::Csrf,
         Self::Grace,
         Self::Unavailable,
+        Self::DpopProof,
     ];
 
     /// The label value.
@@ -42,6 +45,7 @@ impl RefreshOutcomeLabel {
             Self::Csrf => "csrf",
             Self::Grace => "grace",
             Self::Unavailable => "unavailable",
+            Self::DpopProof => "dpop_proof",
         }
     }
 
@@ -53,6 +57,7 @@ impl RefreshOutcomeLabel {
             Self::Csrf => 3,
             Self::Grace => 4,
             Self::Unavailable => 5,
+            Self::DpopProof => 6,
         }
     }
 }
@@ -86,7 +91,7 @@ pub struct Metrics {
     pub logins: AtomicU64,
     /// Failed logins.
     pub login_failures: AtomicU64,
-    refresh: [AtomicU64; 6],
+    refresh: [AtomicU64; 7],
     /// Reuse detections.
     pub reuse_detected: AtomicU64,
     /// Families revoked (reuse or logout).

@@ -445,6 +445,8 @@ async fn nonce_challenges_at_refresh_are_not_refresh_failures_for_the_alerts() {
     let mut c = Client::new();
     let (_, rt) = c.login(&s).await;
     let alerts = "auth_alerts_total{kind=\"refresh_failures\"}";
+    let invalid_before = s.refresh_metric("invalid_grant").await;
+    let proof_before = s.refresh_metric("dpop_proof").await;
     c.nonce = None;
     for _ in 0..auth_server::legacy::REFRESH_FAILURE_THRESHOLD {
         let (status, code, _) = error_of(c.refresh(&s, &rt).await).await;
@@ -455,6 +457,12 @@ async fn nonce_challenges_at_refresh_are_not_refresh_failures_for_the_alerts() {
         c.nonce = None;
     }
     assert_eq!(s.metric(alerts).await, 0);
+    // Nor invalid grants on the dashboard: they have an outcome of their own.
+    assert_eq!(s.refresh_metric("invalid_grant").await, invalid_before);
+    assert_eq!(
+        s.refresh_metric("dpop_proof").await,
+        proof_before + auth_server::legacy::REFRESH_FAILURE_THRESHOLD as u64
+    );
     for _ in 0..auth_server::legacy::REFRESH_FAILURE_THRESHOLD {
         s.refresh(&"A".repeat(43)).await;
     }

@@ -291,6 +291,7 @@ fn error_label(e: &ApiError) -> RefreshOutcomeLabel {
         ApiError::Forbidden(_) | ApiError::UnsupportedMediaType => L::Csrf,
         ApiError::RateLimited { .. } => L::RateLimited,
         ApiError::Unavailable { .. } => L::Unavailable,
+        ApiError::Dpop { .. } => L::DpopProof,
         _ => L::InvalidGrant,
     }
 }
