@@ -176,11 +176,13 @@ export class DpopKeyring {
     return again;
   }
 
-  /** Deletes the stored key (after a logout): the next login creates a new one. */
+  /**
+   * Deletes the stored key (after a logout): the next login creates a new one. The server nonces stay: they belong
+   * to the servers, not to the key, so a login right after a logout is not challenged again.
+   */
   async reset() {
     this.#key = null;
     this.#memory = null;
-    this.#nonces.clear();
     try {
       await del(this.#name, this.#store);
     } catch {

@@ -128,6 +128,17 @@ test('nothing else is a nonce challenge: a Bearer challenge, another error, no D
   assert.equal(net.sent.length, 1, 'retry off (a stream body): sent once');
 });
 
+test('a reset (logout) keeps the server nonces: the next login is not challenged again', async () => {
+  const ring = new DpopKeyring('app', false);
+  const net = network(() => new Response('{}', { status: 200, headers: { 'dpop-nonce': 'kept' } }));
+  await ring.fetch(net.fetch, 'https://auth.example/auth/logout', { method: 'POST' }, null, true);
+  await ring.reset();
+  await ring.fetch(net.fetch, 'https://auth.example/auth/login', { method: 'POST', body: '{}' }, null, true);
+  const [before, after] = await Promise.all(net.sent.map((s) => verified(s.headers.dpop)));
+  assert.equal(after.claims.nonce, 'kept');
+  assert.notDeepEqual(after.header.jwk, before.header.jwk, 'a new key');
+});
+
 test('nonces are kept per origin', async () => {
   const ring = new DpopKeyring('app', false);
   const net = network(() => new Response('{}', { status: 200, headers: { 'dpop-nonce': 'auth-nonce' } }));
