@@ -171,6 +171,19 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> Result<bool, StoreError>;
     /// Number of rotations a family has gone through (`None`: unknown session).
     async fn generation(&self, sid: &str) -> Result<Option<u32>, StoreError>;
+    /// Remember a DPoP proof (`id`: the SHA-256 of its key's thumbprint, a NUL and its `jti`)
+    /// until `until` (seconds since the epoch), so that no instance sharing this store accepts it
+    /// again (RFC 9449 §11.1): `Ok(true)` when it was new, `Ok(false)` when it was seen. The
+    /// default, for a store of one process, is `Ok(true)`: the process's own replay cache
+    /// ([`crate::dpop::DpopState`]) has decided already.
+    async fn admit_dpop_proof(
+        &self,
+        _id: &[u8; 32],
+        _until: u64,
+        _now: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Counts at `now`.
     async fn stats(&self, now: u64) -> Result<StoreStats, StoreError>;
     /// Drop what nothing can need any more at `now` (see [`FamilyRecord::keep_until`]), expired

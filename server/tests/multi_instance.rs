@@ -273,3 +273,87 @@ async fn dpop_nonces_of_one_instance_are_accepted_by_the_other() {
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "use_dpop_nonce");
 }
+
+/// RFC 9449 §11.1: a proof is accepted once across the instances on one Redis, not once per instance. Both
+/// instances sit behind one public origin (`--dpop-htu-base`), so a proof names the same `htu` for either; one
+/// accepted by A and replayed to B is refused there.
+#[tokio::test]
+async fn a_dpop_proof_accepted_by_one_instance_is_refused_by_the_other() {
+    use auth_server::dpop::DpopMode;
+    let r = RedisServer::start();
+    let kek = KekFile::new(7);
+    let clock = Arc::new(ManualClock::new(T0));
+    let base = "https://app.test";
+    let dpop_instance = || {
+        let (url, path, clock) = (r.url(), kek.0.clone(), clock.clone());
+        Srv::with_clock(clock, move |c| {
+            c.store = StoreChoice::Redis(url);
+            c.key_encryption_key_file = Some(path);
+            c.store_timeout_ms = 1000;
+            c.dpop = DpopMode::Required;
+            c.dpop_htu_base = Some(base.into());
+        })
+    };
+    let a = dpop_instance().await;
+    let b = dpop_instance().await;
+    let key = DpopKey::new();
+    let first = a
+        .dpop_login(key.proof(&a, "POST", &format!("{base}/auth/login"), None, None))
+        .await;
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_string();
+    let login = a
+        .dpop_login(key.proof(
+            &a,
+            "POST",
+            &format!("{base}/auth/login"),
+            Some(&nonce),
+            None,
+        ))
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let body: serde_json::Value = login.json().await.unwrap();
+    let at = body["accessToken"].as_str().unwrap().to_string();
+    let proof = key.proof(
+        &a,
+        "GET",
+        &format!("{base}/api/me"),
+        Some(&nonce),
+        Some(&at),
+    );
+    let me = |s: &Srv| {
+        s.http
+            .get(s.url("/api/me"))
+            .header("authorization", format!("DPoP {at}"))
+            .header("dpop", proof.clone())
+            .send()
+    };
+    assert_eq!(me(&a).await.unwrap().status(), StatusCode::OK);
+    let replay = me(&b).await.unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::UNAUTHORIZED,
+        "B refuses A's proof"
+    );
+    let challenge = replay.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    // A fresh proof of the same key is fine on B.
+    let fresh = key.proof(
+        &b,
+        "GET",
+        &format!("{base}/api/me"),
+        Some(&nonce),
+        Some(&at),
+    );
+    let ok = b
+        .http
+        .get(b.url("/api/me"))
+        .header("authorization", format!("DPoP {at}"))
+        .header("dpop", fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}

@@ -509,6 +509,32 @@ impl SessionStore for RedisStore {
         Ok(true)
     }
 
+    async fn admit_dpop_proof(
+        &self,
+        id: &[u8; 32],
+        until: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if until <= now {
+            return Ok(true); // nothing could accept it again: nothing to remember
+        }
+        // `SET NX PX`: one round trip, atomic across instances; the key expires with the nonce.
+        let key = ["wtm:dpop:", &URL_SAFE_NO_PAD.encode(id)].concat();
+        let set: Option<String> = self
+            .conn
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms(until, now)),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
     async fn jti_blocked(&self, iss: &str, jti: &str, now: u64) -> Result<bool, StoreError> {
         let until: Option<u64> = self
             .conn

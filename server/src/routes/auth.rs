@@ -231,7 +231,7 @@ pub(crate) async fn login(
         let why = "login rate limit of this client IP";
         return Err(rate_limited(&state, LimitedRoute::Login, retry, why));
     }
-    let proof = token_endpoint_proof(&state, &Method::POST, &uri, &headers)?;
+    let proof = token_endpoint_proof(&state, &Method::POST, &uri, &headers).await?;
     let jkt = proof.map(|p| p.jkt);
     let body = read_body(&state, &headers, body, SMALL_BODY_LIMIT).await?;
     // The parser's message is not logged: it can quote the body, and so a password.
@@ -325,7 +325,9 @@ async fn refresh_inner(
         let why = "refresh rate limit of this client IP";
         return Err(rate_limited(state, LimitedRoute::Refresh, retry, why));
     }
-    let jkt = token_endpoint_proof(state, &Method::POST, uri, headers)?.map(|p| p.jkt);
+    let jkt = token_endpoint_proof(state, &Method::POST, uri, headers)
+        .await?
+        .map(|p| p.jkt);
     let jkt = jkt.as_deref();
     let policy = RefreshPolicy {
         now: state.now(),

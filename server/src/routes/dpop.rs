@@ -59,8 +59,11 @@ fn request_uri(state: &SharedState, uri: &Uri, headers: &HeaderMap) -> Option<St
 /// Check the request's proof, if it has one: form, signature, claims (with `ath` of
 /// `access_token` on a resource request), nonce (which stands for the `iat` window), then `jti`
 /// replay (remembered while the nonce is accepted). `Ok(None)`: no `DPoP` header.
-/// Errors: the refusal to answer (a full replay cache is 503 `server_busy`).
-pub(crate) fn check(
+/// With a shared store (Redis) the proof is also remembered there, so that another instance refuses
+/// its replay too ([`crate::store::SessionStore::admit_dpop_proof`]).
+/// Errors: the refusal to answer (a full replay cache is 503 `server_busy`; a store that cannot
+/// answer, 503).
+pub(crate) async fn check(
     state: &SharedState,
     at: At,
     method: &Method,
@@ -107,7 +110,15 @@ pub(crate) fn check(
     // Remembered for as long as its nonce could let it in again (longer than iat + window),
     // and no longer: an iat far in the future does not pin an entry.
     match state.dpop.admit_until(&proof, nonce_until, now) {
-        Ok(()) => Ok(Some(proof)),
+        Ok(()) => {
+            let id = crate::tokens::sha256(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
+            if state.store.admit_dpop_proof(&id, nonce_until, now).await? {
+                Ok(Some(proof))
+            } else {
+                tracing::warn!(jkt = %proof.jkt, "dpop_proof_replayed: seen by another instance");
+                Err(refuse(state, at, ProofError::Replayed))
+            }
+        }
         Err(ReplayError::Replayed) => {
             tracing::warn!(jkt = %proof.jkt, "dpop_proof_replayed");
             Err(refuse(state, at, ProofError::Replayed))
@@ -122,7 +133,7 @@ pub(crate) fn check(
 
 /// The proof of a login or refresh request under `--dpop`: `None` when off, or when allowed and
 /// absent. Errors: a refused proof, or none under `required` (400 `invalid_dpop_proof`).
-pub(crate) fn token_endpoint_proof(
+pub(crate) async fn token_endpoint_proof(
     state: &SharedState,
     method: &Method,
     uri: &Uri,
@@ -130,7 +141,7 @@ pub(crate) fn token_endpoint_proof(
 ) -> Result<Option<Proof>, ApiError> {
     match state.config.dpop {
         DpopMode::Off => Ok(None),
-        mode => match check(state, At::TokenEndpoint, method, uri, headers, None)? {
+        mode => match check(state, At::TokenEndpoint, method, uri, headers, None).await? {
             None if mode == DpopMode::Required => {
                 Err(refuse(state, At::TokenEndpoint, ProofError::Missing))
             }
@@ -182,7 +193,8 @@ pub(crate) async fn authenticate(
             let Some(cnf) = &claims.cnf else {
                 return Err(invalid_dpop_token("a bearer token under the DPoP scheme"));
             };
-            let Some(proof) = check(state, At::Resource, method, uri, headers, Some(token))? else {
+            let Some(proof) = check(state, At::Resource, method, uri, headers, Some(token)).await?
+            else {
                 return Err(refuse(state, At::Resource, ProofError::Missing));
             };
             if proof.jkt != cnf.jkt {
