@@ -1,6 +1,7 @@
 // DPoP (RFC 9449) for wasm-token-manager: the key, the proofs and the server nonces. Loaded by the entry module
-// (index.js) only for a manager created with the `dpop` option; scripts/build.sh bundles it with its two
-// libraries into pkg/wasm_token_manager_dpop.js, so apps without DPoP never download it.
+// (index.js) only for a manager created with the `dpop` option, after its support check (`dpopSupported`);
+// scripts/build.sh bundles it with its two libraries into pkg/wasm_token_manager_dpop.js, so apps without DPoP
+// never download it.
 //
 // - The key: an ECDSA P-256 pair from WebCrypto whose private key is not extractable (`generateKeyPair` of
 //   panva's `dpop`, extractable: false), kept across reloads in IndexedDB as the CryptoKey objects themselves
@@ -15,11 +16,6 @@
 //   proof, before the wasm side sees any answer: it never counts as an expiry and never starts a refresh.
 import { generateKeyPair, generateProof } from 'dpop';
 import { createStore, del, get, update } from 'idb-keyval';
-
-/** Whether this global can hold a DPoP key: WebCrypto (secure contexts only) and IndexedDB. */
-export const dpopSupported = () =>
-  typeof crypto === 'object' && typeof crypto?.subtle?.sign === 'function' && typeof CryptoKey === 'function'
-  && typeof indexedDB === 'object' && indexedDB !== null;
 
 const DB = 'wasm-token-manager-dpop';
 

@@ -22,10 +22,15 @@ const MAC_LEN: usize = 16;
 /// The domain of the MAC, so that the secret's other uses can never produce a nonce.
 const DOMAIN: &[u8] = b"wtm dpop nonce";
 
+/// HMAC-SHA256 keyed with `key`.
+fn hmac(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+}
+
 /// `HMAC-SHA256(key, label)`: a secret for one use derived from a key of another.
 pub fn derive_secret(key: &[u8], label: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    let mut mac = hmac(key);
     mac.update(label);
     mac.finalize().into_bytes().into()
 }
@@ -63,9 +68,7 @@ impl NonceIssuer {
     }
 
     fn mac(&self, period: u64) -> Hmac<Sha256> {
-        // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = hmac(&self.secret);
         mac.update(DOMAIN);
         mac.update(&period.to_be_bytes());
         mac

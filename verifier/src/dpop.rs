@@ -134,6 +134,18 @@ pub struct Proof {
     pub nonce: Option<String>,
 }
 
+impl Proof {
+    /// What identifies this proof for replay detection (RFC 9449 §11.1): SHA-256 of the key's
+    /// thumbprint, a NUL byte and the `jti` (a `jti` is unique per key, not across keys).
+    pub fn replay_id(&self) -> [u8; 32] {
+        let mut id = Vec::with_capacity(self.jkt.len() + 1 + self.jti.len());
+        id.extend_from_slice(self.jkt.as_bytes());
+        id.push(0);
+        id.extend_from_slice(self.jti.as_bytes());
+        Sha256::digest(&id).into()
+    }
+}
+
 /// The request a proof must match.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -431,11 +443,7 @@ impl ReplayCache {
         now: u64,
     ) -> Result<(), ReplayError> {
         self.sweep(now);
-        let mut id = Vec::with_capacity(proof.jkt.len() + 1 + proof.jti.len());
-        id.extend_from_slice(proof.jkt.as_bytes());
-        id.push(0);
-        id.extend_from_slice(proof.jti.as_bytes());
-        let key: [u8; 32] = Sha256::digest(&id).into();
+        let key = proof.replay_id();
         if self.until.contains_key(&key) {
             return Err(ReplayError::Replayed);
         }

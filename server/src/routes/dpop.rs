@@ -111,7 +111,7 @@ pub(crate) async fn check(
     // and no longer: an iat far in the future does not pin an entry.
     match state.dpop.admit_until(&proof, nonce_until, now) {
         Ok(()) => {
-            let id = crate::tokens::sha256(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
+            let id = proof.replay_id();
             if state.store.admit_dpop_proof(&id, nonce_until, now).await? {
                 Ok(Some(proof))
             } else {
