@@ -110,15 +110,22 @@ async function build(label, command, args, cwd) {
  * Opens `url` in a fresh page, waits for the flow's result and checks it against `server`'s counters.
  * Returns a short description of how the wasm was obtained.
  */
-async function checkFlow(t, url, server, { appExited } = {}) {
+async function checkFlow(t, url, server, { appExited, dpop = false } = {}) {
   const page = await browser.newPage();
   const errors = collectErrors(page);
   const failed = [];
   const wasm = [];
   const bearer = [];
+  const dpopModule = [];
   page.on('request', (req) => {
     const { pathname } = new URL(req.url());
-    if (pathname === '/api/me') bearer.push(/^Bearer \S+$/.test(req.headers().authorization ?? ''));
+    const headers = req.headers();
+    // With dpop: `Authorization: DPoP <token>` and a proof on every API call, never a bearer.
+    if (pathname === '/api/me') {
+      bearer.push(dpop ? /^DPoP \S+$/.test(headers.authorization ?? '') && Boolean(headers.dpop)
+        : /^Bearer \S+$/.test(headers.authorization ?? ''));
+    }
+    if (/dpop[^/]*\.js$/.test(pathname)) dpopModule.push(pathname);
   });
   page.on('response', (res) => {
     const { pathname } = new URL(res.url());
@@ -156,8 +163,14 @@ async function checkFlow(t, url, server, { appExited } = {}) {
     assert.ok(await server.metric('auth_api_requests_total', { outcome: 'ok' }) >= 3, 'the bearer was accepted by the API');
     assert.ok(await server.metric('auth_api_requests_total', { outcome: 'unauthorized' }) >= 1, 'the revoked token was refused once, then retried');
     assert.equal(await server.metric('auth_logouts_total'), 1);
+    assert.equal(dpopModule.length > 0, dpop, `the DPoP module is loaded exactly when dpop is on: ${JSON.stringify(dpopModule)}`);
+    if (dpop) assert.equal(await server.metric('auth_dpop_key_mismatch_total'), 0, 'every proof was of the session\'s key');
+    // Chromium prints "Failed to load resource" for the server's nonce challenges; collectErrors leaves those out.
     assert.deepEqual(errors, [], 'no page errors');
-    const unexpected = failed.filter((f) => f !== '401 /api/me' && !/^404 .*\.wasm$/.test(f));
+    // With dpop, the first login and the first refresh after it may meet a server nonce challenge (400), answered by
+    // one resend.
+    const challenges = dpop ? ['400 /auth/login', '400 /auth/refresh'] : [];
+    const unexpected = failed.filter((f) => f !== '401 /api/me' && !/^404 .*\.wasm$/.test(f) && !challenges.includes(f));
     assert.deepEqual(unexpected, [], 'no failed requests but the 401 of the revoked token (and a missing .wasm URL, which the package falls back from)');
     // The contract of the package entry: `tm.ready` is a Promise (resolved before the flow went on).
     assert.equal(result.readyIsPromise, true, 'tm.ready is a Promise');
@@ -170,12 +183,16 @@ async function checkFlow(t, url, server, { appExited } = {}) {
   }
 }
 
-/** Serves `www` with the auth server and runs the flow on `pagePath`. */
-async function checkServedBuild(t, label, www, pagePath = '/') {
-  const server = await startAuthServer({ www, accessTtl: ACCESS_TTL, pkg: INSTALLED });
+/**
+ * Serves `www` with the auth server and runs the flow on `pagePath`; with `dpop`, the server requires DPoP
+ * (`--dpop required`) and the page creates its manager with `dpop: true`.
+ */
+async function checkServedBuild(t, label, www, pagePath = '/', { dpop = false } = {}) {
+  const args = dpop ? ['--dpop', 'required'] : [];
+  const server = await startAuthServer({ www, accessTtl: ACCESS_TTL, pkg: INSTALLED, args });
   try {
     const started = Date.now();
-    const how = await checkFlow(t, `${server.url}${pagePath}`, server);
+    const how = await checkFlow(t, `${server.url}${pagePath}${dpop ? '?dpop' : ''}`, server, { dpop });
     timings[label] = { ...timings[label], flow: seconds(Date.now() - started), wasm: how };
   } finally {
     await server.stop();
@@ -204,6 +221,15 @@ async function checkBehindProxy(t, label, startApp, pagePath = '/') {
     await server.stop();
   }
 }
+
+test('C64 Vite 8 production build with dpop: true against --dpop required: the DPoP module is its own chunk, and the whole flow runs on DPoP-bound tokens', { timeout: TEST_TIMEOUT }, async (t) => {
+  const dir = copyFixture('vite-app', 'vite8-build-dpop');
+  const r = await build('vite 8 build (dpop)', process.execPath, [bin.vite8, 'build', '--logLevel', 'warn'], dir);
+  const chunks = fs.readdirSync(path.join(dir, 'dist', 'assets')).filter((f) => /dpop.*\.js$/.test(f));
+  assert.equal(chunks.length, 1, `one DPoP chunk in the build: ${chunks}`);
+  if (r.output.trim()) t.diagnostic(`vite 8 build said: ${r.output.trim()}`);
+  await checkServedBuild(t, 'vite 8 build (dpop)', path.join(dir, 'dist'), '/', { dpop: true });
+});
 
 for (const [major, viteBin] of [['5', 'vite5'], ['6', 'vite6'], ['7', 'vite7'], ['8', 'vite8']]) {
   test(`C64 Vite ${major} dev server, no config: login → API → expiry → refresh → retry`, { timeout: TEST_TIMEOUT }, async (t) => {

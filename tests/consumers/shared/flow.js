@@ -10,9 +10,13 @@ import { TokenManager } from 'wasm-token-manager';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The manager as an app constructs it: the reference server's endpoints, every other option at its default. */
+/**
+ * The manager as an app constructs it: the reference server's endpoints, every other option at its default; with
+ * `?dpop` in the page's URL, `dpop: true` (the DPoP run of tests/e2e/consumer-setups.test.mjs).
+ */
 export function createManager() {
-  return new TokenManager({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout' });
+  const dpop = new URLSearchParams(globalThis.location?.search ?? '').has('dpop');
+  return new TokenManager({ refreshUrl: '/auth/refresh', logoutUrl: '/auth/logout', ...(dpop ? { dpop: true } : {}) });
 }
 
 /** Resolves at the first `tokenchange` from a refresh, or after `ms` (the flow goes on either way). */
